@@ -1,0 +1,40 @@
+// The capwatch binary: one entry point, a subcommand per job (DESIGN §4).
+#include <unistd.h>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: capwatch <command> [flags]\n"
+    "\n"
+    "commands:\n"
+    "  audit     evaluate manifests offline (capwatch audit --help)\n"
+    "  catalog   print the capability catalog\n"
+    "  version   print the version\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::ios::sync_with_stdio(false);
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  const std::string command = argv[1];
+  std::vector<std::string> args(argv + 2, argv + argc);
+  capwatch::CommandIo io{std::cin, std::cout, std::cerr, isatty(STDOUT_FILENO) == 1};
+  if (command == "audit") return capwatch::RunAudit(args, io);
+  if (command == "catalog") return capwatch::RunCatalog(args, io);
+  if (command == "version" || command == "--version") return capwatch::RunVersion(args, io);
+  if (command == "-h" || command == "--help" || command == "help") {
+    std::cout << kUsage;
+    return 0;
+  }
+  std::cerr << "capwatch: unknown command \"" << command << "\"\n" << kUsage;
+  return 2;
+}

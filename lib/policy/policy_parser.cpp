@@ -1,0 +1,389 @@
+#include "policy/policy_parser.h"
+
+#include <cstdio>
+#include <ctime>
+#include <set>
+#include <yaml-cpp/yaml.h>
+
+#include "capabilities/capability_names.h"
+
+namespace capwatch {
+namespace {
+
+bool ParseRfc3339(const std::string& text, Clock::time_point& out) {
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, consumed = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s,
+                  &consumed) != 6 ||
+      consumed != 19) {
+    return false;
+  }
+  std::size_t pos = 19;
+  if (pos < text.size() && text[pos] == '.') {
+    ++pos;
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') ++pos;
+  }
+  long offset = 0;
+  if (pos < text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
+    ++pos;
+  } else if (pos + 6 == text.size() && (text[pos] == '+' || text[pos] == '-')) {
+    int oh = 0, om = 0;
+    if (std::sscanf(text.c_str() + pos + 1, "%2d:%2d", &oh, &om) != 2) return false;
+    offset = (text[pos] == '-' ? -1 : 1) * (oh * 3600L + om * 60L);
+    pos += 6;
+  } else {
+    return false;
+  }
+  if (pos != text.size() || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) {
+    return false;
+  }
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = s;
+  out = Clock::from_time_t(timegm(&tm) - offset);
+  return true;
+}
+
+bool ValidGlob(const std::string& glob) {
+  if (glob.empty() || glob.size() > 63) return false;
+  for (char c : glob) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '*' ||
+                    c == '?';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+class Parser {
+ public:
+  explicit Parser(Policy& policy) : policy_(policy) {}
+
+  std::vector<PolicyError> Parse(const YAML::Node& object) {
+    if (!object.IsMap()) {
+      Error("", "expected a CapabilityPolicy object");
+      return errors_;
+    }
+    const std::string api_version = Scalar(object["apiVersion"], ".apiVersion");
+    const std::string kind = Scalar(object["kind"], ".kind");
+    if (kind != "CapabilityPolicy") Error(".kind", "must be CapabilityPolicy, got \"" + kind + "\"");
+    if (api_version != "capwatch.io/v1alpha1") {
+      Error(".apiVersion", "must be capwatch.io/v1alpha1, got \"" + api_version + "\"");
+    }
+    policy_.name = Scalar(object["metadata"]["name"], ".metadata.name");
+    if (policy_.name.empty()) Error(".metadata.name", "missing: a policy needs a name");
+    policy_.runtime_defaults = RuntimeDefaultSet(Runtime::kContainerd);
+    policy_.forbidden = {DangerousSet(), true, true};
+
+    const YAML::Node spec = object["spec"];
+    if (!spec || spec.IsNull()) return errors_;  // an empty spec: the dangerous set only
+    if (!spec.IsMap()) {
+      Error(".spec", "must be an object");
+      return errors_;
+    }
+    static const std::set<std::string> kKnown = {
+        "profile", "match", "runtimeDefaults", "requireDropAll", "allowedCapabilities",
+        "forbiddenCapabilities", "severities", "disallowPrivileged",
+        "requireNoPrivilegeEscalation", "requireRunAsNonRoot", "requireJustification",
+        "exemptions"};
+    for (const auto& kv : spec) {
+      const std::string key = kv.first.Scalar();
+      if (kKnown.count(key) == 0) Error(".spec." + key, "unknown field");
+    }
+    if (spec["profile"]) {
+      const std::string p = Scalar(spec["profile"], ".spec.profile");
+      if (auto profile = ParseProfile(p)) {
+        policy_.profile = *profile;
+      } else {
+        Error(".spec.profile", "must be one of none, baseline, restricted; got \"" + p + "\"");
+      }
+    }
+    Match(spec["match"]);
+    RuntimeDefaults(spec["runtimeDefaults"]);
+    policy_.require_drop_all = Bool(spec["requireDropAll"], ".spec.requireDropAll");
+    policy_.disallow_privileged = Bool(spec["disallowPrivileged"], ".spec.disallowPrivileged");
+    policy_.require_no_privilege_escalation =
+        Bool(spec["requireNoPrivilegeEscalation"], ".spec.requireNoPrivilegeEscalation");
+    policy_.require_run_as_non_root =
+        Bool(spec["requireRunAsNonRoot"], ".spec.requireRunAsNonRoot");
+    policy_.require_justification =
+        Bool(spec["requireJustification"], ".spec.requireJustification");
+    if (spec["allowedCapabilities"]) {
+      policy_.allowed = Capabilities(spec["allowedCapabilities"], ".spec.allowedCapabilities");
+    }
+    if (spec["forbiddenCapabilities"]) {
+      policy_.forbidden = Capabilities(spec["forbiddenCapabilities"], ".spec.forbiddenCapabilities");
+    }
+    Severities(spec["severities"]);
+    Exemptions(spec["exemptions"]);
+    return errors_;
+  }
+
+ private:
+  void Error(std::string path, std::string message) {
+    errors_.push_back({std::move(path), std::move(message)});
+  }
+
+  std::string Scalar(const YAML::Node& node, const std::string& path) {
+    if (!node || node.IsNull()) return "";
+    if (!node.IsScalar()) {
+      Error(path, "must be a string");
+      return "";
+    }
+    return node.Scalar();
+  }
+
+  bool Bool(const YAML::Node& node, const std::string& path) {
+    if (!node || node.IsNull()) return false;
+    if (node.IsScalar()) {
+      const std::string& s = node.Scalar();
+      if (s == "true") return true;
+      if (s == "false") return false;
+    }
+    Error(path, "must be true or false");
+    return false;
+  }
+
+  std::vector<std::string> Strings(const YAML::Node& node, const std::string& path) {
+    std::vector<std::string> out;
+    if (!node || node.IsNull()) return out;
+    if (!node.IsSequence()) {
+      Error(path, "must be a list of strings");
+      return out;
+    }
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      out.push_back(Scalar(node[i], path + "[" + std::to_string(i) + "]"));
+    }
+    return out;
+  }
+
+  std::vector<std::string> Globs(const YAML::Node& node, const std::string& path) {
+    std::vector<std::string> globs = Strings(node, path);
+    for (std::size_t i = 0; i < globs.size(); ++i) {
+      if (!ValidGlob(globs[i])) {
+        Error(path + "[" + std::to_string(i) + "]",
+              "\"" + globs[i] +
+                  "\" is not a namespace glob: use lower-case letters, digits, '-', and the "
+                  "wildcards '*' and '?'");
+      }
+    }
+    return globs;
+  }
+
+  CapabilityList Capabilities(const YAML::Node& node, const std::string& path) {
+    CapabilityList list;
+    const auto names = Strings(node, path);
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      const std::string& name = names[i];
+      const CapabilityName parsed = ParseCapabilityName(name);
+      if (parsed.is_capability()) {
+        list.set |= Bit(parsed.number);
+      } else if (parsed.is_all()) {
+        list.all = true;
+      } else if (name == "privileged") {
+        list.privileged = true;
+      } else {
+        std::string message = "\"" + name + "\" is not a Linux capability";
+        if (auto hint = SuggestCapability(name); !hint.empty()) {
+          message += "; did you mean " + std::string(hint) + "?";
+        }
+        Error(path + "[" + std::to_string(i) + "]", message);
+      }
+    }
+    return list;
+  }
+
+  std::optional<LabelSelector> Selector(const YAML::Node& node, const std::string& path) {
+    if (!node || node.IsNull()) return std::nullopt;
+    if (!node.IsMap()) {
+      Error(path, "must be a label selector (matchLabels, matchExpressions)");
+      return std::nullopt;
+    }
+    LabelSelector sel;
+    if (const YAML::Node labels = node["matchLabels"]; labels && !labels.IsNull()) {
+      if (!labels.IsMap()) {
+        Error(path + ".matchLabels", "must be a map of label keys to values");
+      } else {
+        for (const auto& kv : labels) {
+          sel.match_labels[kv.first.Scalar()] =
+              Scalar(kv.second, path + ".matchLabels." + kv.first.Scalar());
+        }
+      }
+    }
+    if (const YAML::Node exprs = node["matchExpressions"]; exprs && !exprs.IsNull()) {
+      if (!exprs.IsSequence()) {
+        Error(path + ".matchExpressions", "must be a list");
+        return sel;
+      }
+      for (std::size_t i = 0; i < exprs.size(); ++i) {
+        const std::string p = path + ".matchExpressions[" + std::to_string(i) + "]";
+        LabelSelector::Requirement req;
+        req.key = Scalar(exprs[i]["key"], p + ".key");
+        if (req.key.empty()) Error(p + ".key", "missing");
+        const std::string op = Scalar(exprs[i]["operator"], p + ".operator");
+        using Op = LabelSelector::Requirement::Operator;
+        if (op == "In") {
+          req.op = Op::kIn;
+        } else if (op == "NotIn") {
+          req.op = Op::kNotIn;
+        } else if (op == "Exists") {
+          req.op = Op::kExists;
+        } else if (op == "DoesNotExist") {
+          req.op = Op::kDoesNotExist;
+        } else {
+          Error(p + ".operator", "must be In, NotIn, Exists or DoesNotExist; got \"" + op + "\"");
+        }
+        req.values = Strings(exprs[i]["values"], p + ".values");
+        const bool needs_values = req.op == Op::kIn || req.op == Op::kNotIn;
+        if (needs_values && req.values.empty()) {
+          Error(p + ".values", "must not be empty for operator " + op);
+        } else if (!needs_values && !req.values.empty()) {
+          Error(p + ".values", "must be empty for operator " + op);
+        }
+        sel.match_expressions.push_back(std::move(req));
+      }
+    }
+    return sel;
+  }
+
+  void Match(const YAML::Node& node) {
+    if (!node || node.IsNull()) return;
+    if (!node.IsMap()) {
+      Error(".spec.match", "must be an object");
+      return;
+    }
+    policy_.match.namespaces = Globs(node["namespaces"], ".spec.match.namespaces");
+    policy_.match.exclude_namespaces =
+        Globs(node["excludeNamespaces"], ".spec.match.excludeNamespaces");
+    policy_.match.namespace_selector =
+        Selector(node["namespaceSelector"], ".spec.match.namespaceSelector");
+    policy_.match.pod_selector = Selector(node["podSelector"], ".spec.match.podSelector");
+  }
+
+  void RuntimeDefaults(const YAML::Node& node) {
+    if (!node || node.IsNull()) return;
+    if (node.IsScalar()) {
+      if (auto runtime = ParseRuntime(node.Scalar())) {
+        policy_.runtime_defaults = RuntimeDefaultSet(*runtime);
+        policy_.runtime_name = std::string(RuntimeName(*runtime));
+      } else {
+        Error(".spec.runtimeDefaults", "must be containerd, cri-o, docker or a list of "
+                                       "capabilities; got \"" + node.Scalar() + "\"");
+      }
+      return;
+    }
+    const CapabilityList list = Capabilities(node, ".spec.runtimeDefaults");
+    if (list.privileged) Error(".spec.runtimeDefaults", "privileged is not a capability");
+    policy_.runtime_defaults = list.all ? kAllCapabilities : list.set;
+    policy_.runtime_name = "custom";
+  }
+
+  void Severities(const YAML::Node& node) {
+    if (!node || node.IsNull()) return;
+    if (!node.IsMap()) {
+      Error(".spec.severities", "must be a map of capability to severity");
+      return;
+    }
+    for (const auto& kv : node) {
+      const std::string name = kv.first.Scalar();
+      const std::string path = ".spec.severities." + name;
+      const CapabilityName parsed = ParseCapabilityName(name);
+      const std::string value = Scalar(kv.second, path);
+      auto severity = ParseSeverity(value);
+      if (!parsed.is_capability()) {
+        Error(path, "\"" + name + "\" is not a Linux capability");
+      } else if (!severity || *severity == Severity::kNone) {
+        Error(path, "must be low, medium, high or critical; got \"" + value + "\"");
+      } else {
+        policy_.severities[parsed.number] = *severity;
+      }
+    }
+  }
+
+  void Exemptions(const YAML::Node& node) {
+    if (!node || node.IsNull()) return;
+    if (!node.IsSequence()) {
+      Error(".spec.exemptions", "must be a list");
+      return;
+    }
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      const std::string p = ".spec.exemptions[" + std::to_string(i) + "]";
+      const YAML::Node e = node[i];
+      if (!e.IsMap()) {
+        Error(p, "must be an object");
+        continue;
+      }
+      Exemption ex;
+      ex.name = Scalar(e["name"], p + ".name");
+      if (ex.name.empty()) Error(p + ".name", "missing: every exemption needs a name");
+      if (!ex.name.empty() && !names.insert(ex.name).second) {
+        Error(p + ".name", "duplicate exemption name \"" + ex.name + "\"");
+      }
+      ex.reason = Scalar(e["reason"], p + ".reason");
+      if (ex.reason.empty()) Error(p + ".reason", "missing: an exemption must say why");
+      ex.namespaces = Globs(e["namespaces"], p + ".namespaces");
+      ex.pod_selector = Selector(e["podSelector"], p + ".podSelector");
+      ex.containers = Strings(e["containers"], p + ".containers");
+      ex.capabilities = Capabilities(e["capabilities"], p + ".capabilities");
+      if (e["expires"] && !e["expires"].IsNull()) {
+        ex.expires_text = Scalar(e["expires"], p + ".expires");
+        Clock::time_point t;
+        if (ParseRfc3339(ex.expires_text, t)) {
+          ex.expires = t;
+        } else {
+          Error(p + ".expires", "\"" + ex.expires_text +
+                                    "\" is not an RFC 3339 time such as 2027-01-31T00:00:00Z");
+        }
+      }
+      policy_.exemptions.push_back(std::move(ex));
+    }
+  }
+
+  Policy& policy_;
+  std::vector<PolicyError> errors_;
+};
+
+}  // namespace
+
+std::vector<PolicyError> ParsePolicy(const YAML::Node& object, Policy& policy) {
+  return Parser(policy).Parse(object);
+}
+
+PolicyParseResult ParsePolicies(const std::string& text) {
+  PolicyParseResult result;
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(text);
+  } catch (const YAML::Exception& e) {
+    result.errors.push_back("not valid YAML or JSON (line " + std::to_string(e.mark.line + 1) +
+                            "): " + e.msg);
+    return result;
+  }
+  std::vector<YAML::Node> objects;
+  for (const auto& doc : docs) {
+    if (!doc || doc.IsNull()) continue;
+    if (doc.IsMap() && doc["kind"] && doc["kind"].IsScalar() && doc["kind"].Scalar() == "List") {
+      for (const auto& item : doc["items"]) objects.push_back(item);
+    } else {
+      objects.push_back(doc);
+    }
+  }
+  if (objects.empty()) result.errors.push_back("no CapabilityPolicy in the file");
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    Policy policy;
+    auto errors = ParsePolicy(objects[i], policy);
+    if (errors.empty()) {
+      result.policies.push_back(std::move(policy));
+    } else {
+      const std::string name =
+          policy.name.empty() ? "document " + std::to_string(i + 1) : policy.name;
+      result.invalid.emplace_back(name, std::move(errors));
+    }
+  }
+  return result;
+}
+
+}  // namespace capwatch

@@ -1,0 +1,208 @@
+#include "report/report_builder.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <numeric>
+
+namespace capwatch {
+namespace {
+
+using nlohmann::json;
+
+json SortedNames(CapabilitySet set, bool all_keyword = false) {
+  std::vector<std::string_view> names;
+  if (all_keyword) names.emplace_back("ALL");
+  for (int n = 0; n < kCapabilityCount; ++n) {
+    if (Contains(set, n)) names.push_back(CapabilityByNumber(n).name);
+  }
+  std::sort(names.begin(), names.end());
+  json out = json::array();
+  for (auto n : names) out.push_back(n);
+  return out;
+}
+
+// Normalised names of a list, plus the unknown entries as written.
+json ListedNames(const std::vector<CapabilityName>& names, CapabilitySet known, bool all) {
+  json out = SortedNames(known, all);
+  for (const auto& n : names) {
+    if (n.is_unknown()) out.push_back(std::string(n.written));
+  }
+  return out;
+}
+
+json ContainerJson(const ContainerFacts& c, const PodView& pod) {
+  const ContainerView& v = *c.view;
+  json j = {
+      {"name", v.name},
+      {"type", ContainerTypeName(v.type)},
+      {"image", v.image},
+      {"granted", SortedNames(c.granted)},
+      {"added", ListedNames(c.add_names, c.added, c.adds_all)},
+      {"dropped", ListedNames(c.drop_names, c.dropped, c.drops_all)},
+      {"privileged", c.privileged},
+      {"runAsNonRoot", c.run_as_non_root.value_or(false)},
+      // Unset means true; a privileged container can always escalate.
+      {"allowPrivilegeEscalation", c.privileged || c.allow_privilege_escalation.value_or(true)},
+  };
+  if (c.run_as_user) j["runAsUser"] = *c.run_as_user;
+  json justifications = json::object();
+  for (const auto& [cap, text] : pod.justifications) {
+    const CapabilityName name = ParseCapabilityName(cap);
+    if ((name.is_capability() && Contains(c.added, name.number)) ||
+        (name.is_all() && c.adds_all)) {
+      justifications[cap] = text;
+    }
+  }
+  if (!justifications.empty()) j["justifications"] = std::move(justifications);
+  return j;
+}
+
+json FindingJson(const Finding& f) {
+  json j = {{"policy", f.policy}, {"rule", RuleId(f.rule)}};
+  if (!f.container.empty()) j["container"] = f.container;
+  if (!f.capability.empty()) j["capability"] = f.capability;
+  j["severity"] = SeverityName(f.severity);
+  j["result"] = f.exempt ? "exempt" : "fail";
+  j["message"] = f.message;
+  j["remediation"] = f.remediation;
+  if (f.pss_control != PssControl::kNone) j["pssControl"] = PssControlId(f.pss_control);
+  if (f.exemption) {
+    json e = {{"name", f.exemption->name}, {"reason", f.exemption->reason}};
+    if (!f.exemption->expires.empty()) e["expires"] = f.exemption->expires;
+    if (f.exemption->expired) e["expired"] = true;
+    j["exemption"] = std::move(e);
+  }
+  return j;
+}
+
+json Summary(const ReportInput& in) {
+  int counts[5] = {0, 0, 0, 0, 0};
+  int violations = 0, exempted = 0;
+  Severity highest = Severity::kNone;
+  for (const auto& f : in.evaluation->findings) {
+    if (f.exempt) {
+      ++exempted;
+      continue;
+    }
+    ++violations;
+    ++counts[static_cast<int>(f.severity)];
+    highest = std::max(highest, f.severity);
+  }
+  return {{"containers", in.pod->containers.size()},
+          {"violations", violations},
+          {"critical", counts[4]},
+          {"high", counts[3]},
+          {"medium", counts[2]},
+          {"low", counts[1]},
+          {"exempted", exempted},
+          {"compliant", violations == 0},
+          {"highestSeverity", SeverityName(highest)}};
+}
+
+std::string Hex(std::uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+}  // namespace
+
+std::string ContentHash(const json& report) {
+  // FNV-1a over the canonical dump (nlohmann sorts object keys), two seeds for 128 bits.
+  std::uint64_t a = 14695981039346656037ULL, b = 0x9e3779b97f4a7c15ULL;
+  for (const char* field : {"workload", "summary", "containers", "findings", "note"}) {
+    auto it = report.find(field);
+    const std::string text = it == report.end() ? std::string() : it->dump();
+    for (unsigned char ch : std::string(field) + "=" + text + ";") {
+      a = (a ^ ch) * 1099511628211ULL;
+      b = (b ^ ch) * 0x100000001b3ULL + 0x51ULL;
+    }
+  }
+  return Hex(a) + Hex(b);
+}
+
+json BuildReport(const ReportInput& in, const ReportOptions& options) {
+  const WorkloadRef& w = in.workload;
+  json report = {
+      {"apiVersion", kReportApiVersion},
+      {"kind", "CapabilityReport"},
+      {"metadata",
+       {{"name", ReportName(w)},
+        {"namespace", in.namespace_name},
+        {"labels",
+         {{"app.kubernetes.io/managed-by", "capwatch"},
+          {"capwatch.io/workload-kind", w.kind}}}}},
+  };
+  if (!w.uid.empty()) {
+    // Kubernetes garbage-collects the report with its workload.
+    report["metadata"]["ownerReferences"] = json::array(
+        {{{"apiVersion", w.api_version}, {"kind", w.kind}, {"name", w.name}, {"uid", w.uid}}});
+  }
+  json workload = {{"apiVersion", w.api_version}, {"kind", w.kind}, {"name", w.name}};
+  if (!w.uid.empty()) workload["uid"] = w.uid;
+  workload["pods"] = in.pods;
+  report["workload"] = std::move(workload);
+  json summary = Summary(in);
+  report["metadata"]["labels"]["capwatch.io/compliant"] =
+      summary["compliant"].get<bool>() ? "true" : "false";
+  if (in.evaluation->skipped) report["note"] = in.evaluation->note;
+
+  // Containers and findings, within the size budget. The skeleton is small; the lists are
+  // filled in order (findings by severity, worst first) until the budget is spent.
+  const std::size_t skeleton = report.dump().size() + summary.dump().size() + 256;
+  const std::size_t budget = options.max_bytes > skeleton ? options.max_bytes - skeleton : 0;
+  std::size_t used = 0;
+
+  json containers = json::array();
+  std::size_t omitted_containers = 0;
+  const std::size_t container_budget = budget / 3;
+  for (const auto& c : in.evaluation->containers) {
+    json cj = ContainerJson(c, *in.pod);
+    const std::size_t size = cj.dump().size() + 1;
+    if (used + size > container_budget) {
+      ++omitted_containers;
+      continue;
+    }
+    used += size;
+    containers.push_back(std::move(cj));
+  }
+
+  const auto& findings = in.evaluation->findings;
+  std::vector<std::size_t> order(findings.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
+    return findings[x].severity > findings[y].severity;
+  });
+  std::vector<bool> keep(findings.size(), false);
+  std::vector<json> rendered(findings.size());
+  std::size_t omitted_findings = 0;
+  for (std::size_t i : order) {
+    rendered[i] = FindingJson(findings[i]);
+    const std::size_t size = rendered[i].dump().size() + 1;
+    if (used + size > budget) {
+      ++omitted_findings;
+      continue;
+    }
+    used += size;
+    keep[i] = true;
+  }
+  json findings_json = json::array();
+  for (std::size_t i = 0; i < findings.size(); ++i) {
+    if (keep[i]) findings_json.push_back(std::move(rendered[i]));
+  }
+  if (omitted_containers > 0 || omitted_findings > 0) {
+    summary["truncated"] = {
+        {"containersOmitted", omitted_containers},
+        {"findingsOmitted", omitted_findings},
+        {"reason", "the report would exceed " + std::to_string(options.max_bytes / 1024) +
+                       " KiB; the lowest-severity findings were left out, and the counts "
+                       "above cover everything"}};
+  }
+  report["summary"] = std::move(summary);
+  report["containers"] = std::move(containers);
+  report["findings"] = std::move(findings_json);
+  report["metadata"]["annotations"] = {{kContentHashAnnotation, ContentHash(report)}};
+  return report;
+}
+
+}  // namespace capwatch

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "workload/owner_resolution.h"
+#include "workload/pod_view.h"
+
+namespace capwatch {
+
+// Where a workload came from, for messages and SARIF locations.
+struct SourceLocation {
+  std::string file;   // "-" for standard input
+  int document = 0;   // 1-based index of the YAML/JSON document in the file
+  int line = 0;       // 1-based, 0 when unknown (JSON input)
+};
+
+// One pod-bearing object of the input: a Pod, a workload's pod template, or a PodTemplate.
+struct ManifestWorkload {
+  WorkloadRef ref;
+  std::string namespace_name;
+  PodView pod;    // the Pod, or the template with the workload's name and namespace
+  int pods = 0;   // Pod objects of the input attributed to this workload
+  std::vector<OwnerReference> owners;  // the object's own ownerReferences
+  SourceLocation source;
+  std::map<std::string, int> container_lines;  // container name → line, where known
+};
+
+struct ManifestError {
+  SourceLocation source;
+  std::string path;  // JSON path of the field, e.g. ".spec.template.spec.containers[0]"
+  std::string message;
+  std::string ToString() const;
+};
+
+struct ManifestOptions {
+  // YAML goes through yaml-cpp's tree, which costs far more memory than the input; JSON of any
+  // size within max_json_bytes is fine (`kubectl get pods -A -o json` of a large cluster).
+  std::size_t max_yaml_bytes = 32u << 20;
+  std::size_t max_json_bytes = 1u << 30;
+  std::size_t max_capability_entries = 256;  // per add or drop list
+  bool ignore_unknown_kinds = false;
+};
+
+struct ManifestResult {
+  std::vector<ManifestWorkload> workloads;
+  std::vector<ManifestError> errors;
+  std::vector<std::string> notes;  // skipped objects and the like
+};
+
+// Reads one file's content. `file` only names it in messages.
+void ReadManifest(const std::string& file, const std::string& content,
+                  const ManifestOptions& options, ManifestResult& result);
+
+// Groups Pods under their top owner: Pods whose ReplicaSet/Job (and its owner) appear in the
+// input, or whose names show their Deployment, are merged into that workload's entry.
+void AttributePods(ManifestResult& result);
+
+}  // namespace capwatch

@@ -1,0 +1,400 @@
+#include "workload/pod_decoder.h"
+
+#include <algorithm>
+#include <simdjson.h>
+
+namespace capwatch {
+namespace {
+
+namespace od = simdjson::ondemand;
+
+// Thrown inside the decoder only; DecodePod turns it into a DecodeError.
+struct TypeMismatch {
+  std::string message;
+};
+
+const char* TypeName(od::json_type type) {
+  switch (type) {
+    case od::json_type::array: return "an array";
+    case od::json_type::object: return "an object";
+    case od::json_type::number: return "a number";
+    case od::json_type::string: return "a string";
+    case od::json_type::boolean: return "a boolean";
+    case od::json_type::null: return "null";
+  }
+  return "something else";
+}
+
+}  // namespace
+
+std::string DecodeError::ToString() const {
+  return path.empty() ? message : path + ": " + message;
+}
+
+struct PodDecoder::Impl {
+  od::parser parser;
+  std::string buffer;  // input copied here with simdjson's padding
+
+  // The path of the value being decoded, for error messages.
+  struct Frame {
+    std::string_view key;
+    int index = -1;
+  };
+  std::vector<Frame> path;
+
+  struct Scope {
+    Impl& impl;
+    Scope(Impl& i, std::string_view key, int index = -1) : impl(i) {
+      impl.path.push_back({key, index});
+    }
+    ~Scope() { impl.path.pop_back(); }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+  };
+
+  std::string PathString() const {
+    std::string out;
+    for (const auto& f : path) {
+      if (!f.key.empty()) out.append(".").append(f.key);
+      if (f.index >= 0) out.append("[").append(std::to_string(f.index)).append("]");
+    }
+    return out;
+  }
+
+  [[noreturn]] void Mismatch(const char* expected, od::json_type got) {
+    throw TypeMismatch{std::string("expected ") + expected + ", got " + TypeName(got)};
+  }
+
+  od::json_type TypeOf(od::value& v) { return v.type().value(); }
+
+  std::string_view String(od::value v) {
+    const auto t = TypeOf(v);
+    if (t == od::json_type::null) return {};
+    if (t != od::json_type::string) Mismatch("a string", t);
+    return v.get_string().value();
+  }
+
+  std::optional<bool> OptionalBool(od::value v) {
+    const auto t = TypeOf(v);
+    if (t == od::json_type::null) return std::nullopt;
+    if (t != od::json_type::boolean) Mismatch("a boolean", t);
+    return v.get_bool().value();
+  }
+
+  std::optional<std::int64_t> OptionalInt(od::value v) {
+    const auto t = TypeOf(v);
+    if (t == od::json_type::null) return std::nullopt;
+    if (t != od::json_type::number) Mismatch("an integer", t);
+    auto n = v.get_int64();
+    if (n.error()) throw TypeMismatch{"expected an integer, got a number that is not one"};
+    return n.value();
+  }
+
+  // Returns false for null (an absent object); throws on any other non-object.
+  bool Object(od::value& v, od::object& out) {
+    const auto t = TypeOf(v);
+    if (t == od::json_type::null) return false;
+    if (t != od::json_type::object) Mismatch("an object", t);
+    out = v.get_object().value();
+    return true;
+  }
+
+  bool Array(od::value& v, od::array& out) {
+    const auto t = TypeOf(v);
+    if (t == od::json_type::null) return false;
+    if (t != od::json_type::array) Mismatch("an array", t);
+    out = v.get_array().value();
+    return true;
+  }
+
+  void StringList(od::value v, std::vector<std::string>& out) {
+    od::array arr;
+    if (!Array(v, arr)) return;
+    int i = 0;
+    for (auto element : arr) {
+      Scope s(*this, {}, i++);
+      out.emplace_back(String(element.value()));
+    }
+  }
+
+  void StringMap(od::value v, std::vector<std::pair<std::string, std::string>>& out,
+                 std::string_view only_prefix = {}) {
+    od::object obj;
+    if (!Object(v, obj)) return;
+    for (auto field : obj) {
+      std::string_view key = field.unescaped_key().value();
+      if (!only_prefix.empty()) {
+        if (key.substr(0, only_prefix.size()) != only_prefix) continue;
+        key.remove_prefix(only_prefix.size());
+      }
+      std::string k(key);
+      Scope s(*this, k);
+      out.emplace_back(std::move(k), std::string(String(field.value())));
+    }
+  }
+
+  void Owners(od::value v, std::vector<OwnerReference>& out) {
+    od::array arr;
+    if (!Array(v, arr)) return;
+    int i = 0;
+    for (auto element : arr) {
+      Scope s(*this, {}, i++);
+      od::value ev = element.value();
+      od::object obj;
+      if (!Object(ev, obj)) continue;
+      OwnerReference& ref = out.emplace_back();
+      for (auto field : obj) {
+        auto key = field.key().value();
+        if (key == "apiVersion") {
+          Scope f(*this, "apiVersion");
+          ref.api_version = String(field.value());
+        } else if (key == "kind") {
+          Scope f(*this, "kind");
+          ref.kind = String(field.value());
+        } else if (key == "name") {
+          Scope f(*this, "name");
+          ref.name = String(field.value());
+        } else if (key == "uid") {
+          Scope f(*this, "uid");
+          ref.uid = String(field.value());
+        } else if (key == "controller") {
+          Scope f(*this, "controller");
+          ref.controller = OptionalBool(field.value()).value_or(false);
+        }
+      }
+    }
+  }
+
+  void Metadata(od::value v, PodView& pod) {
+    od::object obj;
+    if (!Object(v, obj)) return;
+    for (auto field : obj) {
+      auto key = field.key().value();
+      if (key == "name") {
+        Scope s(*this, "name");
+        pod.name = String(field.value());
+      } else if (key == "namespace") {
+        Scope s(*this, "namespace");
+        pod.namespace_name = String(field.value());
+      } else if (key == "uid") {
+        Scope s(*this, "uid");
+        pod.uid = String(field.value());
+      } else if (key == "resourceVersion") {
+        Scope s(*this, "resourceVersion");
+        pod.resource_version = String(field.value());
+      } else if (key == "labels") {
+        Scope s(*this, "labels");
+        StringMap(field.value(), pod.labels);
+      } else if (key == "annotations") {
+        Scope s(*this, "annotations");
+        StringMap(field.value(), pod.justifications, kJustificationPrefix);
+      } else if (key == "ownerReferences") {
+        Scope s(*this, "ownerReferences");
+        Owners(field.value(), pod.owners);
+      }
+    }
+  }
+
+  void Capabilities(od::value v, ContainerView& c) {
+    od::object obj;
+    if (!Object(v, obj)) return;
+    for (auto field : obj) {
+      auto key = field.key().value();
+      if (key == "add") {
+        Scope s(*this, "add");
+        StringList(field.value(), c.add);
+      } else if (key == "drop") {
+        Scope s(*this, "drop");
+        StringList(field.value(), c.drop);
+      }
+    }
+  }
+
+  void ContainerSecurityContext(od::value v, ContainerView& c) {
+    od::object obj;
+    if (!Object(v, obj)) return;
+    for (auto field : obj) {
+      auto key = field.key().value();
+      if (key == "capabilities") {
+        Scope s(*this, "capabilities");
+        Capabilities(field.value(), c);
+      } else if (key == "privileged") {
+        Scope s(*this, "privileged");
+        c.privileged = OptionalBool(field.value());
+      } else if (key == "allowPrivilegeEscalation") {
+        Scope s(*this, "allowPrivilegeEscalation");
+        c.allow_privilege_escalation = OptionalBool(field.value());
+      } else if (key == "runAsNonRoot") {
+        Scope s(*this, "runAsNonRoot");
+        c.run_as_non_root = OptionalBool(field.value());
+      } else if (key == "runAsUser") {
+        Scope s(*this, "runAsUser");
+        c.run_as_user = OptionalInt(field.value());
+      }
+    }
+  }
+
+  void Containers(od::value v, ContainerType type, std::vector<ContainerView>& out) {
+    od::array arr;
+    if (!Array(v, arr)) return;
+    int i = 0;
+    for (auto element : arr) {
+      Scope s(*this, {}, i++);
+      od::value ev = element.value();
+      od::object obj;
+      if (!Object(ev, obj)) continue;
+      ContainerView& c = out.emplace_back();
+      c.type = type;
+      for (auto field : obj) {
+        auto key = field.key().value();
+        if (key == "name") {
+          Scope f(*this, "name");
+          c.name = String(field.value());
+        } else if (key == "image") {
+          Scope f(*this, "image");
+          c.image = String(field.value());
+        } else if (key == "securityContext") {
+          Scope f(*this, "securityContext");
+          ContainerSecurityContext(field.value(), c);
+        }
+      }
+    }
+  }
+
+  void PodSecurityContext(od::value v, PodView& pod) {
+    od::object obj;
+    if (!Object(v, obj)) return;
+    for (auto field : obj) {
+      auto key = field.key().value();
+      if (key == "runAsNonRoot") {
+        Scope s(*this, "runAsNonRoot");
+        pod.run_as_non_root = OptionalBool(field.value());
+      } else if (key == "runAsUser") {
+        Scope s(*this, "runAsUser");
+        pod.run_as_user = OptionalInt(field.value());
+      }
+    }
+  }
+
+  void Spec(od::value v, PodView& pod) {
+    od::object obj;
+    if (!Object(v, obj)) return;
+    for (auto field : obj) {
+      auto key = field.key().value();
+      if (key == "containers") {
+        Scope s(*this, "containers");
+        Containers(field.value(), ContainerType::kContainer, pod.containers);
+      } else if (key == "initContainers") {
+        Scope s(*this, "initContainers");
+        Containers(field.value(), ContainerType::kInitContainer, pod.containers);
+      } else if (key == "ephemeralContainers") {
+        Scope s(*this, "ephemeralContainers");
+        Containers(field.value(), ContainerType::kEphemeralContainer, pod.containers);
+      } else if (key == "securityContext") {
+        Scope s(*this, "securityContext");
+        PodSecurityContext(field.value(), pod);
+      } else if (key == "os") {
+        Scope s(*this, "os");
+        od::value ov = field.value();
+        od::object os;
+        if (!Object(ov, os)) continue;
+        for (auto f : os) {
+          if (f.key().value() == "name") {
+            Scope n(*this, "name");
+            pod.os = String(f.value());
+          }
+        }
+      }
+    }
+    // Containers first, then init, then ephemeral, whatever order the JSON had.
+    std::stable_sort(pod.containers.begin(), pod.containers.end(),
+                     [](const ContainerView& a, const ContainerView& b) { return a.type < b.type; });
+  }
+
+  void Pod(od::object obj, PodView& pod) {
+    for (auto field : obj) {
+      auto key = field.key().value();
+      if (key == "metadata") {
+        Scope s(*this, "metadata");
+        Metadata(field.value(), pod);
+      } else if (key == "spec") {
+        Scope s(*this, "spec");
+        Spec(field.value(), pod);
+      }
+    }
+  }
+
+  od::document Iterate(std::string_view json) {
+    buffer.reserve(json.size() + simdjson::SIMDJSON_PADDING);
+    buffer.assign(json.data(), json.size());
+    return parser.iterate(buffer.data(), buffer.size(), buffer.capacity()).value();
+  }
+
+  template <typename Fn>
+  bool Guard(DecodeError& error, Fn&& fn) {
+    path.clear();
+    try {
+      fn();
+      return true;
+    } catch (const TypeMismatch& e) {
+      error = {PathString(), e.message};
+    } catch (const simdjson::simdjson_error& e) {
+      error = {PathString(), std::string("invalid JSON: ") + e.what()};
+    }
+    return false;
+  }
+};
+
+PodDecoder::PodDecoder() : impl_(std::make_unique<Impl>()) {}
+PodDecoder::~PodDecoder() = default;
+
+bool PodDecoder::DecodePod(std::string_view json, PodView& out, DecodeError& error) {
+  return impl_->Guard(error, [&] {
+    od::document doc = impl_->Iterate(json);
+    od::object obj;
+    od::value root = doc.get_value().value();
+    if (!impl_->Object(root, obj)) throw TypeMismatch{"expected a Pod object, got null"};
+    impl_->Pod(obj, out);
+  });
+}
+
+bool PodDecoder::DecodePodList(std::string_view json, const std::function<void(PodView&&)>& on_pod,
+                               ListMeta& meta, DecodeError& error) {
+  return impl_->Guard(error, [&] {
+    od::document doc = impl_->Iterate(json);
+    od::object obj;
+    od::value root = doc.get_value().value();
+    if (!impl_->Object(root, obj)) throw TypeMismatch{"expected a list object, got null"};
+    for (auto field : obj) {
+      auto key = field.key().value();
+      if (key == "metadata") {
+        Impl::Scope s(*impl_, "metadata");
+        od::value mv = field.value();
+        od::object m;
+        if (!impl_->Object(mv, m)) continue;
+        for (auto f : m) {
+          auto k = f.key().value();
+          if (k == "resourceVersion") meta.resource_version = impl_->String(f.value());
+          if (k == "continue") meta.continue_token = impl_->String(f.value());
+        }
+      } else if (key == "items") {
+        Impl::Scope s(*impl_, "items");
+        od::value iv = field.value();
+        od::array items;
+        if (!impl_->Array(iv, items)) continue;
+        int i = 0;
+        for (auto item : items) {
+          Impl::Scope is(*impl_, {}, i++);
+          od::value pv = item.value();
+          od::object pod_obj;
+          if (!impl_->Object(pv, pod_obj)) continue;
+          PodView pod;
+          impl_->Pod(pod_obj, pod);
+          on_pod(std::move(pod));
+        }
+      }
+    }
+  });
+}
+
+}  // namespace capwatch
