@@ -1,0 +1,66 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// newNamespace creates a namespace with a name derived from prefix and deletes it when the
+// test ends (the namespace controller then removes what is left in it).
+func newNamespace(t *testing.T, prefix string, labels map[string]string) string {
+	t.Helper()
+	ns, err := clientset.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-", Labels: labels},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating namespace %s-*: %v", prefix, err)
+	}
+	t.Cleanup(func() {
+		err := clientset.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{})
+		if err != nil {
+			t.Logf("deleting namespace %s: %v", ns.Name, err)
+		}
+	})
+	return ns.Name
+}
+
+// eventually polls cond every 200 ms until it reports done, failing the test after timeout with
+// what the last poll said.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) (bool, string, error)) {
+	t.Helper()
+	var last string
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, timeout, true,
+		func(ctx context.Context) (bool, error) {
+			done, state, err := cond(ctx)
+			last = state
+			return done, err
+		})
+	if err != nil {
+		t.Fatalf("waiting %s for %s: %v (last seen: %s)", timeout, what, err, last)
+	}
+}
+
+// kubectl runs the kubectl built with the control plane as the cluster admin.
+func kubectl(t *testing.T, args ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cluster.KubectlPath(),
+		append([]string{"--kubeconfig", cluster.AdminKubeconfig()}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.Bytes()
+}
+
+func ptr[T any](v T) *T { return &v }
