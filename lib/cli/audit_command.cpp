@@ -37,6 +37,7 @@ struct AuditOptions {
   std::string output = "table";
   Severity fail_on = Severity::kLow;
   bool recursive = false;
+  bool help = false;
   ManifestOptions manifest;
 };
 
@@ -102,8 +103,8 @@ bool ParseArgs(const std::vector<std::string>& args, AuditOptions& o, std::ostre
         return false;
       }
     } else if (a == "-h" || a == "--help") {
-      err << kAuditUsage;
-      return false;
+      o.help = true;
+      return true;
     } else {
       err << "capwatch audit: unknown argument \"" << a << "\"\n" << kAuditUsage;
       return false;
@@ -202,6 +203,10 @@ bool LoadPolicies(const AuditOptions& o, std::vector<Policy>& policies, std::ost
 int RunAudit(const std::vector<std::string>& args, CommandIo& io) {
   AuditOptions options;
   if (!ParseArgs(args, options, io.err)) return kExitBadInput;
+  if (options.help) {
+    io.out << kAuditUsage;
+    return kExitCompliant;
+  }
 
   std::vector<Policy> policies;
   const bool policies_ok = LoadPolicies(options, policies, io.err);

@@ -16,16 +16,19 @@ std::string_view CapwatchVersion() { return CAPWATCH_VERSION; }
 int RunCatalog(const std::vector<std::string>& args, CommandIo& io) {
   bool json_output = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
-    if ((args[i] == "-o" && i + 1 < args.size() && args[i + 1] == "json") ||
-        args[i] == "--output=json" || args[i] == "-ojson") {
-      json_output = true;
-      i += args[i] == "-o" ? 1 : 0;
-    } else if (!(args[i] == "-o" && i + 1 < args.size() && args[i + 1] == "table")) {
+    std::string format;
+    if ((args[i] == "-o" || args[i] == "--output") && i + 1 < args.size()) {
+      format = args[++i];
+    } else if (args[i].rfind("--output=", 0) == 0) {
+      format = args[i].substr(9);
+    } else if (args[i].rfind("-o", 0) == 0 && args[i].size() > 2) {
+      format = args[i].substr(2);
+    }
+    if (format != "json" && format != "table") {
       io.err << "usage: capwatch catalog [-o table|json]\n";
       return 2;
-    } else {
-      ++i;
     }
+    json_output = format == "json";
   }
   const CapabilitySet containerd = RuntimeDefaultSet(Runtime::kContainerd);
   const CapabilitySet crio = RuntimeDefaultSet(Runtime::kCrio);

@@ -68,12 +68,13 @@ void PssPrivileged(RuleContext& ctx) {
   for (std::size_t i = 0; i < ctx.containers.size(); ++i) {
     const auto& c = ctx.containers[i];
     if (c.view->privileged != std::optional<bool>(true)) continue;
-    ctx.Add(Rule::kPrivileged, static_cast<int>(i), Severity::kCritical,
+    Finding& f = ctx.Add(Rule::kPrivileged, static_cast<int>(i), Severity::kCritical,
             Describe(c) + " sets privileged: true, which the " +
                 std::string(ProfileName(ctx.policy.profile)) +
                 " Pod Security profile forbids: it grants every capability and the node's "
                 "devices",
             "set securityContext.privileged: false (or remove it)", PssControl::kPrivileged);
+    f.capability = "privileged";
   }
 }
 
@@ -263,10 +264,10 @@ void DangerousCapability(RuleContext& ctx) {
       f.capability = "privileged";
       continue;
     }
-    if (c.adds_all) {
+    if (c.adds_all && !c.drops_all) {
       Finding& f = ctx.Add(Rule::kDangerousCapability, index, Severity::kCritical,
-                           Describe(c) + " adds ALL, which grants every capability, SYS_ADMIN "
-                                         "and the other forbidden ones included",
+                           Describe(c) + " adds ALL, which grants every capability not dropped, "
+                                         "SYS_ADMIN and the other forbidden ones included",
                            "replace ALL in securityContext.capabilities.add with the "
                            "capabilities the container needs");
       f.capability = "ALL";
@@ -410,6 +411,7 @@ bool IsBaseline(const Policy& p) { return p.profile == Profile::kBaseline; }
 bool IsRestricted(const Policy& p) { return p.profile == Profile::kRestricted; }
 bool HasProfile(const Policy& p) { return p.profile != Profile::kNone; }
 bool Always(const Policy&) { return true; }
+bool OwnRules(const Policy& p) { return !p.profile_only; }
 
 constexpr RuleEntry kRuleTable[] = {
     {HasProfile, PssPrivileged},                // PSS baseline: privileged
@@ -418,7 +420,7 @@ constexpr RuleEntry kRuleTable[] = {
     {IsRestricted, PssAllowPrivilegeEscalation},  // PSS restricted: allowPrivilegeEscalation
     {IsRestricted, PssRunAsNonRoot},            // PSS restricted: runAsNonRoot
     {IsRestricted, PssRunAsUser},               // PSS restricted: runAsUser != 0
-    {Always, UnknownCapability},                // names that are no capability
+    {OwnRules, UnknownCapability},              // names that are no capability
     {Always, Privileged},                       // disallowPrivileged
     {Always, DangerousCapability},              // forbiddenCapabilities, defaults included
     {Always, CapabilityNotAllowed},             // allowedCapabilities
@@ -452,33 +454,43 @@ void ApplyExemptions(const Policy& policy, const PodView& pod, Clock::time_point
   std::vector<Finding> expired;
   for (std::size_t i = first; i < findings.size(); ++i) {
     Finding& f = findings[i];
+    // A valid exemption wins; an expired one matters only when no valid one covers the finding.
+    const Exemption* valid = nullptr;
+    const Exemption* lapsed = nullptr;
     for (const auto& ex : policy.exemptions) {
       if (!ExemptionCovers(ex, pod, f)) continue;
       const bool is_expired = ex.expires && *ex.expires <= now;
-      f.exemption = FindingExemption{ex.name, ex.reason, ex.expires_text, is_expired};
       if (!is_expired) {
-        f.exempt = true;
+        valid = &ex;
         break;
       }
-      f.message += " (exemption " + ex.name + " expired " + ex.expires_text + ")";
-      const bool already = std::any_of(expired.begin(), expired.end(), [&](const Finding& e) {
-        return e.container_index == f.container_index && e.capability == ex.name;
-      });
-      if (!already) {
-        Finding e;
-        e.policy = policy.name;
-        e.rule = Rule::kExemptionExpired;
-        e.container = f.container;
-        e.container_index = f.container_index;
-        e.capability = ex.name;  // the exemption's name identifies this finding
-        e.severity = Severity::kMedium;
-        e.message = "exemption " + ex.name + " (" + ex.reason + ") expired " + ex.expires_text +
-                    "; what it covered is a finding again";
-        e.remediation = "fix the container, or renew the exemption with a later expires";
-        e.exemption = f.exemption;
-        expired.push_back(std::move(e));
-      }
+      if (lapsed == nullptr) lapsed = &ex;
     }
+    if (valid != nullptr) {
+      f.exempt = true;
+      f.exemption = FindingExemption{valid->name, valid->reason, valid->expires_text, false};
+      continue;
+    }
+    if (lapsed == nullptr) continue;
+    const Exemption& ex = *lapsed;
+    f.exemption = FindingExemption{ex.name, ex.reason, ex.expires_text, true};
+    f.message += " (exemption " + ex.name + " expired " + ex.expires_text + ")";
+    const bool already = std::any_of(expired.begin(), expired.end(), [&](const Finding& e) {
+      return e.container_index == f.container_index && e.capability == ex.name;
+    });
+    if (already) continue;
+    Finding e;
+    e.policy = policy.name;
+    e.rule = Rule::kExemptionExpired;
+    e.container = f.container;
+    e.container_index = f.container_index;
+    e.capability = ex.name;  // the exemption's name identifies this finding
+    e.severity = Severity::kMedium;
+    e.message = "exemption " + ex.name + " (" + ex.reason + ") expired " + ex.expires_text +
+                "; what it covered is a finding again";
+    e.remediation = "fix the container, or renew the exemption with a later expires";
+    e.exemption = f.exemption;
+    expired.push_back(std::move(e));
   }
   for (auto& e : expired) findings.push_back(std::move(e));
 }
@@ -502,11 +514,12 @@ ContainerFacts AnalyzeContainer(const ContainerView& view, const PodView& pod,
     if (name.is_all()) c.drops_all = true;
   }
   c.privileged = view.privileged.value_or(false);
-  if (c.privileged || c.adds_all) {
-    c.granted = kAllCapabilities;
-  } else {
-    c.granted = ((c.drops_all ? 0 : runtime_defaults) & ~c.dropped) | c.added;
-  }
+  // As containerd applies them: add ALL, then drop ALL, then the single adds, then the single
+  // drops (a capability both added and dropped is dropped). privileged ignores all of it.
+  CapabilitySet base = runtime_defaults;
+  if (c.adds_all) base = kAllCapabilities;
+  if (c.drops_all) base = 0;
+  c.granted = c.privileged ? kAllCapabilities : ((base | c.added) & ~c.dropped);
   c.run_as_non_root = view.run_as_non_root ? view.run_as_non_root : pod.run_as_non_root;
   c.run_as_user = view.run_as_user ? view.run_as_user : pod.run_as_user;
   c.allow_privilege_escalation = view.allow_privilege_escalation;
@@ -564,12 +577,20 @@ PodEvaluation Evaluate(const PodView& pod, std::span<const Policy* const> polici
       if (entry.applies(*policy)) entry.check(ctx);
     }
     // A profile and the policy's own rules may say the same thing, and a list may name a
-    // capability twice: keep the first finding of each (rule, container, capability).
+    // capability twice: keep the first finding of each (rule, container, capability). Profile
+    // findings of different Pod Security controls (runAsNonRoot, runAsUser) stay apart.
     std::set<std::tuple<Rule, int, std::string>> seen;
+    std::set<std::tuple<Rule, int, std::string, PssControl>> seen_control;
     std::size_t kept = first;
     for (std::size_t i = first; i < result.findings.size(); ++i) {
       auto& f = result.findings[i];
-      if (!seen.emplace(f.rule, f.container_index, f.capability).second) continue;
+      const bool is_new =
+          f.pss_control == PssControl::kNone
+              ? seen.emplace(f.rule, f.container_index, f.capability).second
+              : seen_control.emplace(f.rule, f.container_index, f.capability, f.pss_control)
+                    .second;
+      seen.emplace(f.rule, f.container_index, f.capability);
+      if (!is_new) continue;
       if (kept != i) result.findings[kept] = std::move(f);
       ++kept;
     }

@@ -96,6 +96,7 @@ Policy ProfileOnlyPolicy(Profile profile) {
   Policy p;
   p.name = std::string(ProfileName(profile));
   p.profile = profile;
+  p.profile_only = true;
   p.runtime_defaults = RuntimeDefaultSet(Runtime::kContainerd);
   return p;
 }

@@ -76,6 +76,8 @@ struct Policy {
   bool require_run_as_non_root = false;
   bool require_justification = false;
   std::vector<Exemption> exemptions;
+  // Built by ProfileOnlyPolicy: exactly the Pod Security profile, no rule of capwatch's own.
+  bool profile_only = false;
 
   Severity SeverityOf(int capability) const;
 };

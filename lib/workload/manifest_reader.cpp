@@ -244,10 +244,20 @@ class Reader {
       std::string key(pointer.substr(pos + 1, next == std::string_view::npos
                                                   ? std::string_view::npos
                                                   : next - pos - 1));
-      if (!cur->is_object()) return nullptr;
-      auto it = cur->find(key);
-      if (it == cur->end()) return nullptr;
-      cur = &*it;
+      if (cur->is_array()) {
+        std::size_t index = 0;
+        auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), index);
+        if (ec != std::errc() || end != key.data() + key.size() || index >= cur->size()) {
+          return nullptr;
+        }
+        cur = &(*cur)[index];
+      } else if (cur->is_object()) {
+        auto it = cur->find(key);
+        if (it == cur->end()) return nullptr;
+        cur = &*it;
+      } else {
+        return nullptr;
+      }
       if (next == std::string_view::npos) break;
       pos = next;
     }
@@ -498,12 +508,28 @@ void AttributePods(ManifestResult& result) {
       continue;
     }
     ManifestWorkload& existing = merged[it->second];
-    const int pods = existing.pods + w.pods;
-    if (priority[i] > merged_priority[it->second]) {
-      existing = std::move(w);
-      merged_priority[it->second] = priority[i];
+    if (priority[i] == 2 && merged_priority[it->second] == 2) {
+      // The same workload defined twice (a base and an overlay, say): evaluate both.
+      result.notes.push_back(w.ref.kind + " " + w.namespace_name + "/" + w.ref.name +
+                             " is defined in " + existing.source.file + " and again in " +
+                             w.source.file + "; both are evaluated");
+      merged.push_back(std::move(w));
+      merged_priority.push_back(priority[i]);
+      continue;
     }
+    const int pods = existing.pods + w.pods;
+    if (priority[i] > merged_priority[it->second]) std::swap(existing, w);
+    if (merged_priority[it->second] < priority[i]) merged_priority[it->second] = priority[i];
     existing.pods = pods;
+    // Containers only some Pods have (an ephemeral debug container) are evaluated too.
+    for (auto& c : w.pod.containers) {
+      const bool known = std::any_of(
+          existing.pod.containers.begin(), existing.pod.containers.end(),
+          [&](const ContainerView& e) { return e.name == c.name && e.type == c.type; });
+      if (!known) existing.pod.containers.push_back(std::move(c));
+    }
+    std::stable_sort(existing.pod.containers.begin(), existing.pod.containers.end(),
+                     [](const ContainerView& a, const ContainerView& b) { return a.type < b.type; });
   }
   result.workloads = std::move(merged);
 }

@@ -1,6 +1,7 @@
 #include "workload/pod_decoder.h"
 
 #include <algorithm>
+#include <exception>
 #include <simdjson.h>
 
 namespace capwatch {
@@ -42,12 +43,18 @@ struct PodDecoder::Impl {
   };
   std::vector<Frame> path;
 
+  // Pushes a path element for the scope's lifetime. While an error unwinds the stack the
+  // path is left in place, so the handler can name the field that failed.
   struct Scope {
     Impl& impl;
-    Scope(Impl& i, std::string_view key, int index = -1) : impl(i) {
+    int uncaught;
+    Scope(Impl& i, std::string_view key, int index = -1)
+        : impl(i), uncaught(std::uncaught_exceptions()) {
       impl.path.push_back({key, index});
     }
-    ~Scope() { impl.path.pop_back(); }
+    ~Scope() {
+      if (std::uncaught_exceptions() == uncaught) impl.path.pop_back();
+    }
     Scope(const Scope&) = delete;
     Scope& operator=(const Scope&) = delete;
   };

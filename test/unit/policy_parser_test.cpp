@@ -1,0 +1,143 @@
+#include <gtest/gtest.h>
+
+#include <gmock/gmock.h>
+#include <yaml-cpp/yaml.h>
+
+#include "policy/policy_parser.h"
+
+namespace capwatch {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(PolicyParser, ParsesEveryField) {
+  const char* yaml = R"(
+apiVersion: capwatch.io/v1alpha1
+kind: CapabilityPolicy
+metadata: {name: prod}
+spec:
+  profile: restricted
+  match:
+    namespaces: [prod-*]
+    excludeNamespaces: [kube-system]
+    namespaceSelector: {matchLabels: {env: prod}}
+    podSelector: {matchExpressions: [{key: tier, operator: NotIn, values: [batch]}]}
+  runtimeDefaults: cri-o
+  requireDropAll: true
+  allowedCapabilities: [NET_BIND_SERVICE, cap_chown]
+  forbiddenCapabilities: [SYS_ADMIN, ALL, privileged]
+  severities: {NET_RAW: high}
+  disallowPrivileged: true
+  requireNoPrivilegeEscalation: true
+  requireRunAsNonRoot: true
+  requireJustification: true
+  exemptions:
+  - name: netshoot-debug
+    namespaces: [netops]
+    podSelector: {matchLabels: {app: netshoot}}
+    containers: [tools]
+    capabilities: [NET_RAW, NET_ADMIN]
+    reason: network diagnostics
+    expires: "2027-01-31T00:00:00Z"
+)";
+  Policy p;
+  const auto errors = ParsePolicy(YAML::Load(yaml), p);
+  ASSERT_TRUE(errors.empty()) << errors[0].ToString();
+  EXPECT_EQ(p.name, "prod");
+  EXPECT_EQ(p.profile, Profile::kRestricted);
+  EXPECT_EQ(p.match.namespaces, std::vector<std::string>{"prod-*"});
+  ASSERT_TRUE(p.match.namespace_selector);
+  ASSERT_TRUE(p.match.pod_selector);
+  EXPECT_EQ(p.runtime_defaults, RuntimeDefaultSet(Runtime::kCrio));
+  EXPECT_TRUE(p.require_drop_all && p.disallow_privileged && p.require_no_privilege_escalation &&
+              p.require_run_as_non_root && p.require_justification);
+  ASSERT_TRUE(p.allowed);
+  EXPECT_EQ(CountOf(p.allowed->set), 2);
+  EXPECT_TRUE(p.forbidden.all && p.forbidden.privileged);
+  EXPECT_EQ(CountOf(p.forbidden.set), 1);
+  EXPECT_EQ(p.SeverityOf(*CapabilityNumber("NET_RAW")), Severity::kHigh);
+  ASSERT_EQ(p.exemptions.size(), 1u);
+  ASSERT_TRUE(p.exemptions[0].expires);
+  EXPECT_EQ(Clock::to_time_t(*p.exemptions[0].expires), 1801353600);
+}
+
+TEST(PolicyParser, DefaultsToTheDangerousSetAndContainerd) {
+  Policy p;
+  const auto errors = ParsePolicy(
+      YAML::Load("{apiVersion: capwatch.io/v1alpha1, kind: CapabilityPolicy, metadata: {name: a}}"), p);
+  ASSERT_TRUE(errors.empty());
+  EXPECT_EQ(p.forbidden.set, DangerousSet());
+  EXPECT_EQ(p.runtime_defaults, RuntimeDefaultSet(Runtime::kContainerd));
+  EXPECT_FALSE(p.allowed);
+}
+
+struct BadPolicy {
+  std::string name;
+  std::string spec;
+  std::string path;
+  std::string message;
+};
+
+class PolicyValidation : public ::testing::TestWithParam<BadPolicy> {};
+
+TEST_P(PolicyValidation, NamesTheFieldPath) {
+  const std::string yaml = "apiVersion: capwatch.io/v1alpha1\nkind: CapabilityPolicy\nmetadata: {name: p}\nspec: " +
+                           GetParam().spec + "\n";
+  Policy p;
+  const auto errors = ParsePolicy(YAML::Load(yaml), p);
+  ASSERT_FALSE(errors.empty()) << GetParam().name;
+  EXPECT_EQ(errors[0].path, GetParam().path);
+  EXPECT_THAT(errors[0].message, HasSubstr(GetParam().message));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, PolicyValidation,
+    ::testing::Values(
+        BadPolicy{"profile", "{profile: strict}", ".spec.profile", "none, baseline, restricted"},
+        BadPolicy{"unknown_capability", "{allowedCapabilities: [NET_BIND]}",
+                  ".spec.allowedCapabilities[0]", "did you mean NET_BIND_SERVICE"},
+        BadPolicy{"forbidden_typo", "{forbiddenCapabilities: [SYS_ADMIN, SYS_ADMN]}",
+                  ".spec.forbiddenCapabilities[1]", "not a Linux capability"},
+        BadPolicy{"bad_glob", "{match: {namespaces: [\"prod/[a\"]}}", ".spec.match.namespaces[0]",
+                  "not a namespace glob"},
+        BadPolicy{"bool_type", "{requireDropAll: sometimes}", ".spec.requireDropAll", "true or false"},
+        BadPolicy{"unknown_field", "{requireDropALL: true}", ".spec.requireDropALL", "unknown field"},
+        BadPolicy{"runtime", "{runtimeDefaults: podman}", ".spec.runtimeDefaults", "containerd, cri-o, docker"},
+        BadPolicy{"severity", "{severities: {NET_RAW: urgent}}", ".spec.severities.NET_RAW", "low, medium"},
+        BadPolicy{"selector_operator", "{match: {podSelector: {matchExpressions: [{key: a, operator: Equals}]}}}",
+                  ".spec.match.podSelector.matchExpressions[0].operator", "In, NotIn"},
+        BadPolicy{"exemption_reason", "{exemptions: [{name: x, capabilities: [NET_RAW]}]}",
+                  ".spec.exemptions[0].reason", "must say why"},
+        BadPolicy{"exemption_expires", "{exemptions: [{name: x, reason: y, expires: tomorrow}]}",
+                  ".spec.exemptions[0].expires", "RFC 3339"},
+        BadPolicy{"exemption_duplicate", "{exemptions: [{name: x, reason: y}, {name: x, reason: z}]}",
+                  ".spec.exemptions[1].name", "duplicate"}),
+    [](const auto& p) { return p.param.name; });
+
+TEST(PolicyParser, ParsePoliciesSeparatesValidFromInvalid) {
+  const auto result = ParsePolicies(R"(
+apiVersion: capwatch.io/v1alpha1
+kind: CapabilityPolicy
+metadata: {name: good}
+spec: {profile: baseline}
+---
+apiVersion: capwatch.io/v1alpha1
+kind: CapabilityPolicy
+metadata: {name: bad}
+spec: {profile: nope}
+)");
+  ASSERT_EQ(result.policies.size(), 1u);
+  EXPECT_EQ(result.policies[0].name, "good");
+  ASSERT_EQ(result.invalid.size(), 1u);
+  EXPECT_EQ(result.invalid[0].first, "bad");
+}
+
+TEST(PolicyParser, RejectsTheWrongKind) {
+  Policy p;
+  const auto errors = ParsePolicy(YAML::Load("{apiVersion: v1, kind: Pod, metadata: {name: a}}"), p);
+  ASSERT_FALSE(errors.empty());
+  EXPECT_EQ(errors[0].path, ".kind");
+}
+
+}  // namespace
+}  // namespace capwatch

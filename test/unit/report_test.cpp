@@ -1,0 +1,123 @@
+#include <gtest/gtest.h>
+
+#include <gmock/gmock.h>
+
+#include "report/report_builder.h"
+#include "test_support.h"
+
+namespace capwatch {
+namespace {
+
+using nlohmann::json;
+
+struct Built {
+  ManifestWorkload workload;
+  PodEvaluation evaluation;
+  json report;
+};
+
+Built Build(const std::string& yaml, const Policy& policy = DefaultPolicy(), ReportOptions options = {}) {
+  Built b;
+  b.workload = testing::OneWorkload(yaml);
+  const Policy* policies[] = {&policy};
+  b.evaluation = Evaluate(b.workload.pod, policies, Clock::now());
+  b.report = BuildReport({b.workload.ref, b.workload.namespace_name, 3, &b.workload.pod, &b.evaluation},
+                         options);
+  return b;
+}
+
+const char* kDeployment = R"(
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: webserver, namespace: web, uid: d-1}
+spec:
+  template:
+    metadata:
+      annotations: {capwatch.io/justification.NET_BIND_SERVICE: "binds :80"}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:alpine
+        securityContext:
+          runAsNonRoot: true
+          allowPrivilegeEscalation: false
+          capabilities: {drop: [ALL], add: [NET_BIND_SERVICE, SYS_ADMIN]}
+      - name: sidecar
+        image: envoy
+)";
+
+TEST(Report, HasTheShapeOfDesignSection2) {
+  const Built b = Build(kDeployment);
+  const json& r = b.report;
+  EXPECT_EQ(r["apiVersion"], "capwatch.io/v1alpha1");
+  EXPECT_EQ(r["kind"], "CapabilityReport");
+  EXPECT_EQ(r["metadata"]["name"], "deployment-webserver");
+  EXPECT_EQ(r["metadata"]["namespace"], "web");
+  EXPECT_EQ(r["metadata"]["ownerReferences"][0]["uid"], "d-1");
+  EXPECT_EQ(r["workload"]["kind"], "Deployment");
+  EXPECT_EQ(r["workload"]["pods"], 3);
+  EXPECT_EQ(r["summary"]["containers"], 2);
+  EXPECT_EQ(r["summary"]["compliant"], false);
+  EXPECT_EQ(r["summary"]["highestSeverity"], "critical");
+  EXPECT_EQ(r["summary"]["critical"], 1);  // SYS_ADMIN
+  const json& nginx = r["containers"][0];
+  EXPECT_EQ(nginx["name"], "nginx");
+  EXPECT_EQ(nginx["type"], "container");
+  EXPECT_EQ(nginx["granted"], json::array({"NET_BIND_SERVICE", "SYS_ADMIN"}));
+  EXPECT_EQ(nginx["dropped"], json::array({"ALL"}));
+  EXPECT_EQ(nginx["justifications"]["NET_BIND_SERVICE"], "binds :80");
+  EXPECT_EQ(nginx["allowPrivilegeEscalation"], false);
+  const json& sidecar = r["containers"][1];
+  EXPECT_EQ(sidecar["granted"].size(), 14u) << "the containerd default set is reported";
+  int violations = 0;
+  for (const auto& f : r["findings"]) {
+    EXPECT_TRUE(f.contains("rule") && f.contains("severity") && f.contains("message") &&
+                f.contains("remediation") && f.contains("result"));
+    violations += f["result"] == "fail";
+  }
+  EXPECT_EQ(r["summary"]["violations"], violations);
+}
+
+TEST(Report, IsDeterministicAndHashesItsContent) {
+  const Built a = Build(kDeployment);
+  const Built b = Build(kDeployment);
+  EXPECT_EQ(a.report.dump(), b.report.dump());
+  const std::string hash = a.report["metadata"]["annotations"][std::string(kContentHashAnnotation)];
+  EXPECT_EQ(hash, ContentHash(a.report));
+  std::string changed = kDeployment;
+  changed.replace(changed.find("SYS_ADMIN"), 9, "SYS_PTRACE");
+  EXPECT_NE(hash, ContentHash(Build(changed).report));
+}
+
+TEST(Report, StaysUnderOneMebibyteForAThousandContainersAddingEverything) {
+  std::string yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: huge, namespace: x}\nspec:\n  containers:\n";
+  std::string all_caps;
+  for (const auto& c : Catalog()) all_caps += std::string(all_caps.empty() ? "" : ", ") + std::string(c.name);
+  for (int i = 0; i < 1000; ++i) {
+    yaml += "  - {name: c" + std::to_string(i) + ", image: i, securityContext: {capabilities: {add: [" +
+            all_caps + "]}}}\n";
+  }
+  const Built b = Build(yaml);
+  const std::string text = b.report.dump();
+  EXPECT_LT(text.size(), 1u << 20);
+  const json& summary = b.report["summary"];
+  ASSERT_TRUE(summary.contains("truncated"));
+  EXPECT_GT(summary["truncated"]["findingsOmitted"].get<int>(), 0);
+  EXPECT_EQ(summary["containers"], 1000);
+  // The counts cover everything, kept or left out.
+  EXPECT_EQ(summary["violations"].get<std::size_t>(), b.evaluation.findings.size());
+  EXPECT_EQ(b.report["findings"].size() + summary["truncated"]["findingsOmitted"].get<std::size_t>(),
+            b.evaluation.findings.size());
+  // The worst findings are the ones kept.
+  EXPECT_EQ(b.report["findings"][0]["severity"], "critical");
+}
+
+TEST(Report, WindowsPodsCarryTheNote) {
+  const Built b = Build("apiVersion: v1\nkind: Pod\nmetadata: {name: w}\nspec:\n  os: {name: windows}\n"
+                        "  containers: [{name: c, image: i}]\n");
+  EXPECT_THAT(b.report["note"].get<std::string>(), ::testing::HasSubstr("Windows"));
+  EXPECT_EQ(b.report["summary"]["compliant"], true);
+}
+
+}  // namespace
+}  // namespace capwatch

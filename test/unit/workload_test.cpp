@@ -1,0 +1,382 @@
+#include <gtest/gtest.h>
+
+#include <gmock/gmock.h>
+
+#include "workload/manifest_reader.h"
+#include "workload/owner_resolution.h"
+#include "workload/pod_decoder.h"
+
+namespace capwatch {
+namespace {
+
+using ::testing::HasSubstr;
+
+const char* kPodJson = R"({
+  "apiVersion": "v1", "kind": "Pod",
+  "metadata": {
+    "name": "web-5d4f8c-abcde", "namespace": "prod", "uid": "u-1", "resourceVersion": "42",
+    "labels": {"app": "web", "pod-template-hash": "5d4f8c"},
+    "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"x\":1}",
+                    "capwatch.io/justification.NET_BIND_SERVICE": "binds :80"},
+    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d4f8c",
+                         "uid": "rs-1", "controller": true, "blockOwnerDeletion": true}],
+    "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {"f:containers": {}}}}]
+  },
+  "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled"}]},
+  "spec": {
+    "initContainers": [{"name": "init", "image": "busybox",
+                        "securityContext": {"capabilities": {"add": ["CHOWN"]}, "runAsUser": 0}}],
+    "containers": [{"name": "nginx", "image": "nginx:alpine", "env": [{"name": "A", "value": "b"}],
+                    "securityContext": {"runAsNonRoot": true, "allowPrivilegeEscalation": false,
+                                        "privileged": false,
+                                        "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}}],
+    "securityContext": {"runAsNonRoot": true, "runAsUser": 1000},
+    "os": {"name": "linux"}
+  }
+})";
+
+TEST(PodDecoder, ProjectsTheSecurityRelevantFields) {
+  PodDecoder decoder;
+  PodView pod;
+  DecodeError error;
+  ASSERT_TRUE(decoder.DecodePod(kPodJson, pod, error)) << error.ToString();
+  EXPECT_EQ(pod.name, "web-5d4f8c-abcde");
+  EXPECT_EQ(pod.namespace_name, "prod");
+  EXPECT_EQ(pod.uid, "u-1");
+  EXPECT_EQ(pod.resource_version, "42");
+  EXPECT_EQ(pod.labels.size(), 2u);
+  ASSERT_EQ(pod.justifications.size(), 1u) << "only capwatch annotations are kept";
+  EXPECT_EQ(pod.justifications[0].first, "NET_BIND_SERVICE");
+  EXPECT_EQ(pod.justifications[0].second, "binds :80");
+  ASSERT_NE(pod.controller_owner(), nullptr);
+  EXPECT_EQ(pod.controller_owner()->kind, "ReplicaSet");
+  EXPECT_EQ(pod.os, "linux");
+  EXPECT_EQ(pod.run_as_non_root, true);
+  EXPECT_EQ(pod.run_as_user, 1000);
+  ASSERT_EQ(pod.containers.size(), 2u);
+  // Containers come first whatever the JSON order.
+  EXPECT_EQ(pod.containers[0].name, "nginx");
+  EXPECT_EQ(pod.containers[0].type, ContainerType::kContainer);
+  EXPECT_EQ(pod.containers[0].drop, std::vector<std::string>{"ALL"});
+  EXPECT_EQ(pod.containers[0].add, std::vector<std::string>{"NET_BIND_SERVICE"});
+  EXPECT_EQ(pod.containers[0].allow_privilege_escalation, false);
+  EXPECT_EQ(pod.containers[0].privileged, false);
+  EXPECT_EQ(pod.containers[1].name, "init");
+  EXPECT_EQ(pod.containers[1].type, ContainerType::kInitContainer);
+  EXPECT_EQ(pod.containers[1].run_as_user, 0);
+  EXPECT_FALSE(pod.containers[1].run_as_non_root.has_value());
+}
+
+struct BadPod {
+  std::string json;
+  std::string path;
+  std::string message;
+};
+
+class PodDecoderErrors : public ::testing::TestWithParam<BadPod> {};
+
+TEST_P(PodDecoderErrors, NameTheField) {
+  PodDecoder decoder;
+  PodView pod;
+  DecodeError error;
+  EXPECT_FALSE(decoder.DecodePod(GetParam().json, pod, error));
+  EXPECT_EQ(error.path, GetParam().path);
+  EXPECT_THAT(error.message, HasSubstr(GetParam().message));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, PodDecoderErrors,
+    ::testing::Values(
+        BadPod{R"({"spec": {"containers": [{"name": "a", "securityContext": {"capabilities": {"add": [1]}}}]}})",
+               ".spec.containers[0].securityContext.capabilities.add[0]", "expected a string, got a number"},
+        BadPod{R"({"spec": {"containers": [{"name": "a"}, {"name": "b", "securityContext": {"privileged": "yes"}}]}})",
+               ".spec.containers[1].securityContext.privileged", "expected a boolean"},
+        BadPod{R"({"spec": {"securityContext": {"runAsUser": 1.5}}})", ".spec.securityContext.runAsUser",
+               "integer"},
+        BadPod{R"({"spec": {"containers": {"name": "a"}}})", ".spec.containers", "expected an array, got an object"},
+        BadPod{R"({"metadata": {"labels": ["a"]}})", ".metadata.labels", "expected an object"},
+        BadPod{R"({"spec": {"containers": [{"name": "a")", ".spec.containers[0]", "invalid JSON"}));
+
+TEST(PodDecoder, DecodesAListBody) {
+  const std::string list = std::string(R"({"kind": "PodList", "metadata": {"resourceVersion": "77", "continue": "tok"}, "items": [)") +
+                           kPodJson + "," + kPodJson + "]}";
+  PodDecoder decoder;
+  std::vector<PodView> pods;
+  PodDecoder::ListMeta meta;
+  DecodeError error;
+  ASSERT_TRUE(decoder.DecodePodList(list, [&](PodView&& p) { pods.push_back(std::move(p)); }, meta, error))
+      << error.ToString();
+  EXPECT_EQ(pods.size(), 2u);
+  EXPECT_EQ(meta.resource_version, "77");
+  EXPECT_EQ(meta.continue_token, "tok");
+}
+
+TEST(PodDecoder, IsReusableAcrossCalls) {
+  PodDecoder decoder;
+  for (int i = 0; i < 3; ++i) {
+    PodView pod;
+    DecodeError error;
+    ASSERT_TRUE(decoder.DecodePod(kPodJson, pod, error));
+    EXPECT_EQ(pod.containers.size(), 2u);
+  }
+}
+
+// ---- Owner resolution ------------------------------------------------------------------------
+
+TEST(OwnerResolution, ClimbsReplicaSetToDeploymentAndJobToCronJob) {
+  PodView pod;
+  pod.name = "web-abc";
+  pod.namespace_name = "prod";
+  pod.owners = {{"apps/v1", "ReplicaSet", "web-5d4f8c", "rs-1", true}};
+  auto lookup = [](std::string_view kind, std::string_view, std::string_view name) -> OwnerInfo {
+    if (kind == "ReplicaSet" && name == "web-5d4f8c") {
+      return {true, OwnerReference{"apps/v1", "Deployment", "web", "d-1", true}};
+    }
+    if (kind == "Job" && name == "backup-123") {
+      return {true, OwnerReference{"batch/v1", "CronJob", "backup", "cj-1", true}};
+    }
+    if (kind == "ReplicaSet" && name == "bare-rs") return {true, std::nullopt};
+    return {};
+  };
+  WorkloadRef w = ResolveWorkload(pod, lookup);
+  EXPECT_EQ(w.kind, "Deployment");
+  EXPECT_EQ(w.name, "web");
+  EXPECT_EQ(ReportName(w), "deployment-web");
+
+  pod.owners = {{"batch/v1", "Job", "backup-123", "j-1", true}};
+  w = ResolveWorkload(pod, lookup);
+  EXPECT_EQ(ReportName(w), "cronjob-backup");
+
+  pod.owners = {{"apps/v1", "ReplicaSet", "bare-rs", "rs-2", true}};
+  EXPECT_EQ(ReportName(ResolveWorkload(pod, lookup)), "replicaset-bare-rs");
+
+  pod.owners = {{"apps/v1", "StatefulSet", "db", "ss-1", true}};
+  EXPECT_EQ(ReportName(ResolveWorkload(pod, lookup)), "statefulset-db");
+
+  pod.owners = {{"apps/v1", "ReplicaSet", "x", "x", false}};  // not a controller reference
+  EXPECT_EQ(ReportName(ResolveWorkload(pod, lookup)), "pod-web-abc");
+}
+
+TEST(OwnerResolution, UnknownReplicaSetFallsBackToPodTemplateHash) {
+  PodView pod;
+  pod.name = "web-5d4f8c-abcde";
+  pod.labels = {{"pod-template-hash", "5d4f8c"}};
+  pod.owners = {{"apps/v1", "ReplicaSet", "web-5d4f8c", "rs-1", true}};
+  EXPECT_EQ(ReportName(ResolveWorkload(pod, nullptr)), "deployment-web");
+}
+
+TEST(OwnerResolution, ReportNamesStayWithinTheObjectNameLimit) {
+  const std::string name = ReportName({"v1", "Pod", std::string(253, 'a'), ""});
+  EXPECT_LE(name.size(), 253u);
+  EXPECT_NE(name, ReportName({"v1", "Pod", std::string(252, 'a') + "b", ""}));
+}
+
+// ---- Manifests -------------------------------------------------------------------------------
+
+ManifestResult Read(const std::string& content, const ManifestOptions& options = {}) {
+  ManifestResult result;
+  ReadManifest("m.yaml", content, options, result);
+  return result;
+}
+
+std::string Template(const std::string& indent) {
+  return indent + "template:\n" + indent + "  metadata: {labels: {app: x}}\n" + indent +
+         "  spec:\n" + indent + "    containers:\n" + indent +
+         "    - {name: c, image: i, securityContext: {capabilities: {add: [SYS_ADMIN]}}}\n";
+}
+
+struct KindCase {
+  std::string kind;
+  std::string manifest;
+};
+
+class ManifestKinds : public ::testing::TestWithParam<KindCase> {};
+
+TEST_P(ManifestKinds, YieldThePodTemplate) {
+  const ManifestResult result = Read(GetParam().manifest);
+  ASSERT_TRUE(result.errors.empty()) << result.errors[0].ToString();
+  ASSERT_EQ(result.workloads.size(), 1u);
+  const ManifestWorkload& w = result.workloads[0];
+  EXPECT_EQ(w.ref.kind, GetParam().kind);
+  EXPECT_EQ(w.ref.name, "x");
+  EXPECT_EQ(w.namespace_name, "ns");
+  ASSERT_EQ(w.pod.containers.size(), 1u);
+  EXPECT_EQ(w.pod.containers[0].add, std::vector<std::string>{"SYS_ADMIN"});
+  EXPECT_EQ(w.pod.namespace_name, "ns");
+}
+
+std::string Workload(const std::string& api, const std::string& kind) {
+  return "apiVersion: " + api + "\nkind: " + kind + "\nmetadata: {name: x, namespace: ns}\nspec:\n" +
+         Template("  ");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Kinds, ManifestKinds,
+    ::testing::Values(
+        KindCase{"Deployment", Workload("apps/v1", "Deployment")},
+        KindCase{"StatefulSet", Workload("apps/v1", "StatefulSet")},
+        KindCase{"DaemonSet", Workload("apps/v1", "DaemonSet")},
+        KindCase{"ReplicaSet", Workload("apps/v1", "ReplicaSet")},
+        KindCase{"ReplicationController", Workload("v1", "ReplicationController")},
+        KindCase{"Job", Workload("batch/v1", "Job")},
+        KindCase{"CronJob", "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: x, namespace: ns}\n"
+                            "spec:\n  schedule: '* * * * *'\n  jobTemplate:\n    spec:\n" + Template("      ")},
+        KindCase{"PodTemplate", "apiVersion: v1\nkind: PodTemplate\nmetadata: {name: x, namespace: ns}\n" + Template("")},
+        KindCase{"Pod", "apiVersion: v1\nkind: Pod\nmetadata: {name: x, namespace: ns}\nspec:\n  containers:\n"
+                        "  - {name: c, image: i, securityContext: {capabilities: {add: [SYS_ADMIN]}}}\n"},
+        KindCase{"Rollout", Workload("argoproj.io/v1alpha1", "Rollout")}),
+    [](const auto& p) { return p.param.kind; });
+
+TEST(Manifests, MultiDocumentYamlListsAndNonWorkloads) {
+  const std::string yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\n---\n" +
+                           Workload("apps/v1", "Deployment") +
+                           "---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n"
+                           "  metadata: {name: p1}\n  spec: {containers: [{name: a, image: b}]}\n";
+  const ManifestResult result = Read(yaml);
+  ASSERT_TRUE(result.errors.empty()) << result.errors[0].ToString();
+  ASSERT_EQ(result.workloads.size(), 2u);
+  EXPECT_EQ(result.workloads[0].source.document, 3);
+  EXPECT_EQ(result.workloads[0].source.line, 6);
+  EXPECT_EQ(result.workloads[1].ref.name, "p1");
+  EXPECT_EQ(result.workloads[1].namespace_name, "default");
+}
+
+TEST(Manifests, KubectlJsonOutputGroupsPodsUnderTheirDeployment) {
+  auto pod = [](const std::string& name) {
+    return R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":")" + name +
+           R"(","namespace":"prod","labels":{"pod-template-hash":"5d4f8c"},"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-5d4f8c","uid":"rs","controller":true}]},"spec":{"containers":[{"name":"c","image":"i"}]}})";
+  };
+  const std::string json = R"({"apiVersion":"v1","kind":"List","items":[)" + pod("web-5d4f8c-a") + "," +
+                           pod("web-5d4f8c-b") + "," +
+                           R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"debug","namespace":"prod"},"spec":{"containers":[{"name":"c","image":"i"}]}}]})";
+  ManifestResult result;
+  ReadManifest("pods.json", json, {}, result);
+  AttributePods(result);
+  ASSERT_TRUE(result.errors.empty()) << result.errors[0].ToString();
+  ASSERT_EQ(result.workloads.size(), 2u);
+  EXPECT_EQ(ReportName(result.workloads[0].ref), "deployment-web");
+  EXPECT_EQ(result.workloads[0].pods, 2);
+  EXPECT_EQ(ReportName(result.workloads[1].ref), "pod-debug");
+  EXPECT_EQ(result.workloads[1].pods, 1);
+}
+
+TEST(Manifests, PodsOfOneWorkloadContributeContainersOnlySomeOfThemHave) {
+  const std::string base =
+      R"("apiVersion":"v1","kind":"Pod","metadata":{"name":"NAME","namespace":"prod","labels":{"pod-template-hash":"h1"},"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-h1","uid":"rs","controller":true}]},"spec":{"containers":[{"name":"c","image":"i"}])";
+  auto pod = [&](const std::string& name, const std::string& extra) {
+    std::string p = base;
+    p.replace(p.find("NAME"), 4, name);
+    return "{" + p + extra + "}}";
+  };
+  const std::string json = R"({"kind":"List","items":[)" + pod("web-h1-a", "") + "," +
+                           pod("web-h1-b", R"(,"ephemeralContainers":[{"name":"debug","image":"busybox","securityContext":{"capabilities":{"add":["SYS_PTRACE"]}}}])") +
+                           "]}";
+  ManifestResult result;
+  ReadManifest("pods.json", json, {}, result);
+  AttributePods(result);
+  ASSERT_EQ(result.workloads.size(), 1u);
+  ASSERT_EQ(result.workloads[0].pod.containers.size(), 2u);
+  EXPECT_EQ(result.workloads[0].pod.containers[1].name, "debug");
+  EXPECT_EQ(result.workloads[0].pods, 2);
+}
+
+TEST(Manifests, TheSameWorkloadInTwoFilesIsEvaluatedTwice) {
+  ManifestResult result;
+  ReadManifest("base.yaml", Workload("apps/v1", "Deployment"), {}, result);
+  ReadManifest("overlay.yaml", Workload("apps/v1", "Deployment"), {}, result);
+  AttributePods(result);
+  EXPECT_EQ(result.workloads.size(), 2u);
+  ASSERT_EQ(result.notes.size(), 1u);
+  EXPECT_THAT(result.notes[0], HasSubstr("overlay.yaml"));
+}
+
+TEST(Manifests, YamlScalarsResolveLikeKubernetes) {
+  const ManifestResult result = Read(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+      "  - {name: c, image: i, securityContext: {privileged: yes, runAsUser: 1000, runAsNonRoot: \"true\"}}\n");
+  // A quoted "true" is a string where a boolean belongs: an error naming the field.
+  ASSERT_EQ(result.errors.size(), 1u);
+  EXPECT_EQ(result.errors[0].path, ".spec.containers[0].securityContext.runAsNonRoot");
+}
+
+struct BadInput {
+  std::string name;
+  std::string content;
+  std::string path;     // expected field path ("" = any)
+  std::string message;  // expected substring
+};
+
+class ManifestErrors : public ::testing::TestWithParam<BadInput> {};
+
+TEST_P(ManifestErrors, AreClearAndNameTheField) {
+  const ManifestResult result = Read(GetParam().content);
+  ASSERT_FALSE(result.errors.empty()) << GetParam().name;
+  const ManifestError& e = result.errors[0];
+  if (!GetParam().path.empty()) {
+    EXPECT_EQ(e.path, GetParam().path);
+  }
+  EXPECT_THAT(e.ToString(), HasSubstr(GetParam().message));
+  EXPECT_THAT(e.ToString(), HasSubstr("m.yaml"));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, ManifestErrors,
+    ::testing::Values(
+        BadInput{"empty", "", "", "empty"},
+        BadInput{"only_separators", "---\n---\n", "", "only empty documents"},
+        BadInput{"not_yaml", "kind: Pod\n  bad: [unclosed\n", "", "not valid YAML"},
+        BadInput{"not_json", "{\"kind\": \"Pod\",", "", "not valid JSON"},
+        BadInput{"scalar_document", "hello\n", "", "expected a Kubernetes object"},
+        BadInput{"missing_kind", "apiVersion: v1\nmetadata: {name: x}\n", ".kind", "missing"},
+        BadInput{"unknown_kind", "apiVersion: v1\nkind: Deploymnet\nmetadata: {name: x}\n", ".kind",
+                 "unknown kind \"Deploymnet\""},
+        BadInput{"no_containers", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {}\n",
+                 ".spec.containers", "at least one container"},
+        BadInput{"containers_not_list", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: 3}\n",
+                 ".spec.containers", "must be an array"},
+        BadInput{"wrong_type_in_template",
+                 "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  template:\n    spec:\n"
+                 "      containers: [{name: c, securityContext: {capabilities: {add: {a: b}}}}]\n",
+                 ".spec.template.spec.containers[0].securityContext.capabilities.add", "expected an array"},
+        BadInput{"missing_template", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {}\n",
+                 ".spec.template", "needs a pod template"},
+        BadInput{"missing_name", "apiVersion: v1\nkind: Pod\nspec: {containers: [{name: a}]}\n",
+                 ".metadata.name", "no name"},
+        BadInput{"deep_nesting", std::string(5000, '[') + std::string(5000, ']'), "", "not"}),
+    [](const auto& p) { return p.param.name; });
+
+TEST(Manifests, ACapabilityListOfTenThousandEntriesIsRejected) {
+  std::string yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n"
+                     "  - name: c\n    securityContext:\n      capabilities:\n        add:\n";
+  for (int i = 0; i < 10000; ++i) yaml += "        - NET_RAW\n";
+  const ManifestResult result = Read(yaml);
+  ASSERT_EQ(result.errors.size(), 1u);
+  EXPECT_EQ(result.errors[0].path, ".spec.containers[0].securityContext.capabilities.add");
+  EXPECT_THAT(result.errors[0].message, HasSubstr("10000 entries"));
+}
+
+TEST(Manifests, LargeYamlIsRefusedWithAdviceAndLargeJsonIsRead) {
+  std::string big_yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata:\n  blob: \"";
+  big_yaml.append(50u << 20, 'a');
+  big_yaml += "\"\n";
+  const ManifestResult yaml_result = Read(big_yaml);
+  ASSERT_EQ(yaml_result.errors.size(), 1u);
+  EXPECT_THAT(yaml_result.errors[0].message, HasSubstr("as JSON"));
+
+  std::string big_json = R"({"apiVersion":"v1","kind":"List","items":[)";
+  const std::string pod =
+      R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","annotations":{"a":")" +
+      std::string(5000, 'x') + R"("}},"spec":{"containers":[{"name":"c","image":"i"}]}})";
+  int count = 0;
+  while (big_json.size() < (50u << 20)) {
+    if (count++ > 0) big_json += ",";
+    big_json += pod;
+  }
+  big_json += "]}";
+  const ManifestResult json_result = Read(big_json);
+  EXPECT_TRUE(json_result.errors.empty());
+  EXPECT_EQ(json_result.workloads.size(), static_cast<std::size_t>(count));
+}
+
+}  // namespace
+}  // namespace capwatch
