@@ -79,7 +79,6 @@ type admission struct {
 // without them, then they are added through the ephemeralcontainers subresource, dry-run,
 // which PodSecurity evaluates on the whole pod.
 func admitAll(t *testing.T, ns string, pods []*corev1.Pod) []admission {
-	t.Helper()
 	out := make([]admission, len(pods))
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -141,7 +140,6 @@ func admitPod(ctx context.Context, ns string, pod *corev1.Pod) admission {
 // compareWithPSA runs capwatch over the admitted pods and compares, pod by pod and control by
 // control, the checks capwatch fails with the checks PodSecurity warned about.
 func compareWithPSA(t *testing.T, profile, ns string, pods []*corev1.Pod, admitted []admission) {
-	t.Helper()
 	controls := profileControls[profile]
 
 	// The oracle: which checks PodSecurity says each pod fails.
@@ -200,23 +198,32 @@ func compareWithPSA(t *testing.T, profile, ns string, pods []*corev1.Pod, admitt
 	agreedPods, agreedVerdicts := 0, 0
 	violating := map[string]int{}
 	var disagreements []string
+	kinds := map[string]int{} // kind of problem -> pods showing it
+	shownKinds := map[string]bool{}
 	for i, pod := range pods {
 		for id := range psa[i] {
 			violating[id]++
 		}
 		r := byName["pod-"+pod.Name]
 		var problems []string
+		podKinds := map[string]bool{}
+		problem := func(kind, text string) {
+			problems = append(problems, text)
+			podKinds[kind] = true
+		}
 		capwatch := map[string]bool{}
 		if r == nil {
-			problems = append(problems, "capwatch wrote no report pod-"+pod.Name)
+			problem("no report", "capwatch wrote no report pod-"+pod.Name)
 		} else {
 			for _, f := range r.failures() {
 				switch {
 				case f.PSSControl == "":
-					problems = append(problems, fmt.Sprintf("finding %s on container %q has no pssControl", f.Rule, f.Container))
+					problem("finding "+f.Rule+" without pssControl",
+						fmt.Sprintf("finding %s on container %q (capability %q) has no pssControl", f.Rule, f.Container, f.Capability))
 				case !slices.Contains(controls, f.PSSControl):
-					problems = append(problems, fmt.Sprintf("finding %s on container %q names pssControl %q, which the %s profile does not check",
-						f.Rule, f.Container, f.PSSControl, profile))
+					problem("pssControl "+f.PSSControl+" outside the profile",
+						fmt.Sprintf("finding %s on container %q names pssControl %q, which the %s profile does not check",
+							f.Rule, f.Container, f.PSSControl, profile))
 				default:
 					capwatch[f.PSSControl] = true
 				}
@@ -229,15 +236,24 @@ func compareWithPSA(t *testing.T, profile, ns string, pods []*corev1.Pod, admitt
 				continue
 			}
 			if r != nil {
-				problems = append(problems, fmt.Sprintf("%s: PodSecurity says %s, capwatch says %s",
-					c, verdict(psaFails), verdict(capwatch[c])))
+				problem(fmt.Sprintf("%s: PodSecurity %s, capwatch %s", c, verdict(psaFails), verdict(capwatch[c])),
+					fmt.Sprintf("%s: PodSecurity says %s, capwatch says %s", c, verdict(psaFails), verdict(capwatch[c])))
 			}
 		}
 		if len(problems) == 0 {
 			agreedPods++
 			continue
 		}
-		if len(disagreements) < 10 {
+		// Show the first pod of each kind of problem, and the first ten pods in all.
+		show := len(disagreements) < 10
+		for k := range podKinds {
+			kinds[k]++
+			if !shownKinds[k] {
+				shownKinds[k] = true
+				show = true
+			}
+		}
+		if show {
 			y, _ := yaml.Marshal(pod)
 			findings := "(no report)"
 			if r != nil {
@@ -273,8 +289,12 @@ func compareWithPSA(t *testing.T, profile, ns string, pods []*corev1.Pod, admitt
 				shown++
 			}
 		}
-		t.Errorf("capwatch --profile %s disagrees with Pod Security admission on %d of %d pods (%d shown above)",
-			profile, len(disagreements), len(pods), shown)
+		var summary []string
+		for _, k := range keys(kinds) {
+			summary = append(summary, fmt.Sprintf("  %4d pods: %s", kinds[k], k))
+		}
+		t.Errorf("capwatch --profile %s disagrees with Pod Security admission on %d of %d pods (%d shown above):\n%s",
+			profile, len(disagreements), len(pods), shown, strings.Join(summary, "\n"))
 	}
 
 	// A generator that never (or always) trips a check would make agreement meaningless.

@@ -28,7 +28,7 @@ fi
 CAPWATCH_BIN="$(cd "$(dirname "${bin}")" && pwd)/$(basename "${bin}")"
 export CAPWATCH_BIN
 
-started=${SECONDS}
+
 CAPWATCH_E2E_ASSETS="$(bash "${here}/build-control-plane.sh" | tail -n 1)"
 export CAPWATCH_E2E_ASSETS
 echo "run.sh: control-plane binaries in ${CAPWATCH_E2E_ASSETS}"
@@ -44,5 +44,4 @@ if [[ -n "${E2E_RUN:-}" ]]; then run_args+=(-run "${E2E_RUN}"); fi
 echo "run.sh: capwatch ${CAPWATCH_BIN}; go test ${run_args[*]} ."
 status=0
 go test "${run_args[@]}" . || status=$?
-echo "run.sh: e2e finished in $((SECONDS - started)) s" >&2
 exit "${status}"

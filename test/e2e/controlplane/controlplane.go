@@ -201,6 +201,9 @@ func (cp *ControlPlane) KubectlPath() string { return filepath.Join(cp.AssetsDir
 // HelmPath is the helm binary from the assets directory.
 func (cp *ControlPlane) HelmPath() string { return filepath.Join(cp.AssetsDir, "helm") }
 
+// Exited is closed when kube-controller-manager exits on its own (it should run until Stop).
+func (cp *ControlPlane) Exited() <-chan struct{} { return cp.kcm.exited }
+
 // AdminKubeconfig returns the path of an admin kubeconfig inside the work directory.
 func (cp *ControlPlane) AdminKubeconfig() string { return cp.adminKC }
 

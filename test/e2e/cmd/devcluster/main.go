@@ -33,21 +33,24 @@ func run() error {
 		assets = flag.String("assets", "", "directory with the control-plane binaries "+
 			"(default: $"+controlplane.AssetsEnv+")")
 		crds         = flag.String("crds", "", "directory of CRD manifests to install once the API server is up")
-		logDir       = flag.String("log-dir", "", "directory for the components' logs (default: a temporary directory)")
+		logDir       = flag.String("log-dir", "", "directory for the components' logs (default: <cache>/devcluster/logs)")
 		startTimeout = flag.Duration("start-timeout", 3*time.Minute, "how long each component may take to start")
 	)
 	flag.Parse()
 
-	if *kubeconfigOut == "" {
-		cache := os.Getenv("CAPWATCH_CACHE")
-		if cache == "" {
-			home, err := os.UserHomeDir()
-			if err != nil {
-				return err
-			}
-			cache = filepath.Join(home, ".cache", "capwatch")
+	cache := os.Getenv("CAPWATCH_CACHE")
+	if cache == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return err
 		}
+		cache = filepath.Join(home, ".cache", "capwatch")
+	}
+	if *kubeconfigOut == "" {
 		*kubeconfigOut = filepath.Join(cache, "devcluster", "kubeconfig")
+	}
+	if *logDir == "" {
+		*logDir = filepath.Join(cache, "devcluster", "logs")
 	}
 	out, err := filepath.Abs(*kubeconfigOut)
 	if err != nil {
@@ -94,6 +97,10 @@ func run() error {
 	fmt.Printf("  kubectl get ns\n")
 	fmt.Printf("devcluster: no scheduler or kubelet: Pods stay Pending. Ctrl-C (SIGINT/SIGTERM) stops it.\n")
 
-	<-ctx.Done()
-	return nil
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-cp.Exited():
+		return fmt.Errorf("kube-controller-manager exited; see %s/kube-controller-manager.log", cp.LogDir)
+	}
 }
