@@ -1,0 +1,45 @@
+#include "kube/pod_informer.h"
+
+namespace capwatch::kube {
+
+std::string ObjectKey(std::string_view namespace_name, std::string_view name) {
+  std::string key;
+  key.reserve(namespace_name.size() + name.size() + 1);
+  if (!namespace_name.empty()) key.append(namespace_name).append("/");
+  key.append(name);
+  return key;
+}
+
+bool PodCodec::DecodeList(std::string_view body, const std::function<void(PodView&&)>& on_pod,
+                          ListPageMeta& meta, std::string& error) {
+  PodDecoder::ListMeta list_meta;
+  DecodeError decode_error;
+  if (!decoder_.DecodePodList(body, on_pod, list_meta, decode_error)) {
+    error = "pod list: " + decode_error.ToString();
+    return false;
+  }
+  meta.resource_version = std::move(list_meta.resource_version);
+  meta.continue_token = std::move(list_meta.continue_token);
+  return true;
+}
+
+bool PodCodec::Decode(std::string_view object, PodView& out, std::string& error) {
+  DecodeError decode_error;
+  if (!decoder_.DecodePod(object, out, decode_error)) {
+    error = "pod: " + decode_error.ToString();
+    return false;
+  }
+  if (out.name.empty()) {
+    error = "pod without metadata.name";
+    return false;
+  }
+  return true;
+}
+
+ReflectorOptions PodReflectorOptions(std::string namespace_name) {
+  ReflectorOptions o;
+  o.resource = ResourceRef::Pods(std::move(namespace_name));
+  return o;
+}
+
+}  // namespace capwatch::kube

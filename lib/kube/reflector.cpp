@@ -1,0 +1,217 @@
+#include "kube/reflector.h"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+namespace capwatch::kube {
+
+std::string_view ReflectorStateName(ReflectorState state) {
+  switch (state) {
+    case ReflectorState::kListing: return "Listing";
+    case ReflectorState::kWatching: return "Watching";
+    case ReflectorState::kBackoff: return "Backoff";
+  }
+  return "Unknown";
+}
+
+Reflector::Reflector(KubeClient& client, ReflectorStore& store, Clock& clock,
+                     ReflectorOptions options, std::uint64_t seed)
+    : client_(client),
+      store_(store),
+      clock_(clock),
+      options_(std::move(options)),
+      backoff_(clock, options_.backoff, seed) {}
+
+std::string Reflector::resource_version() const {
+  std::lock_guard lock(mu_);
+  return rv_;
+}
+
+ReflectorStats Reflector::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+void Reflector::SetResourceVersion(std::string rv) {
+  std::lock_guard lock(mu_);
+  rv_ = std::move(rv);
+}
+
+ReflectorState Reflector::Step(const std::stop_token& stop) {
+  ReflectorState next = state_.load();
+  switch (next) {
+    case ReflectorState::kListing: next = DoList(stop); break;
+    case ReflectorState::kWatching: next = DoWatch(stop); break;
+    case ReflectorState::kBackoff: next = DoBackoff(stop); break;
+  }
+  state_.store(next);
+  return next;
+}
+
+void Reflector::Run(const std::stop_token& stop) {
+  while (!stop.stop_requested()) Step(stop);
+}
+
+ReflectorState Reflector::DoList(const std::stop_token& stop) {
+  const std::string what = "list " + options_.resource.Describe();
+  ListOptions opts;
+  opts.label_selector = options_.label_selector;
+  opts.field_selector = options_.field_selector;
+  opts.limit = options_.page_size;
+  opts.metadata_only = options_.metadata_only;
+  int restarts = 0;
+  store_.BeginList();
+  for (;;) {
+    auto page = client_.List(options_.resource, opts, stop);
+    if (!page.ok()) {
+      if (page.status().IsGone() && !opts.continue_token.empty() &&
+          restarts < options_.max_list_restarts) {
+        // The continue token outlived etcd's compaction window: start the list over.
+        spdlog::warn("{}: continue token expired, restarting the list", what);
+        ++restarts;
+        {
+          std::lock_guard lock(mu_);
+          ++stats_.list_restarts;
+        }
+        opts.continue_token.clear();
+        store_.BeginList();
+        continue;
+      }
+      if (page.status().reason() != StatusReason::kCancelled) {
+        spdlog::warn("{} failed: {}", what, page.status().ToString());
+      }
+      need_relist_ = true;
+      return ReflectorState::kBackoff;
+    }
+    ListPageMeta meta;
+    std::string error;
+    if (!store_.AddListPage(page.value(), meta, error)) {
+      spdlog::error("{}: cannot decode the response: {}", what, error);
+      std::lock_guard lock(mu_);
+      ++stats_.decode_errors;
+      need_relist_ = true;
+      return ReflectorState::kBackoff;
+    }
+    {
+      std::lock_guard lock(mu_);
+      ++stats_.list_pages;
+    }
+    if (meta.continue_token.empty()) {
+      store_.CommitList();
+      {
+        std::lock_guard lock(mu_);
+        rv_ = meta.resource_version;
+        ++stats_.lists;
+      }
+      need_relist_ = false;
+      backoff_.MarkHealthy();
+      return ReflectorState::kWatching;
+    }
+    opts.continue_token = std::move(meta.continue_token);
+  }
+}
+
+ReflectorState Reflector::DoWatch(const std::stop_token& stop) {
+  const std::string what = "watch " + options_.resource.Describe();
+  ListOptions opts;
+  opts.label_selector = options_.label_selector;
+  opts.field_selector = options_.field_selector;
+  opts.metadata_only = options_.metadata_only;
+  opts.allow_watch_bookmarks = true;
+  opts.resource_version = resource_version();
+  const auto min = options_.min_watch_timeout;
+  opts.timeout_seconds = static_cast<int>(
+      std::chrono::duration_cast<std::chrono::seconds>(backoff_.Jitter(min, 1.0)).count());
+  if (opts.timeout_seconds <= 0) opts.timeout_seconds = 1;
+
+  auto opened = client_.Watch(options_.resource, opts, stop);
+  if (!opened.ok()) {
+    const ApiStatus& s = opened.status();
+    if (s.reason() == StatusReason::kCancelled) return ReflectorState::kWatching;
+    if (s.IsGone()) {
+      spdlog::info("{}: resourceVersion {} is too old, relisting", what, opts.resource_version);
+      std::lock_guard lock(mu_);
+      ++stats_.relists_gone;
+      return ReflectorState::kListing;
+    }
+    spdlog::warn("{} failed: {}", what, s.ToString());
+    return ReflectorState::kBackoff;
+  }
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.watches;
+  }
+  backoff_.MarkHealthy();
+  WatchStream& stream = *opened.value();
+  WatchEventDecoder decoder;
+  std::string line;
+  WatchEvent event;
+  std::string error;
+  while (stream.NextLine(line)) {
+    if (!decoder.Decode(line, event, error)) {
+      spdlog::warn("{}: skipping an undecodable event: {}", what, error);
+      std::lock_guard lock(mu_);
+      ++stats_.decode_errors;
+      continue;
+    }
+    switch (event.type) {
+      case WatchEventType::kAdded:
+      case WatchEventType::kModified:
+      case WatchEventType::kDeleted: {
+        std::string rv;
+        if (!store_.ApplyEvent(event.type, event.object, rv, error)) {
+          spdlog::warn("{}: skipping a {} event: {}", what, WatchEventTypeName(event.type), error);
+          std::lock_guard lock(mu_);
+          ++stats_.decode_errors;
+          continue;
+        }
+        std::lock_guard lock(mu_);
+        if (!rv.empty()) rv_ = std::move(rv);
+        ++stats_.events;
+        break;
+      }
+      case WatchEventType::kBookmark: {
+        std::string rv = ResourceVersionOf(event.object);
+        std::lock_guard lock(mu_);
+        if (!rv.empty()) rv_ = std::move(rv);
+        ++stats_.bookmarks;
+        break;
+      }
+      case WatchEventType::kError: {
+        const ApiStatus s = ApiStatus::FromResponse(0, event.object);
+        auto doc = nlohmann::json::parse(event.object, nullptr, false);
+        const int code = doc.is_object() ? doc.value("code", 0) : 0;
+        {
+          std::lock_guard lock(mu_);
+          ++stats_.error_events;
+        }
+        if (code == 410 || s.IsGone()) {
+          spdlog::info("{}: {} (resourceVersion {}), relisting", what, s.message(),
+                       resource_version());
+          std::lock_guard lock(mu_);
+          ++stats_.relists_gone;
+          return ReflectorState::kListing;
+        }
+        spdlog::warn("{}: ERROR event: {}", what, s.ToString());
+        return ReflectorState::kBackoff;
+      }
+    }
+  }
+  const ApiStatus& end = stream.status();
+  if (end.ok()) return ReflectorState::kWatching;  // the server's timeoutSeconds: reconnect
+  if (end.reason() == StatusReason::kCancelled) return ReflectorState::kWatching;
+  spdlog::warn("{}: {}", what, end.ToString());
+  return ReflectorState::kBackoff;
+}
+
+ReflectorState Reflector::DoBackoff(const std::stop_token& stop) {
+  last_backoff_ = backoff_.Next();
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.backoffs;
+  }
+  clock_.SleepFor(last_backoff_, stop);
+  return need_relist_ ? ReflectorState::kListing : ReflectorState::kWatching;
+}
+
+}  // namespace capwatch::kube

@@ -1,0 +1,116 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <string_view>
+
+#include "kube/backoff.h"
+#include "kube/clock.h"
+#include "kube/kube_client.h"
+#include "kube/watch_decoder.h"
+
+namespace capwatch::kube {
+
+struct ListPageMeta {
+  std::string resource_version;
+  std::string continue_token;
+};
+
+// What a reflector fills: a cache that decodes the objects of one kind. Called from the
+// reflector's thread only.
+class ReflectorStore {
+ public:
+  virtual ~ReflectorStore() = default;
+  // A list starts (again); pages follow, then CommitList, or BeginList once more if the list
+  // had to restart.
+  virtual void BeginList() = 0;
+  // Decodes one page of a list response into the pending set and reads its metadata.
+  [[nodiscard]] virtual bool AddListPage(std::string_view body, ListPageMeta& meta,
+                                         std::string& error) = 0;
+  // The list is complete: the pending set replaces the cache in one step, and handlers hear of
+  // the difference (adds, updates, and deletes of what vanished while we were not watching).
+  virtual void CommitList() = 0;
+  // An ADDED, MODIFIED or DELETED event; sets `resource_version` to the object's.
+  [[nodiscard]] virtual bool ApplyEvent(WatchEventType type, std::string_view object,
+                                        std::string& resource_version, std::string& error) = 0;
+};
+
+enum class ReflectorState { kListing, kWatching, kBackoff };
+std::string_view ReflectorStateName(ReflectorState state);
+
+struct ReflectorOptions {
+  ResourceRef resource;
+  bool metadata_only = false;  // PartialObjectMetadata lists and watches
+  std::string label_selector;
+  std::string field_selector;
+  int page_size = 500;
+  // Each watch asks the server to end it after a random time in [min, 2*min), so that many
+  // controllers do not reconnect together.
+  std::chrono::seconds min_watch_timeout{300};
+  BackoffOptions backoff;  // 0.8 s -> 30 s with jitter, reset after 2 healthy minutes
+  // How often an expired continue token may restart one list before the list counts as failed.
+  int max_list_restarts = 3;
+};
+
+struct ReflectorStats {
+  std::uint64_t lists = 0;           // complete lists committed
+  std::uint64_t list_pages = 0;
+  std::uint64_t list_restarts = 0;   // an expired continue token restarted a list
+  std::uint64_t relists_gone = 0;    // 410 Gone on a watch sent us back to listing
+  std::uint64_t watches = 0;         // watch requests that were answered 200
+  std::uint64_t events = 0;          // ADDED/MODIFIED/DELETED applied
+  std::uint64_t bookmarks = 0;
+  std::uint64_t error_events = 0;    // ERROR events
+  std::uint64_t decode_errors = 0;   // events or pages we could not decode (skipped, logged)
+  std::uint64_t backoffs = 0;
+};
+
+// List-then-watch for one resource, as an explicit state machine (kube-rs watcher,
+// client-go reflector):
+//
+//   Listing  --list ok-->  Watching  --clean end (timeoutSeconds)-->  Watching
+//   Listing  --error-->    Backoff   --delay-->  Listing (or Watching when the rv is still good)
+//   Watching --410 Gone / ERROR 410-->  Listing  (relist, consistent replace of the cache)
+//   Watching --other error, dropped connection, timeout-->  Backoff
+//
+// Step() does the work of the current state and returns the next one: a whole paginated
+// list, a whole watch session, or one backoff sleep.
+class Reflector {
+ public:
+  Reflector(KubeClient& client, ReflectorStore& store, Clock& clock, ReflectorOptions options,
+            std::uint64_t seed = std::random_device{}());
+
+  ReflectorState Step(const std::stop_token& stop);
+  // Steps until `stop` is requested.
+  void Run(const std::stop_token& stop);
+
+  ReflectorState state() const { return state_.load(); }
+  std::string resource_version() const;
+  ReflectorStats stats() const;
+  // The delay the last Backoff step slept.
+  Clock::Duration last_backoff() const { return last_backoff_; }
+
+ private:
+  ReflectorState DoList(const std::stop_token& stop);
+  ReflectorState DoWatch(const std::stop_token& stop);
+  ReflectorState DoBackoff(const std::stop_token& stop);
+  void SetResourceVersion(std::string rv);
+
+  KubeClient& client_;
+  ReflectorStore& store_;
+  Clock& clock_;
+  ReflectorOptions options_;
+  Backoff backoff_;
+  std::atomic<ReflectorState> state_{ReflectorState::kListing};
+  bool need_relist_ = true;
+  Clock::Duration last_backoff_{};
+  mutable std::mutex mu_;  // guards rv_ and stats_ for readers on other threads
+  std::string rv_;
+  ReflectorStats stats_;
+};
+
+}  // namespace capwatch::kube

@@ -1,0 +1,72 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace capwatch::kube {
+
+// Splits a byte stream into lines, however the bytes were chunked on the wire. A watch response
+// is one JSON event per line.
+class LineSplitter {
+ public:
+  // Appends `bytes` and calls `on_line` for every line completed (without the '\n'; a '\r'
+  // before it is dropped; empty lines are skipped).
+  template <typename OnLine>
+  void Feed(std::string_view bytes, OnLine&& on_line) {
+    std::size_t start = 0;
+    for (;;) {
+      const std::size_t nl = bytes.find('\n', start);
+      if (nl == std::string_view::npos) break;
+      std::string_view piece = bytes.substr(start, nl - start);
+      if (pending_.empty()) {
+        Emit(piece, on_line);
+      } else {
+        pending_.append(piece);
+        Emit(std::string_view(pending_), on_line);
+        pending_.clear();
+      }
+      start = nl + 1;
+    }
+    pending_.append(bytes.substr(start));
+  }
+  // Bytes of an unfinished line: at the end of a stream these are a truncated event.
+  std::size_t pending_bytes() const { return pending_.size(); }
+  void Reset() { pending_.clear(); }
+
+ private:
+  template <typename OnLine>
+  static void Emit(std::string_view line, OnLine& on_line) {
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!line.empty()) on_line(line);
+  }
+  std::string pending_;
+};
+
+enum class WatchEventType { kAdded, kModified, kDeleted, kBookmark, kError };
+std::string_view WatchEventTypeName(WatchEventType type);
+
+// One decoded watch event: its type and the raw JSON of its object, to be decoded by whoever
+// knows the kind (the Pod decoder, a metadata decoder, a Status for ERROR).
+struct WatchEvent {
+  WatchEventType type = WatchEventType::kAdded;
+  std::string_view object;  // valid until the next Decode() or until the line goes away
+};
+
+// Splits {"type":"ADDED","object":{...}} into type and object without parsing the object:
+// the API server writes exactly that shape, so the object is the text between the prefix and
+// the last '}'. Any other shape (reordered keys, spaces) goes through a full JSON parse.
+class WatchEventDecoder {
+ public:
+  [[nodiscard]] bool Decode(std::string_view line, WatchEvent& event, std::string& error);
+  // How many lines needed the full parse (0 with a real API server).
+  std::size_t slow_path_count() const { return slow_path_; }
+
+ private:
+  std::string object_;  // the object re-serialised, on the slow path
+  std::size_t slow_path_ = 0;
+};
+
+// From a BOOKMARK object or any object: metadata.resourceVersion.
+std::string ResourceVersionOf(std::string_view object_json);
+
+}  // namespace capwatch::kube
