@@ -22,6 +22,16 @@ export GOTOOLCHAIN=local
 
 log() { echo "build-control-plane: $*" >&2; }
 
+for tool in go jq flock; do
+  if ! command -v "${tool}" >/dev/null; then
+    log "${tool} is required (go from go.dev/dl, jq and flock from test/install-deps.sh)"
+    exit 1
+  fi
+done
+# /usr/bin/time (Debian package "time") adds peak memory to the log; wall time is kept without it.
+timer=()
+if [[ -x /usr/bin/time ]]; then timer=(/usr/bin/time -v -o); fi
+
 # go_build_timed LABEL ARGS...: runs `go build ARGS` under the build lock with timing.
 go_build_timed() {
   local label="$1"
@@ -29,14 +39,18 @@ go_build_timed() {
   local timing
   timing="$(mktemp)"
   log "building ${label} (waiting for ${lock})"
-  if ! flock "${lock}" /usr/bin/time -v -o "${timing}" go build "$@" >&2; then
-    cat "${timing}" >&2
+  local start=${SECONDS}
+  if ! flock "${lock}" "${timer[@]}" ${timer:+"${timing}"} go build "$@" >&2; then
     rm -f "${timing}"
     log "building ${label} failed"
     return 1
   fi
-  log "built ${label}: $(grep -E 'Elapsed \(wall clock\)' "${timing}" | sed 's/.*: //') wall," \
-    "peak RSS $(( $(grep 'Maximum resident set size' "${timing}" | awk '{print $NF}') / 1024 )) MiB"
+  if [[ -s "${timing}" ]]; then
+    log "built ${label}: $(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "${timing}") wall," \
+      "peak RSS $(($(awk '/Maximum resident set size/ {print $NF}' "${timing}") / 1024)) MiB"
+  else
+    log "built ${label} in $((SECONDS - start)) s (including the wait for the lock)"
+  fi
   rm -f "${timing}"
 }
 

@@ -186,7 +186,12 @@ func compareWithPSA(t *testing.T, profile, ns string, pods []*corev1.Pod, admitt
 	if err != nil {
 		t.Fatal(err)
 	}
-	reports, _ := auditJSON(t, input, "--profile", profile)
+	reports, code := auditJSON(t, input, "--profile", profile)
+	anyViolation := slices.ContainsFunc(psa, func(m map[string]string) bool { return len(m) > 0 })
+	if want := map[bool]int{true: 1, false: 0}[anyViolation]; code != want {
+		t.Errorf("capwatch audit --profile %s exited %d, want %d (PodSecurity finds violations: %v)",
+			profile, code, want, anyViolation)
+	}
 	byName := map[string]*capabilityReport{}
 	for i := range reports.Items {
 		r := &reports.Items[i]
@@ -227,6 +232,10 @@ func compareWithPSA(t *testing.T, profile, ns string, pods []*corev1.Pod, admitt
 				default:
 					capwatch[f.PSSControl] = true
 				}
+			}
+			if r.Summary.Compliant != (len(psa[i]) == 0) {
+				problem("summary.compliant", fmt.Sprintf("summary.compliant is %v, PodSecurity %s the pod",
+					r.Summary.Compliant, map[bool]string{true: "admits", false: "warns about"}[len(psa[i]) == 0]))
 			}
 		}
 		for _, c := range controls {

@@ -146,8 +146,14 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		CRDDirectoryPaths:        opts.CRDDirs,
 		ErrorIfCRDPathMissing:    false,
 	}
-	env.ControlPlane.Etcd = &envtest.Etcd{Out: etcdLog, Err: etcdLog}
-	env.ControlPlane.APIServer = &envtest.APIServer{Out: apiLog, Err: apiLog}
+	// Explicit paths, so that a KUBEBUILDER_ASSETS in the environment cannot swap the binaries.
+	env.ControlPlane.Etcd = &envtest.Etcd{
+		Path: filepath.Join(opts.AssetsDir, "etcd"), Out: etcdLog, Err: etcdLog,
+	}
+	env.ControlPlane.APIServer = &envtest.APIServer{
+		Path: filepath.Join(opts.AssetsDir, "kube-apiserver"), Out: apiLog, Err: apiLog,
+	}
+	env.ControlPlane.KubectlPath = filepath.Join(opts.AssetsDir, "kubectl")
 	cp.env = env
 	if cp.Config, err = env.Start(); err != nil {
 		return nil, cp.withLogs(fmt.Errorf("starting etcd and kube-apiserver: %w", err),
