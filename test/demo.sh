@@ -72,4 +72,8 @@ echo "\$ kubectl get pods -n default -o json | capwatch audit -f - -o json   (th
 "${kubectl}" get pods -n default -o json | "${capwatch}" audit -f - -o json |
   jq '.items[] | select(.metadata.name == "pod-webserver")' || true
 echo
+echo "\$ capwatch audit -f docs/examples/   (the manifests themselves: the privileged DaemonSet has no"
+echo "  Pods here, as the local control plane has no nodes, but its template is audited)"
+"${capwatch}" audit -f docs/examples/ || true
+echo
 echo "demo: done; stopping the control plane"

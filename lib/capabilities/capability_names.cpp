@@ -47,9 +47,12 @@ std::size_t EditDistance(std::string_view a, std::string_view b) {
 
 bool CapabilityName::is_canonical_spelling() const {
   switch (kind) {
-    case Kind::kAll: return written == "ALL";
-    case Kind::kCapability: return written == CapabilityByNumber(number).name;
-    case Kind::kUnknown: return false;
+    case Kind::kAll:
+      return written == "ALL";
+    case Kind::kCapability:
+      return written == CapabilityByNumber(number).name;
+    case Kind::kUnknown:
+      return false;
   }
   return false;
 }

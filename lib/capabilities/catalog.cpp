@@ -49,7 +49,8 @@ constexpr std::array<CapabilityInfo, kCapabilityCount> kCatalog = {{
     {31, "SETFCAP", S::kMedium, false, "set file capabilities, granting them to programs"},
     {32, "MAC_OVERRIDE", S::kHigh, true, "bypass mandatory access control (SELinux, AppArmor)"},
     {33, "MAC_ADMIN", S::kHigh, true, "change mandatory access control policy"},
-    {34, "SYSLOG", S::kMedium, false, "read and clear the kernel log, which leaks kernel addresses"},
+    {34, "SYSLOG", S::kMedium, false,
+     "read and clear the kernel log, which leaks kernel addresses"},
     {35, "WAKE_ALARM", S::kLow, false, "set alarms that wake the node"},
     {36, "BLOCK_SUSPEND", S::kLow, false, "prevent the node from suspending"},
     {37, "AUDIT_READ", S::kMedium, false, "read the kernel audit log over netlink"},
@@ -90,9 +91,12 @@ std::optional<int> CapabilityNumber(std::string_view canonical_name) {
 
 std::string_view RuntimeName(Runtime runtime) {
   switch (runtime) {
-    case Runtime::kContainerd: return "containerd";
-    case Runtime::kDocker: return "docker";
-    case Runtime::kCrio: return "cri-o";
+    case Runtime::kContainerd:
+      return "containerd";
+    case Runtime::kDocker:
+      return "docker";
+    case Runtime::kCrio:
+      return "cri-o";
   }
   return "containerd";
 }

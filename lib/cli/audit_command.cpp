@@ -186,8 +186,8 @@ bool LoadPolicies(const AuditOptions& o, std::vector<Policy>& policies, std::ost
     }
     for (const auto& [name, errors] : parsed.invalid) {
       for (const auto& e : errors) {
-        err << "capwatch audit: policy file " << file << ", policy " << name << ", field "
-            << e.path << ": " << e.message << "\n";
+        err << "capwatch audit: policy file " << file << ", policy " << name << ", field " << e.path
+            << ": " << e.message << "\n";
       }
       ok = false;
     }
@@ -246,8 +246,7 @@ int RunAudit(const std::vector<std::string>& args, CommandIo& io) {
     aw.evaluation = Evaluate(w.pod, matching, now);
     if (aw.evaluation.skipped) {
       io.err << "capwatch audit: note: " << w.source.file << ": " << w.ref.kind << " "
-             << w.namespace_name << "/" << w.ref.name << " skipped: " << aw.evaluation.note
-             << "\n";
+             << w.namespace_name << "/" << w.ref.name << " skipped: " << aw.evaluation.note << "\n";
     }
     aw.report = BuildReport({w.ref, w.namespace_name, w.pods, &w.pod, &aw.evaluation});
     for (const auto& f : aw.evaluation.findings) {

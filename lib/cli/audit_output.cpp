@@ -12,11 +12,16 @@ using nlohmann::json;
 
 const char* Colour(Severity s) {
   switch (s) {
-    case Severity::kCritical: return "\033[1;31m";
-    case Severity::kHigh: return "\033[31m";
-    case Severity::kMedium: return "\033[33m";
-    case Severity::kLow: return "\033[36m";
-    case Severity::kNone: return "";
+    case Severity::kCritical:
+      return "\033[1;31m";
+    case Severity::kHigh:
+      return "\033[31m";
+    case Severity::kMedium:
+      return "\033[33m";
+    case Severity::kLow:
+      return "\033[36m";
+    case Severity::kNone:
+      return "";
   }
   return "";
 }
@@ -29,9 +34,12 @@ std::string WorkloadName(const ManifestWorkload& w) {
 const char* SarifLevel(Severity s) {
   switch (s) {
     case Severity::kCritical:
-    case Severity::kHigh: return "error";
-    case Severity::kMedium: return "warning";
-    default: return "note";
+    case Severity::kHigh:
+      return "error";
+    case Severity::kMedium:
+      return "warning";
+    default:
+      return "note";
   }
 }
 
@@ -146,16 +154,15 @@ void WriteSarif(const AuditOutput& audit, std::ostream& out) {
       results.push_back(std::move(result));
     }
   }
-  json sarif = {
-      {"$schema", "https://json.schemastore.org/sarif-2.1.0.json"},
-      {"version", "2.1.0"},
-      {"runs", json::array({{{"tool",
-                              {{"driver",
-                                {{"name", "capwatch"},
-                                 {"version", CapwatchVersion()},
-                                 {"informationUri", "https://capwatch.io"},
-                                 {"rules", rules}}}}},
-                             {"results", results}}})}};
+  json sarif = {{"$schema", "https://json.schemastore.org/sarif-2.1.0.json"},
+                {"version", "2.1.0"},
+                {"runs", json::array({{{"tool",
+                                        {{"driver",
+                                          {{"name", "capwatch"},
+                                           {"version", CapwatchVersion()},
+                                           {"informationUri", "https://capwatch.io"},
+                                           {"rules", rules}}}}},
+                                       {"results", results}}})}};
   out << sarif.dump(2) << "\n";
 }
 

@@ -68,12 +68,13 @@ void PssPrivileged(RuleContext& ctx) {
   for (std::size_t i = 0; i < ctx.containers.size(); ++i) {
     const auto& c = ctx.containers[i];
     if (c.view->privileged != std::optional<bool>(true)) continue;
-    Finding& f = ctx.Add(Rule::kPrivileged, static_cast<int>(i), Severity::kCritical,
-            Describe(c) + " sets privileged: true, which the " +
-                std::string(ProfileName(ctx.policy.profile)) +
-                " Pod Security profile forbids: it grants every capability and the node's "
-                "devices",
-            "set securityContext.privileged: false (or remove it)", PssControl::kPrivileged);
+    Finding& f =
+        ctx.Add(Rule::kPrivileged, static_cast<int>(i), Severity::kCritical,
+                Describe(c) + " sets privileged: true, which the " +
+                    std::string(ProfileName(ctx.policy.profile)) +
+                    " Pod Security profile forbids: it grants every capability and the node's "
+                    "devices",
+                "set securityContext.privileged: false (or remove it)", PssControl::kPrivileged);
     f.capability = "privileged";
   }
 }
@@ -111,10 +112,10 @@ void PssCapabilitiesBaseline(RuleContext& ctx) {
     for (const auto& name : ctx.containers[i].add_names) {
       const bool known_allowed = name.is_capability() && Contains(allowed, name.number);
       if (known_allowed && name.is_canonical_spelling()) continue;
-      PssAddNotAllowed(ctx, i, name, known_allowed,
-                       "only the container runtime's defaults without NET_RAW: " +
-                           NameList(allowed),
-                       PssControl::kCapabilitiesBaseline);
+      PssAddNotAllowed(
+          ctx, i, name, known_allowed,
+          "only the container runtime's defaults without NET_RAW: " + NameList(allowed),
+          PssControl::kCapabilitiesBaseline);
     }
   }
 }
@@ -122,30 +123,30 @@ void PssCapabilitiesBaseline(RuleContext& ctx) {
 void PssCapabilitiesRestricted(RuleContext& ctx) {
   for (std::size_t i = 0; i < ctx.containers.size(); ++i) {
     const auto& c = ctx.containers[i];
-    const bool exact_all =
-        std::any_of(c.view->drop.begin(), c.view->drop.end(),
-                    [](const std::string& s) { return s == "ALL"; });
+    const bool exact_all = std::any_of(c.view->drop.begin(), c.view->drop.end(),
+                                       [](const std::string& s) { return s == "ALL"; });
     if (!exact_all) {
-      std::string message = Describe(c) + " does not drop \"ALL\", which the restricted Pod "
-                                          "Security profile requires";
+      std::string message = Describe(c) +
+                            " does not drop \"ALL\", which the restricted Pod "
+                            "Security profile requires";
       std::string remediation = "set securityContext.capabilities.drop: [\"ALL\"]";
       if (c.drops_all) {
-        message += "; it drops " + Quoted(std::find_if(c.drop_names.begin(), c.drop_names.end(),
-                                                       [](const CapabilityName& n) {
-                                                         return n.is_all();
-                                                       })->written) +
+        message += "; it drops " +
+                   Quoted(std::find_if(c.drop_names.begin(), c.drop_names.end(),
+                                       [](const CapabilityName& n) { return n.is_all(); })
+                              ->written) +
                    ", which the container runtime accepts, but the API server compares "
                    "case-sensitively and only \"ALL\" passes";
         remediation = "write \"ALL\" in upper case in securityContext.capabilities.drop";
       }
-      Finding& f = ctx.Add(Rule::kDropAllMissing, static_cast<int>(i), Severity::kMedium,
-                           std::move(message), std::move(remediation),
-                           PssControl::kCapabilitiesRestricted);
+      Finding& f =
+          ctx.Add(Rule::kDropAllMissing, static_cast<int>(i), Severity::kMedium, std::move(message),
+                  std::move(remediation), PssControl::kCapabilitiesRestricted);
       f.capability = "ALL";
     }
     for (const auto& name : c.add_names) {
-      const bool is_nbs = name.is_capability() && CapabilityByNumber(name.number).name ==
-                                                      "NET_BIND_SERVICE";
+      const bool is_nbs =
+          name.is_capability() && CapabilityByNumber(name.number).name == "NET_BIND_SERVICE";
       if (is_nbs && name.is_canonical_spelling()) continue;
       PssAddNotAllowed(ctx, i, name, is_nbs, "only NET_BIND_SERVICE",
                        PssControl::kCapabilitiesRestricted);
@@ -202,8 +203,9 @@ void PssRunAsUser(RuleContext& ctx) {
     const auto& c = ctx.containers[i];
     if (c.view->run_as_user != std::optional<std::int64_t>(0)) continue;
     ctx.Add(Rule::kRunsAsRoot, static_cast<int>(i), Severity::kMedium,
-            Describe(c) + " sets runAsUser: 0 (root), which the restricted Pod Security "
-                          "profile forbids",
+            Describe(c) +
+                " sets runAsUser: 0 (root), which the restricted Pod Security "
+                "profile forbids",
             "set securityContext.runAsUser to a non-zero user ID", PssControl::kRunAsUser);
   }
 }
@@ -216,8 +218,8 @@ void UnknownCapability(RuleContext& ctx) {
     for (const bool adding : {true, false}) {
       for (const auto& name : adding ? c.add_names : c.drop_names) {
         if (!name.is_unknown()) continue;
-        std::string message = Describe(c) + (adding ? " adds " : " drops ") +
-                              Quoted(name.written) + ", which is not a Linux capability";
+        std::string message = Describe(c) + (adding ? " adds " : " drops ") + Quoted(name.written) +
+                              ", which is not a Linux capability";
         std::string remediation = "correct or remove " + Quoted(name.written) +
                                   " in securityContext.capabilities." + (adding ? "add" : "drop");
         if (auto hint = SuggestCapability(name.written); !hint.empty()) {
@@ -241,8 +243,9 @@ void Privileged(RuleContext& ctx) {
     const auto& c = ctx.containers[i];
     if (!c.privileged) continue;
     Finding& f = ctx.Add(Rule::kPrivileged, static_cast<int>(i), Severity::kCritical,
-                         Describe(c) + " is privileged: it holds every capability and the "
-                                       "node's devices",
+                         Describe(c) +
+                             " is privileged: it holds every capability and the "
+                             "node's devices",
                          "remove securityContext.privileged (or set it to false) and add only "
                          "the capabilities the container needs");
     f.capability = "privileged";
@@ -258,16 +261,18 @@ void DangerousCapability(RuleContext& ctx) {
     if (c.privileged) {
       if (ctx.policy.disallow_privileged) continue;  // the privileged rule says it all
       Finding& f = ctx.Add(Rule::kDangerousCapability, index, Severity::kCritical,
-                           Describe(c) + " is privileged, which grants every capability, "
-                                         "the forbidden ones included",
+                           Describe(c) +
+                               " is privileged, which grants every capability, "
+                               "the forbidden ones included",
                            "remove securityContext.privileged and add only what is needed");
       f.capability = "privileged";
       continue;
     }
     if (c.adds_all && !c.drops_all) {
       Finding& f = ctx.Add(Rule::kDangerousCapability, index, Severity::kCritical,
-                           Describe(c) + " adds ALL, which grants every capability not dropped, "
-                                         "SYS_ADMIN and the other forbidden ones included",
+                           Describe(c) +
+                               " adds ALL, which grants every capability not dropped, "
+                               "SYS_ADMIN and the other forbidden ones included",
                            "replace ALL in securityContext.capabilities.add with the "
                            "capabilities the container needs");
       f.capability = "ALL";
@@ -278,17 +283,16 @@ void DangerousCapability(RuleContext& ctx) {
       if (!Contains(hit, n)) continue;
       const std::string_view cap = CapabilityByNumber(n).name;
       const bool explicit_add = Contains(c.added, n);
-      std::string message =
-          explicit_add
-              ? Describe(c) + " adds " + std::string(cap) + ": " +
-                    std::string(CapabilityByNumber(n).reason)
-              : Describe(c) + " holds " + std::string(cap) + " from the " +
-                    ctx.policy.runtime_name + " default set because it does not drop it: " +
-                    std::string(CapabilityByNumber(n).reason);
+      std::string message = explicit_add ? Describe(c) + " adds " + std::string(cap) + ": " +
+                                               std::string(CapabilityByNumber(n).reason)
+                                         : Describe(c) + " holds " + std::string(cap) +
+                                               " from the " + ctx.policy.runtime_name +
+                                               " default set because it does not drop it: " +
+                                               std::string(CapabilityByNumber(n).reason);
       std::string remediation =
-          explicit_add ? "remove " + std::string(cap) + " from securityContext.capabilities.add"
-                       : "add ALL (or " + std::string(cap) +
-                             ") to securityContext.capabilities.drop";
+          explicit_add
+              ? "remove " + std::string(cap) + " from securityContext.capabilities.add"
+              : "add ALL (or " + std::string(cap) + ") to securityContext.capabilities.drop";
       Finding& f = ctx.Add(Rule::kDangerousCapability, index, ctx.policy.SeverityOf(n),
                            std::move(message), std::move(remediation));
       f.capability = std::string(cap);
@@ -330,13 +334,13 @@ void DropAllMissing(RuleContext& ctx) {
     const auto& c = ctx.containers[i];
     if (c.drops_all) continue;
     const CapabilitySet kept = ctx.policy.runtime_defaults & ~c.dropped;
-    Finding& f = ctx.Add(Rule::kDropAllMissing, static_cast<int>(i), Severity::kMedium,
-                         Describe(c) + " does not drop ALL, so it keeps " +
-                             std::to_string(CountOf(kept)) + " capabilities of the " +
-                             ctx.policy.runtime_name + " default set" +
-                             (kept != 0 ? " (" + NameList(kept) + ")" : std::string()),
-                         "set securityContext.capabilities.drop: [\"ALL\"] and add back only "
-                         "what the container needs");
+    Finding& f =
+        ctx.Add(Rule::kDropAllMissing, static_cast<int>(i), Severity::kMedium,
+                Describe(c) + " does not drop ALL, so it keeps " + std::to_string(CountOf(kept)) +
+                    " capabilities of the " + ctx.policy.runtime_name + " default set" +
+                    (kept != 0 ? " (" + NameList(kept) + ")" : std::string()),
+                "set securityContext.capabilities.drop: [\"ALL\"] and add back only "
+                "what the container needs");
     f.capability = "ALL";
   }
 }
@@ -414,20 +418,20 @@ bool Always(const Policy&) { return true; }
 bool OwnRules(const Policy& p) { return !p.profile_only; }
 
 constexpr RuleEntry kRuleTable[] = {
-    {HasProfile, PssPrivileged},                // PSS baseline: privileged
-    {IsBaseline, PssCapabilitiesBaseline},      // PSS baseline: adds only the baseline set
-    {IsRestricted, PssCapabilitiesRestricted},  // PSS restricted: drop ALL, add NET_BIND_SERVICE
+    {HasProfile, PssPrivileged},                  // PSS baseline: privileged
+    {IsBaseline, PssCapabilitiesBaseline},        // PSS baseline: adds only the baseline set
+    {IsRestricted, PssCapabilitiesRestricted},    // PSS restricted: drop ALL, add NET_BIND_SERVICE
     {IsRestricted, PssAllowPrivilegeEscalation},  // PSS restricted: allowPrivilegeEscalation
-    {IsRestricted, PssRunAsNonRoot},            // PSS restricted: runAsNonRoot
-    {IsRestricted, PssRunAsUser},               // PSS restricted: runAsUser != 0
-    {OwnRules, UnknownCapability},              // names that are no capability
-    {Always, Privileged},                       // disallowPrivileged
-    {Always, DangerousCapability},              // forbiddenCapabilities, defaults included
-    {Always, CapabilityNotAllowed},             // allowedCapabilities
-    {Always, DropAllMissing},                   // requireDropAll
-    {Always, PrivilegeEscalation},              // requireNoPrivilegeEscalation
-    {Always, RunsAsRoot},                       // requireRunAsNonRoot
-    {Always, MissingJustification},             // requireJustification
+    {IsRestricted, PssRunAsNonRoot},              // PSS restricted: runAsNonRoot
+    {IsRestricted, PssRunAsUser},                 // PSS restricted: runAsUser != 0
+    {OwnRules, UnknownCapability},                // names that are no capability
+    {Always, Privileged},                         // disallowPrivileged
+    {Always, DangerousCapability},                // forbiddenCapabilities, defaults included
+    {Always, CapabilityNotAllowed},               // allowedCapabilities
+    {Always, DropAllMissing},                     // requireDropAll
+    {Always, PrivilegeEscalation},                // requireNoPrivilegeEscalation
+    {Always, RunsAsRoot},                         // requireRunAsNonRoot
+    {Always, MissingJustification},               // requireJustification
 };
 
 bool ExemptionCovers(const Exemption& ex, const PodView& pod, const Finding& f) {
@@ -553,9 +557,8 @@ PodEvaluation Evaluate(const PodView& pod, std::span<const Policy* const> polici
     result.note = "Windows pod (spec.os.name: windows): it holds no Linux capabilities";
     return result;
   }
-  const CapabilitySet report_defaults = policies.empty()
-                                            ? RuntimeDefaultSet(Runtime::kContainerd)
-                                            : policies.front()->runtime_defaults;
+  const CapabilitySet report_defaults = policies.empty() ? RuntimeDefaultSet(Runtime::kContainerd)
+                                                         : policies.front()->runtime_defaults;
   result.containers.reserve(pod.containers.size());
   for (const auto& c : pod.containers) {
     result.containers.push_back(AnalyzeContainer(c, pod, report_defaults));
@@ -587,8 +590,7 @@ PodEvaluation Evaluate(const PodView& pod, std::span<const Policy* const> polici
       const bool is_new =
           f.pss_control == PssControl::kNone
               ? seen.emplace(f.rule, f.container_index, f.capability).second
-              : seen_control.emplace(f.rule, f.container_index, f.capability, f.pss_control)
-                    .second;
+              : seen_control.emplace(f.rule, f.container_index, f.capability, f.pss_control).second;
       seen.emplace(f.rule, f.container_index, f.capability);
       if (!is_new) continue;
       if (kept != i) result.findings[kept] = std::move(f);
@@ -600,10 +602,8 @@ PodEvaluation Evaluate(const PodView& pod, std::span<const Policy* const> polici
 
   std::stable_sort(result.findings.begin(), result.findings.end(),
                    [](const Finding& a, const Finding& b) {
-                     return std::tie(a.container_index, a.rule, a.capability_number,
-                                     a.capability) <
-                            std::tie(b.container_index, b.rule, b.capability_number,
-                                     b.capability);
+                     return std::tie(a.container_index, a.rule, a.capability_number, a.capability) <
+                            std::tie(b.container_index, b.rule, b.capability_number, b.capability);
                    });
   return result;
 }

@@ -23,9 +23,9 @@ struct ContainerFacts {
   bool adds_all = false;
   bool drops_all = false;  // after normalisation (the runtime's view)
   bool privileged = false;
-  CapabilitySet granted = 0;  // the bounding set the process starts with
-  std::optional<bool> run_as_non_root;     // effective: container over pod
-  std::optional<std::int64_t> run_as_user; // effective: container over pod
+  CapabilitySet granted = 0;                // the bounding set the process starts with
+  std::optional<bool> run_as_non_root;      // effective: container over pod
+  std::optional<std::int64_t> run_as_user;  // effective: container over pod
   std::optional<bool> allow_privilege_escalation;
 };
 

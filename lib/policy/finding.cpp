@@ -41,13 +41,20 @@ std::string_view RuleId(Rule rule) { return InfoOf(rule).id; }
 
 std::string_view PssControlId(PssControl control) {
   switch (control) {
-    case PssControl::kNone: return "";
-    case PssControl::kPrivileged: return "privileged";
-    case PssControl::kCapabilitiesBaseline: return "capabilities_baseline";
-    case PssControl::kCapabilitiesRestricted: return "capabilities_restricted";
-    case PssControl::kAllowPrivilegeEscalation: return "allowPrivilegeEscalation";
-    case PssControl::kRunAsNonRoot: return "runAsNonRoot";
-    case PssControl::kRunAsUser: return "runAsUser";
+    case PssControl::kNone:
+      return "";
+    case PssControl::kPrivileged:
+      return "privileged";
+    case PssControl::kCapabilitiesBaseline:
+      return "capabilities_baseline";
+    case PssControl::kCapabilitiesRestricted:
+      return "capabilities_restricted";
+    case PssControl::kAllowPrivilegeEscalation:
+      return "allowPrivilegeEscalation";
+    case PssControl::kRunAsNonRoot:
+      return "runAsNonRoot";
+    case PssControl::kRunAsUser:
+      return "runAsUser";
   }
   return "";
 }

@@ -53,9 +53,9 @@ struct FindingExemption {
 struct Finding {
   std::string policy;
   Rule rule = Rule::kDangerousCapability;
-  std::string container;   // empty for a pod-level finding
+  std::string container;     // empty for a pod-level finding
   int container_index = -1;  // position in PodView::containers, -1 for the pod
-  std::string capability;  // canonical name, a keyword (ALL, privileged) or the unknown spelling
+  std::string capability;    // canonical name, a keyword (ALL, privileged) or the unknown spelling
   int capability_number = -1;
   Severity severity = Severity::kLow;
   bool exempt = false;

@@ -6,9 +6,12 @@ namespace capwatch {
 
 std::string_view ProfileName(Profile profile) {
   switch (profile) {
-    case Profile::kNone: return "none";
-    case Profile::kBaseline: return "baseline";
-    case Profile::kRestricted: return "restricted";
+    case Profile::kNone:
+      return "none";
+    case Profile::kBaseline:
+      return "baseline";
+    case Profile::kRestricted:
+      return "restricted";
   }
   return "none";
 }

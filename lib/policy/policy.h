@@ -90,7 +90,7 @@ struct PolicyError {
 };
 
 // The built-in policies.
-Policy DefaultPolicy();                      // DESIGN §2: the guide's advice as a policy
-Policy ProfileOnlyPolicy(Profile profile);   // exactly one Pod Security profile, nothing more
+Policy DefaultPolicy();                     // DESIGN §2: the guide's advice as a policy
+Policy ProfileOnlyPolicy(Profile profile);  // exactly one Pod Security profile, nothing more
 
 }  // namespace capwatch

@@ -1,9 +1,9 @@
 #include "policy/policy_parser.h"
 
+#include <yaml-cpp/yaml.h>
 #include <cstdio>
 #include <ctime>
 #include <set>
-#include <yaml-cpp/yaml.h>
 
 #include "capabilities/capability_names.h"
 
@@ -12,8 +12,8 @@ namespace {
 
 bool ParseRfc3339(const std::string& text, Clock::time_point& out) {
   int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, consumed = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s,
-                  &consumed) != 6 ||
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) !=
+          6 ||
       consumed != 19) {
     return false;
   }
@@ -50,8 +50,8 @@ bool ParseRfc3339(const std::string& text, Clock::time_point& out) {
 bool ValidGlob(const std::string& glob) {
   if (glob.empty() || glob.size() > 63) return false;
   for (char c : glob) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '*' ||
-                    c == '?';
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '*' || c == '?';
     if (!ok) return false;
   }
   return true;
@@ -68,7 +68,8 @@ class Parser {
     }
     const std::string api_version = Scalar(object["apiVersion"], ".apiVersion");
     const std::string kind = Scalar(object["kind"], ".kind");
-    if (kind != "CapabilityPolicy") Error(".kind", "must be CapabilityPolicy, got \"" + kind + "\"");
+    if (kind != "CapabilityPolicy")
+      Error(".kind", "must be CapabilityPolicy, got \"" + kind + "\"");
     if (api_version != "capwatch.io/v1alpha1") {
       Error(".apiVersion", "must be capwatch.io/v1alpha1, got \"" + api_version + "\"");
     }
@@ -83,11 +84,19 @@ class Parser {
       Error(".spec", "must be an object");
       return errors_;
     }
-    static const std::set<std::string> kKnown = {
-        "profile", "match", "runtimeDefaults", "requireDropAll", "allowedCapabilities",
-        "forbiddenCapabilities", "severities", "disallowPrivileged",
-        "requireNoPrivilegeEscalation", "requireRunAsNonRoot", "requireJustification",
-        "exemptions"};
+    static const std::set<std::string> kKnown = {"profile",
+                                                 "match",
+                                                 "runtimeDefaults",
+                                                 "runtimeDefaultCapabilities",
+                                                 "requireDropAll",
+                                                 "allowedCapabilities",
+                                                 "forbiddenCapabilities",
+                                                 "severities",
+                                                 "disallowPrivileged",
+                                                 "requireNoPrivilegeEscalation",
+                                                 "requireRunAsNonRoot",
+                                                 "requireJustification",
+                                                 "exemptions"};
     for (const auto& kv : spec) {
       const std::string key = kv.first.Scalar();
       if (kKnown.count(key) == 0) Error(".spec." + key, "unknown field");
@@ -101,7 +110,7 @@ class Parser {
       }
     }
     Match(spec["match"]);
-    RuntimeDefaults(spec["runtimeDefaults"]);
+    RuntimeDefaults(spec["runtimeDefaults"], spec["runtimeDefaultCapabilities"]);
     policy_.require_drop_all = Bool(spec["requireDropAll"], ".spec.requireDropAll");
     policy_.disallow_privileged = Bool(spec["disallowPrivileged"], ".spec.disallowPrivileged");
     policy_.require_no_privilege_escalation =
@@ -114,7 +123,8 @@ class Parser {
       policy_.allowed = Capabilities(spec["allowedCapabilities"], ".spec.allowedCapabilities");
     }
     if (spec["forbiddenCapabilities"]) {
-      policy_.forbidden = Capabilities(spec["forbiddenCapabilities"], ".spec.forbiddenCapabilities");
+      policy_.forbidden =
+          Capabilities(spec["forbiddenCapabilities"], ".spec.forbiddenCapabilities");
     }
     Severities(spec["severities"]);
     Exemptions(spec["exemptions"]);
@@ -262,20 +272,38 @@ class Parser {
     policy_.match.pod_selector = Selector(node["podSelector"], ".spec.match.podSelector");
   }
 
-  void RuntimeDefaults(const YAML::Node& node) {
+  // runtimeDefaults names a runtime, or `custom` with the set in runtimeDefaultCapabilities
+  // (the CRD's form); a list given directly in runtimeDefaults is accepted too.
+  void RuntimeDefaults(const YAML::Node& node, const YAML::Node& custom) {
+    const bool is_custom = node && node.IsScalar() && node.Scalar() == "custom";
+    if (custom && !custom.IsNull() && !is_custom) {
+      Error(".spec.runtimeDefaultCapabilities", "is used only with runtimeDefaults: custom");
+    }
+    if (is_custom) {
+      if (!custom || custom.IsNull()) {
+        Error(".spec.runtimeDefaultCapabilities", "missing: runtimeDefaults: custom needs the set");
+        return;
+      }
+      CustomSet(custom, ".spec.runtimeDefaultCapabilities");
+      return;
+    }
     if (!node || node.IsNull()) return;
     if (node.IsScalar()) {
       if (auto runtime = ParseRuntime(node.Scalar())) {
         policy_.runtime_defaults = RuntimeDefaultSet(*runtime);
         policy_.runtime_name = std::string(RuntimeName(*runtime));
       } else {
-        Error(".spec.runtimeDefaults", "must be containerd, cri-o, docker or a list of "
-                                       "capabilities; got \"" + node.Scalar() + "\"");
+        Error(".spec.runtimeDefaults",
+              "must be containerd, cri-o, docker or custom; got \"" + node.Scalar() + "\"");
       }
       return;
     }
-    const CapabilityList list = Capabilities(node, ".spec.runtimeDefaults");
-    if (list.privileged) Error(".spec.runtimeDefaults", "privileged is not a capability");
+    CustomSet(node, ".spec.runtimeDefaults");
+  }
+
+  void CustomSet(const YAML::Node& node, const std::string& path) {
+    const CapabilityList list = Capabilities(node, path);
+    if (list.privileged) Error(path, "privileged is not a capability");
     policy_.runtime_defaults = list.all ? kAllCapabilities : list.set;
     policy_.runtime_name = "custom";
   }
@@ -334,8 +362,8 @@ class Parser {
         if (ParseRfc3339(ex.expires_text, t)) {
           ex.expires = t;
         } else {
-          Error(p + ".expires", "\"" + ex.expires_text +
-                                    "\" is not an RFC 3339 time such as 2027-01-31T00:00:00Z");
+          Error(p + ".expires",
+                "\"" + ex.expires_text + "\" is not an RFC 3339 time such as 2027-01-31T00:00:00Z");
         }
       }
       policy_.exemptions.push_back(std::move(ex));

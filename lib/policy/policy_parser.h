@@ -12,7 +12,7 @@ class Node;
 namespace capwatch {
 
 struct PolicyParseResult {
-  std::vector<Policy> policies;  // the valid ones
+  std::vector<Policy> policies;                                           // the valid ones
   std::vector<std::pair<std::string, std::vector<PolicyError>>> invalid;  // name → errors
   std::vector<std::string> errors;  // problems with the document itself
 };

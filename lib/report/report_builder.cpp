@@ -48,8 +48,7 @@ json ContainerJson(const ContainerFacts& c, const PodView& pod) {
   json justifications = json::object();
   for (const auto& [cap, text] : pod.justifications) {
     const CapabilityName name = ParseCapabilityName(cap);
-    if ((name.is_capability() && Contains(c.added, name.number)) ||
-        (name.is_all() && c.adds_all)) {
+    if ((name.is_capability() && Contains(c.added, name.number)) || (name.is_all() && c.adds_all)) {
       justifications[cap] = text;
     }
   }
@@ -130,8 +129,7 @@ json BuildReport(const ReportInput& in, const ReportOptions& options) {
        {{"name", ReportName(w)},
         {"namespace", in.namespace_name},
         {"labels",
-         {{"app.kubernetes.io/managed-by", "capwatch"},
-          {"capwatch.io/workload-kind", w.kind}}}}},
+         {{"app.kubernetes.io/managed-by", "capwatch"}, {"capwatch.io/workload-kind", w.kind}}}}},
   };
   if (!w.uid.empty()) {
     // Kubernetes garbage-collects the report with its workload.

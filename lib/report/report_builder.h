@@ -16,7 +16,7 @@ struct ReportInput {
   WorkloadRef workload;
   std::string namespace_name;
   int pods = 0;
-  const PodView* pod = nullptr;            // the pod (or template) the evaluation is of
+  const PodView* pod = nullptr;  // the pod (or template) the evaluation is of
   const PodEvaluation* evaluation = nullptr;
 };
 

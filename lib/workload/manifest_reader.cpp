@@ -1,11 +1,11 @@
 #include "workload/manifest_reader.h"
 
+#include <yaml-cpp/yaml.h>
 #include <algorithm>
 #include <array>
 #include <charconv>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <yaml-cpp/yaml.h>
 
 #include "workload/pod_decoder.h"
 
@@ -36,17 +36,50 @@ constexpr std::array<TemplatePath, 9> kTemplatePaths = {{
 // Built-in kinds that never hold a pod spec: skipped quietly, so a directory of manifests can
 // be audited as it is.
 const std::set<std::string, std::less<>>& NonWorkloadKinds() {
-  static const std::set<std::string, std::less<>> kinds = {
-      "APIService", "Binding", "CapabilityPolicy", "CapabilityReport", "CertificateSigningRequest",
-      "ClusterRole", "ClusterRoleBinding", "ComponentStatus", "ConfigMap", "ControllerRevision",
-      "CSIDriver", "CSINode", "CSIStorageCapacity", "CustomResourceDefinition", "Endpoints",
-      "EndpointSlice", "Event", "FlowSchema", "HorizontalPodAutoscaler", "Ingress",
-      "IngressClass", "Lease", "LimitRange", "MutatingWebhookConfiguration", "Namespace",
-      "NetworkPolicy", "Node", "PersistentVolume", "PersistentVolumeClaim",
-      "PodDisruptionBudget", "PriorityClass", "PriorityLevelConfiguration", "ResourceQuota",
-      "Role", "RoleBinding", "RuntimeClass", "Secret", "Service", "ServiceAccount",
-      "StorageClass", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
-      "ValidatingWebhookConfiguration", "VolumeAttachment"};
+  static const std::set<std::string, std::less<>> kinds = {"APIService",
+                                                           "Binding",
+                                                           "CapabilityPolicy",
+                                                           "CapabilityReport",
+                                                           "CertificateSigningRequest",
+                                                           "ClusterRole",
+                                                           "ClusterRoleBinding",
+                                                           "ComponentStatus",
+                                                           "ConfigMap",
+                                                           "ControllerRevision",
+                                                           "CSIDriver",
+                                                           "CSINode",
+                                                           "CSIStorageCapacity",
+                                                           "CustomResourceDefinition",
+                                                           "Endpoints",
+                                                           "EndpointSlice",
+                                                           "Event",
+                                                           "FlowSchema",
+                                                           "HorizontalPodAutoscaler",
+                                                           "Ingress",
+                                                           "IngressClass",
+                                                           "Lease",
+                                                           "LimitRange",
+                                                           "MutatingWebhookConfiguration",
+                                                           "Namespace",
+                                                           "NetworkPolicy",
+                                                           "Node",
+                                                           "PersistentVolume",
+                                                           "PersistentVolumeClaim",
+                                                           "PodDisruptionBudget",
+                                                           "PriorityClass",
+                                                           "PriorityLevelConfiguration",
+                                                           "ResourceQuota",
+                                                           "Role",
+                                                           "RoleBinding",
+                                                           "RuntimeClass",
+                                                           "Secret",
+                                                           "Service",
+                                                           "ServiceAccount",
+                                                           "StorageClass",
+                                                           "ValidatingAdmissionPolicy",
+                                                           "ValidatingAdmissionPolicyBinding",
+                                                           "ValidatingWebhookConfiguration",
+                                                           "VolumeAttachment"};
   return kinds;
 }
 
@@ -56,9 +89,8 @@ std::string PointerToPath(std::string_view pointer) {
   std::size_t pos = 0;
   while (pos < pointer.size()) {
     std::size_t next = pointer.find('/', pos + 1);
-    std::string_view token = pointer.substr(pos + 1, next == std::string_view::npos
-                                                         ? std::string_view::npos
-                                                         : next - pos - 1);
+    std::string_view token = pointer.substr(
+        pos + 1, next == std::string_view::npos ? std::string_view::npos : next - pos - 1);
     const bool index = !token.empty() && std::all_of(token.begin(), token.end(),
                                                      [](char c) { return c >= '0' && c <= '9'; });
     if (index) {
@@ -79,8 +111,8 @@ class DepthError : public std::runtime_error {
 
 // YAML plain scalars resolved the way Kubernetes' YAML reader (YAML 1.1 rules) does.
 json ResolvePlainScalar(const std::string& s) {
-  static const std::set<std::string, std::less<>> kTrue = {"true", "True", "TRUE", "yes", "Yes",
-                                                           "YES", "on", "On", "ON", "y", "Y"};
+  static const std::set<std::string, std::less<>> kTrue = {
+      "true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON", "y", "Y"};
   static const std::set<std::string, std::less<>> kFalse = {
       "false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF", "n", "N"};
   if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
@@ -104,7 +136,8 @@ json YamlToJson(const YAML::Node& node, const std::string& pointer, int depth,
   if (depth > kMaxDepth) throw DepthError("nested deeper than " + std::to_string(kMaxDepth));
   switch (node.Type()) {
     case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null: return nullptr;
+    case YAML::NodeType::Null:
+      return nullptr;
     case YAML::NodeType::Scalar:
       return node.Tag() == "?" ? ResolvePlainScalar(node.Scalar()) : json(node.Scalar());
     case YAML::NodeType::Sequence: {
@@ -170,9 +203,10 @@ class Reader {
 
   bool ParseJson(const std::string& content, std::vector<Document>& docs) {
     if (content.size() > options_.max_json_bytes) {
-      Error(0, 0, "", "the file is " + std::to_string(content.size() >> 20) +
-                          " MiB, more than the limit of " +
-                          std::to_string(options_.max_json_bytes >> 20) + " MiB");
+      Error(0, 0, "",
+            "the file is " + std::to_string(content.size() >> 20) +
+                " MiB, more than the limit of " + std::to_string(options_.max_json_bytes >> 20) +
+                " MiB");
       return false;
     }
     try {
@@ -241,9 +275,8 @@ class Reader {
     std::size_t pos = 0;
     while (pos < pointer.size()) {
       std::size_t next = pointer.find('/', pos + 1);
-      std::string key(pointer.substr(pos + 1, next == std::string_view::npos
-                                                  ? std::string_view::npos
-                                                  : next - pos - 1));
+      std::string key(pointer.substr(
+          pos + 1, next == std::string_view::npos ? std::string_view::npos : next - pos - 1));
       if (cur->is_array()) {
         std::size_t index = 0;
         auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), index);
@@ -340,9 +373,9 @@ class Reader {
       Error(doc.index, LineOf(doc, full_template), template_path + ".spec.containers",
             containers == nullptr || containers->is_null()
                 ? "missing: a pod needs at least one container"
-                : (containers->is_array() ? "empty: a pod needs at least one container"
-                                          : std::string("must be an array, got ") +
-                                                containers->type_name()));
+                : (containers->is_array()
+                       ? "empty: a pod needs at least one container"
+                       : std::string("must be an array, got ") + containers->type_name()));
       return;
     }
     if (!CapabilityListsWithinLimit(doc, *pod_template, full_template)) return;
@@ -523,13 +556,14 @@ void AttributePods(ManifestResult& result) {
     existing.pods = pods;
     // Containers only some Pods have (an ephemeral debug container) are evaluated too.
     for (auto& c : w.pod.containers) {
-      const bool known = std::any_of(
-          existing.pod.containers.begin(), existing.pod.containers.end(),
-          [&](const ContainerView& e) { return e.name == c.name && e.type == c.type; });
+      const bool known =
+          std::any_of(existing.pod.containers.begin(), existing.pod.containers.end(),
+                      [&](const ContainerView& e) { return e.name == c.name && e.type == c.type; });
       if (!known) existing.pod.containers.push_back(std::move(c));
     }
-    std::stable_sort(existing.pod.containers.begin(), existing.pod.containers.end(),
-                     [](const ContainerView& a, const ContainerView& b) { return a.type < b.type; });
+    std::stable_sort(
+        existing.pod.containers.begin(), existing.pod.containers.end(),
+        [](const ContainerView& a, const ContainerView& b) { return a.type < b.type; });
   }
   result.workloads = std::move(merged);
 }

@@ -12,17 +12,17 @@ namespace capwatch {
 
 // Where a workload came from, for messages and SARIF locations.
 struct SourceLocation {
-  std::string file;   // "-" for standard input
-  int document = 0;   // 1-based index of the YAML/JSON document in the file
-  int line = 0;       // 1-based, 0 when unknown (JSON input)
+  std::string file;  // "-" for standard input
+  int document = 0;  // 1-based index of the YAML/JSON document in the file
+  int line = 0;      // 1-based, 0 when unknown (JSON input)
 };
 
 // One pod-bearing object of the input: a Pod, a workload's pod template, or a PodTemplate.
 struct ManifestWorkload {
   WorkloadRef ref;
   std::string namespace_name;
-  PodView pod;    // the Pod, or the template with the workload's name and namespace
-  int pods = 0;   // Pod objects of the input attributed to this workload
+  PodView pod;   // the Pod, or the template with the workload's name and namespace
+  int pods = 0;  // Pod objects of the input attributed to this workload
   std::vector<OwnerReference> owners;  // the object's own ownerReferences
   SourceLocation source;
   std::map<std::string, int> container_lines;  // container name → line, where known

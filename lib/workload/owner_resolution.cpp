@@ -1,8 +1,8 @@
 #include "workload/owner_resolution.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 
 namespace capwatch {
 namespace {

@@ -24,9 +24,8 @@ struct OwnerInfo {
   bool known = false;
   std::optional<OwnerReference> controller;
 };
-using OwnerLookup =
-    std::function<OwnerInfo(std::string_view kind, std::string_view namespace_name,
-                            std::string_view name)>;
+using OwnerLookup = std::function<OwnerInfo(std::string_view kind, std::string_view namespace_name,
+                                            std::string_view name)>;
 
 WorkloadRef ResolveWorkload(const PodView& pod, const OwnerLookup& lookup);
 

@@ -1,8 +1,8 @@
 #include "workload/pod_decoder.h"
 
+#include <simdjson.h>
 #include <algorithm>
 #include <exception>
-#include <simdjson.h>
 
 namespace capwatch {
 namespace {
@@ -16,21 +16,25 @@ struct TypeMismatch {
 
 const char* TypeName(od::json_type type) {
   switch (type) {
-    case od::json_type::array: return "an array";
-    case od::json_type::object: return "an object";
-    case od::json_type::number: return "a number";
-    case od::json_type::string: return "a string";
-    case od::json_type::boolean: return "a boolean";
-    case od::json_type::null: return "null";
+    case od::json_type::array:
+      return "an array";
+    case od::json_type::object:
+      return "an object";
+    case od::json_type::number:
+      return "a number";
+    case od::json_type::string:
+      return "a string";
+    case od::json_type::boolean:
+      return "a boolean";
+    case od::json_type::null:
+      return "null";
   }
   return "something else";
 }
 
 }  // namespace
 
-std::string DecodeError::ToString() const {
-  return path.empty() ? message : path + ": " + message;
-}
+std::string DecodeError::ToString() const { return path.empty() ? message : path + ": " + message; }
 
 struct PodDecoder::Impl {
   od::parser parser;
@@ -314,8 +318,9 @@ struct PodDecoder::Impl {
       }
     }
     // Containers first, then init, then ephemeral, whatever order the JSON had.
-    std::stable_sort(pod.containers.begin(), pod.containers.end(),
-                     [](const ContainerView& a, const ContainerView& b) { return a.type < b.type; });
+    std::stable_sort(
+        pod.containers.begin(), pod.containers.end(),
+        [](const ContainerView& a, const ContainerView& b) { return a.type < b.type; });
   }
 
   void Pod(od::object obj, PodView& pod) {

@@ -36,8 +36,8 @@ class PodDecoder {
     std::string continue_token;
   };
   [[nodiscard]] bool DecodePodList(std::string_view json,
-                                   const std::function<void(PodView&&)>& on_pod,
-                                   ListMeta& meta, DecodeError& error);
+                                   const std::function<void(PodView&&)>& on_pod, ListMeta& meta,
+                                   DecodeError& error);
 
  private:
   struct Impl;

@@ -4,9 +4,12 @@ namespace capwatch {
 
 std::string_view ContainerTypeName(ContainerType type) {
   switch (type) {
-    case ContainerType::kContainer: return "container";
-    case ContainerType::kInitContainer: return "initContainer";
-    case ContainerType::kEphemeralContainer: return "ephemeralContainer";
+    case ContainerType::kContainer:
+      return "container";
+    case ContainerType::kInitContainer:
+      return "initContainer";
+    case ContainerType::kEphemeralContainer:
+      return "ephemeralContainer";
   }
   return "container";
 }

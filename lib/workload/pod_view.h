@@ -45,10 +45,10 @@ struct PodView {
   // Only the capwatch.io/justification.<CAP> annotations, keyed by the part after the dot.
   std::vector<std::pair<std::string, std::string>> justifications;
   std::vector<OwnerReference> owners;
-  std::string os;  // spec.os.name; "windows" pods hold no Linux capabilities
-  std::optional<bool> run_as_non_root;        // spec.securityContext
-  std::optional<std::int64_t> run_as_user;    // spec.securityContext
-  std::vector<ContainerView> containers;      // containers, then init, then ephemeral
+  std::string os;                       // spec.os.name; "windows" pods hold no Linux capabilities
+  std::optional<bool> run_as_non_root;  // spec.securityContext
+  std::optional<std::int64_t> run_as_user;  // spec.securityContext
+  std::vector<ContainerView> containers;    // containers, then init, then ephemeral
 
   const OwnerReference* controller_owner() const;
   bool is_windows() const { return os == "windows"; }

@@ -27,9 +27,9 @@ TEST(Catalog, HasAll41CapabilitiesNumberedInOrder) {
 TEST(Catalog, ContainerdDefaultSetIsTheFourteen) {
   const CapabilitySet set = RuntimeDefaultSet(Runtime::kContainerd);
   EXPECT_EQ(CountOf(set), 14);
-  for (auto name : {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
-                    "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID",
-                    "SYS_CHROOT"}) {
+  for (auto name :
+       {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+        "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}) {
     EXPECT_TRUE(Contains(set, *CapabilityNumber(name))) << name;
   }
   EXPECT_EQ(RuntimeDefaultSet(Runtime::kDocker), set);
@@ -51,9 +51,9 @@ TEST(Catalog, BaselineAllowsContainerdDefaultsWithoutNetRaw) {
 
 TEST(Catalog, DangerousSetHoldsTheGuidesFiveAndCapwatchsAdditions) {
   const CapabilitySet dangerous = DangerousSet();
-  for (auto name : {"SYS_ADMIN", "SYS_PTRACE", "SYS_MODULE", "DAC_OVERRIDE", "SYS_RAWIO", "BPF",
-                    "PERFMON", "DAC_READ_SEARCH", "NET_ADMIN", "SYS_BOOT", "MAC_ADMIN",
-                    "MAC_OVERRIDE"}) {
+  for (auto name :
+       {"SYS_ADMIN", "SYS_PTRACE", "SYS_MODULE", "DAC_OVERRIDE", "SYS_RAWIO", "BPF", "PERFMON",
+        "DAC_READ_SEARCH", "NET_ADMIN", "SYS_BOOT", "MAC_ADMIN", "MAC_OVERRIDE"}) {
     EXPECT_TRUE(Contains(dangerous, *CapabilityNumber(name))) << name;
   }
   EXPECT_EQ(CountOf(dangerous), 12);

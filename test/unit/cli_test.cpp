@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <gmock/gmock.h>
 #include <filesystem>
 #include <fstream>
-#include <gmock/gmock.h>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -12,8 +12,8 @@ namespace capwatch {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::HasSubstr;
 using nlohmann::json;
+using ::testing::HasSubstr;
 
 struct AuditRun {
   int code;
@@ -97,8 +97,9 @@ TEST_F(AuditCommand, ExitsOneOnFindingsAndPrintsATable) {
 TEST_F(AuditCommand, FailOnThresholdDecidesTheExitCode) {
   const std::string file = Write("admin.yaml", kSysAdmin);
   EXPECT_EQ(Audit({"-f", file, "--fail-on", "critical"}).code, kExitFindings);  // SYS_ADMIN
-  const std::string raw = Write("raw.yaml", std::string(kSysAdmin).replace(
-                                                std::string(kSysAdmin).find("SYS_ADMIN, "), 11, ""));
+  const std::string raw =
+      Write("raw.yaml",
+            std::string(kSysAdmin).replace(std::string(kSysAdmin).find("SYS_ADMIN, "), 11, ""));
   EXPECT_EQ(Audit({"-f", raw, "--fail-on", "critical"}).code, kExitCompliant);
   EXPECT_EQ(Audit({"-f", raw, "--fail-on=medium"}).code, kExitFindings);  // NET_RAW is medium
 }
@@ -137,7 +138,8 @@ TEST_F(AuditCommand, SarifHasRulesResultsAndLines) {
 }
 
 TEST_F(AuditCommand, ProfileAloneEvaluatesExactlyThatProfile) {
-  const AuditRun r = Audit({"-f", Write("admin.yaml", kSysAdmin), "--profile", "baseline", "-o", "json"});
+  const AuditRun r =
+      Audit({"-f", Write("admin.yaml", kSysAdmin), "--profile", "baseline", "-o", "json"});
   const json list = json::parse(r.out);
   const json& findings = list["items"][0]["findings"];
   ASSERT_EQ(findings.size(), 2u);
@@ -184,9 +186,10 @@ spec: {forbiddenCapabilities: [SYS_ADMN]}
 }
 
 TEST_F(AuditCommand, BadInputExitsTwoNamingFileDocumentAndField) {
-  const std::string file = Write("bad.yaml", std::string(kCompliant) + "---\n" +
-                                                 "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n"
-                                                 "spec: {containers: [{name: c, securityContext: {privileged: 3}}]}\n");
+  const std::string file =
+      Write("bad.yaml", std::string(kCompliant) + "---\n" +
+                            "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n"
+                            "spec: {containers: [{name: c, securityContext: {privileged: 3}}]}\n");
   const AuditRun r = Audit({"-f", file});
   EXPECT_EQ(r.code, kExitBadInput);
   EXPECT_THAT(r.err, HasSubstr("bad.yaml, document 2"));

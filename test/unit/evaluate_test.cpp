@@ -10,17 +10,20 @@ namespace capwatch {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::IsEmpty;
-using ::testing::UnorderedElementsAreArray;
 using testing::EvaluateYaml;
+using ::testing::IsEmpty;
 using testing::Summarise;
+using ::testing::UnorderedElementsAreArray;
 
 // A pod with one container "c" whose securityContext is `sc` (YAML flow mapping) and whose pod
 // securityContext is `pod_sc`.
 std::string Pod(const std::string& sc, const std::string& pod_sc = "{}") {
   return "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: ns}\nspec:\n"
-         "  securityContext: " + pod_sc + "\n"
-         "  containers:\n  - name: c\n    image: img\n    securityContext: " + sc + "\n";
+         "  securityContext: " +
+         pod_sc +
+         "\n"
+         "  containers:\n  - name: c\n    image: img\n    securityContext: " +
+         sc + "\n";
 }
 
 const std::string kCompliantSc =
@@ -40,7 +43,8 @@ class PssProfileTest : public ::testing::TestWithParam<PssCase> {};
 
 TEST_P(PssProfileTest, MatchesPodSecurityAdmission) {
   const PssCase& c = GetParam();
-  const PodEvaluation eval = EvaluateYaml(Pod(c.container_sc, c.pod_sc), ProfileOnlyPolicy(c.profile));
+  const PodEvaluation eval =
+      EvaluateYaml(Pod(c.container_sc, c.pod_sc), ProfileOnlyPolicy(c.profile));
   EXPECT_THAT(Summarise(eval), UnorderedElementsAreArray(c.expected)) << c.name;
 }
 
@@ -52,62 +56,128 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         // baseline: only the baseline list may be added, compared case-sensitively
         PssCase{"baseline_empty", B, "{}", "{}", {}},
-        PssCase{"baseline_allowed_add", B, "{capabilities: {add: [CHOWN, NET_BIND_SERVICE, KILL]}}", "{}", {}},
-        PssCase{"baseline_net_raw", B, "{capabilities: {add: [NET_RAW]}}", "{}",
+        PssCase{"baseline_allowed_add",
+                B,
+                "{capabilities: {add: [CHOWN, NET_BIND_SERVICE, KILL]}}",
+                "{}",
+                {}},
+        PssCase{"baseline_net_raw",
+                B,
+                "{capabilities: {add: [NET_RAW]}}",
+                "{}",
                 {"capability-not-allowed c NET_RAW [capabilities_baseline]"}},
-        PssCase{"baseline_sys_admin", B, "{capabilities: {add: [SYS_ADMIN]}}", "{}",
+        PssCase{"baseline_sys_admin",
+                B,
+                "{capabilities: {add: [SYS_ADMIN]}}",
+                "{}",
                 {"capability-not-allowed c SYS_ADMIN [capabilities_baseline]"}},
-        PssCase{"baseline_lower_case_is_not_allowed", B, "{capabilities: {add: [chown]}}", "{}",
+        PssCase{"baseline_lower_case_is_not_allowed",
+                B,
+                "{capabilities: {add: [chown]}}",
+                "{}",
                 {"capability-not-allowed c CHOWN [capabilities_baseline]"}},
-        PssCase{"baseline_prefix_is_not_allowed", B, "{capabilities: {add: [CAP_KILL]}}", "{}",
+        PssCase{"baseline_prefix_is_not_allowed",
+                B,
+                "{capabilities: {add: [CAP_KILL]}}",
+                "{}",
                 {"capability-not-allowed c KILL [capabilities_baseline]"}},
-        PssCase{"baseline_all_keyword", B, "{capabilities: {add: [ALL]}}", "{}",
+        PssCase{"baseline_all_keyword",
+                B,
+                "{capabilities: {add: [ALL]}}",
+                "{}",
                 {"capability-not-allowed c ALL [capabilities_baseline]"}},
-        PssCase{"baseline_unknown_name", B, "{capabilities: {add: [NET_BIND]}}", "{}",
+        PssCase{"baseline_unknown_name",
+                B,
+                "{capabilities: {add: [NET_BIND]}}",
+                "{}",
                 {"capability-not-allowed c NET_BIND [capabilities_baseline]"}},
-        PssCase{"baseline_privileged", B, "{privileged: true}", "{}",
+        PssCase{"baseline_privileged",
+                B,
+                "{privileged: true}",
+                "{}",
                 {"privileged c privileged [privileged]"}},
         PssCase{"baseline_privileged_false", B, "{privileged: false}", "{}", {}},
-        PssCase{"baseline_ignores_restricted_controls", B, "{runAsUser: 0, allowPrivilegeEscalation: true}", "{runAsNonRoot: false}", {}},
+        PssCase{"baseline_ignores_restricted_controls",
+                B,
+                "{runAsUser: 0, allowPrivilegeEscalation: true}",
+                "{runAsNonRoot: false}",
+                {}},
         // restricted
         PssCase{"restricted_compliant", R, kCompliantSc, "{}", {}},
-        PssCase{"restricted_compliant_pod_level_non_root", R,
-                "{allowPrivilegeEscalation: false, capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}}",
-                "{runAsNonRoot: true}", {}},
-        PssCase{"restricted_nothing_set", R, "{}", "{}",
+        PssCase{"restricted_compliant_pod_level_non_root",
+                R,
+                "{allowPrivilegeEscalation: false, capabilities: {drop: [ALL], add: "
+                "[NET_BIND_SERVICE]}}",
+                "{runAsNonRoot: true}",
+                {}},
+        PssCase{"restricted_nothing_set",
+                R,
+                "{}",
+                "{}",
                 {"drop-all-missing c ALL [capabilities_restricted]",
                  "privilege-escalation c - [allowPrivilegeEscalation]",
                  "runs-as-root c - [runAsNonRoot]"}},
-        PssCase{"restricted_lower_case_all_fails", R,
-                "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [all]}}", "{}",
+        PssCase{
+            "restricted_lower_case_all_fails",
+            R,
+            "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [all]}}",
+            "{}",
+            {"drop-all-missing c ALL [capabilities_restricted]"}},
+        PssCase{"restricted_drop_individual_caps_fails",
+                R,
+                "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: "
+                "[NET_RAW, CHOWN]}}",
+                "{}",
                 {"drop-all-missing c ALL [capabilities_restricted]"}},
-        PssCase{"restricted_drop_individual_caps_fails", R,
-                "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [NET_RAW, CHOWN]}}", "{}",
-                {"drop-all-missing c ALL [capabilities_restricted]"}},
-        PssCase{"restricted_add_other_than_nbs", R,
-                "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL], add: [CHOWN, NET_BIND_SERVICE]}}", "{}",
+        PssCase{"restricted_add_other_than_nbs",
+                R,
+                "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL], "
+                "add: [CHOWN, NET_BIND_SERVICE]}}",
+                "{}",
                 {"capability-not-allowed c CHOWN [capabilities_restricted]"}},
-        PssCase{"restricted_lower_case_nbs_fails", R,
-                "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL], add: [net_bind_service]}}", "{}",
+        PssCase{"restricted_lower_case_nbs_fails",
+                R,
+                "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL], "
+                "add: [net_bind_service]}}",
+                "{}",
                 {"capability-not-allowed c NET_BIND_SERVICE [capabilities_restricted]"}},
-        PssCase{"restricted_privileged_still_checked", R,
-                "{privileged: true, runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}", "{}",
+        PssCase{"restricted_privileged_still_checked",
+                R,
+                "{privileged: true, runAsNonRoot: true, allowPrivilegeEscalation: false, "
+                "capabilities: {drop: [ALL]}}",
+                "{}",
                 {"privileged c privileged [privileged]"}},
-        PssCase{"restricted_ape_true", R,
-                "{runAsNonRoot: true, allowPrivilegeEscalation: true, capabilities: {drop: [ALL]}}", "{}",
+        PssCase{"restricted_ape_true",
+                R,
+                "{runAsNonRoot: true, allowPrivilegeEscalation: true, capabilities: {drop: [ALL]}}",
+                "{}",
                 {"privilege-escalation c - [allowPrivilegeEscalation]"}},
-        PssCase{"restricted_container_run_as_non_root_false", R,
-                "{runAsNonRoot: false, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}",
-                "{runAsNonRoot: true}", {"runs-as-root c - [runAsNonRoot]"}},
-        PssCase{"restricted_pod_false_container_true_still_fails", R, kCompliantSc,
-                "{runAsNonRoot: false}", {"runs-as-root - - [runAsNonRoot]"}},
-        PssCase{"restricted_run_as_user_zero_container", R,
-                "{runAsNonRoot: true, runAsUser: 0, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}", "{}",
+        PssCase{
+            "restricted_container_run_as_non_root_false",
+            R,
+            "{runAsNonRoot: false, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}",
+            "{runAsNonRoot: true}",
+            {"runs-as-root c - [runAsNonRoot]"}},
+        PssCase{"restricted_pod_false_container_true_still_fails",
+                R,
+                kCompliantSc,
+                "{runAsNonRoot: false}",
+                {"runs-as-root - - [runAsNonRoot]"}},
+        PssCase{"restricted_run_as_user_zero_container",
+                R,
+                "{runAsNonRoot: true, runAsUser: 0, allowPrivilegeEscalation: false, capabilities: "
+                "{drop: [ALL]}}",
+                "{}",
                 {"runs-as-root c - [runAsUser]"}},
-        PssCase{"restricted_run_as_user_zero_pod", R, kCompliantSc, "{runAsUser: 0}",
+        PssCase{"restricted_run_as_user_zero_pod",
+                R,
+                kCompliantSc,
+                "{runAsUser: 0}",
                 {"runs-as-root - - [runAsUser]"}},
-        PssCase{"restricted_non_zero_user_without_run_as_non_root_fails", R,
-                "{runAsUser: 1000, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}", "{}",
+        PssCase{"restricted_non_zero_user_without_run_as_non_root_fails",
+                R,
+                "{runAsUser: 1000, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}",
+                "{}",
                 {"runs-as-root c - [runAsNonRoot]"}}),
     [](const auto& p) { return p.param.name; });
 
@@ -136,12 +206,11 @@ spec:
   - {name: debug, image: d, securityContext: {privileged: true}}
 )";
   const PodEvaluation eval = EvaluateYaml(yaml, ProfileOnlyPolicy(Profile::kRestricted));
-  EXPECT_THAT(Summarise(eval),
-              UnorderedElementsAreArray(std::vector<std::string>{
-                  "capability-not-allowed init CHOWN [capabilities_restricted]",
-                  "privileged debug privileged [privileged]",
-                  "drop-all-missing debug ALL [capabilities_restricted]",
-                  "privilege-escalation debug - [allowPrivilegeEscalation]"}));
+  EXPECT_THAT(Summarise(eval), UnorderedElementsAreArray(std::vector<std::string>{
+                                   "capability-not-allowed init CHOWN [capabilities_restricted]",
+                                   "privileged debug privileged [privileged]",
+                                   "drop-all-missing debug ALL [capabilities_restricted]",
+                                   "privilege-escalation debug - [allowPrivilegeEscalation]"}));
 }
 
 // ---- The default policy and each rule ------------------------------------------------------
@@ -165,50 +234,102 @@ INSTANTIATE_TEST_SUITE_P(
     Rules, DefaultPolicyTest,
     ::testing::Values(
         RuleCase{"compliant", kCompliantSc, "{}", {}},
-        RuleCase{"nbs_allowed", "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}}", "{}", {}},
+        RuleCase{"nbs_allowed",
+                 "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: "
+                 "[ALL], add: [NET_BIND_SERVICE]}}",
+                 "{}",
+                 {}},
         // A container that drops nothing holds DAC_OVERRIDE (dangerous) and NET_RAW by default.
-        RuleCase{"drops_nothing", "{runAsNonRoot: true, allowPrivilegeEscalation: false}", "{}",
+        RuleCase{"drops_nothing",
+                 "{runAsNonRoot: true, allowPrivilegeEscalation: false}",
+                 "{}",
                  {"dangerous-capability c DAC_OVERRIDE", "drop-all-missing c ALL"}},
-        RuleCase{"drops_dac_override_only", "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [DAC_OVERRIDE]}}", "{}",
+        RuleCase{"drops_dac_override_only",
+                 "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: "
+                 "[DAC_OVERRIDE]}}",
+                 "{}",
                  {"drop-all-missing c ALL"}},
-        RuleCase{"sys_admin_added", "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL], add: [SYS_ADMIN]}}", "{}",
+        RuleCase{"sys_admin_added",
+                 "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: "
+                 "[ALL], add: [SYS_ADMIN]}}",
+                 "{}",
                  {"dangerous-capability c SYS_ADMIN"}},
-        RuleCase{"prefixed_lower_case_is_normalised", "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [all], add: [cap_sys_ptrace]}}", "{}",
+        RuleCase{"prefixed_lower_case_is_normalised",
+                 "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: "
+                 "[all], add: [cap_sys_ptrace]}}",
+                 "{}",
                  {"dangerous-capability c SYS_PTRACE"}},
-        RuleCase{"not_allowed", "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL], add: [NET_RAW, CHOWN]}}", "{}",
+        RuleCase{"not_allowed",
+                 "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: "
+                 "[ALL], add: [NET_RAW, CHOWN]}}",
+                 "{}",
                  {"capability-not-allowed c NET_RAW", "capability-not-allowed c CHOWN"}},
-        RuleCase{"duplicate_entries_reported_once", "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL], add: [NET_RAW, net_raw, CAP_NET_RAW]}}", "{}",
+        RuleCase{"duplicate_entries_reported_once",
+                 "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: "
+                 "[ALL], add: [NET_RAW, net_raw, CAP_NET_RAW]}}",
+                 "{}",
                  {"capability-not-allowed c NET_RAW"}},
-        RuleCase{"add_all", "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {add: [ALL]}}", "{}",
-                 {"dangerous-capability c ALL", "drop-all-missing c ALL"}},
+        RuleCase{
+            "add_all",
+            "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {add: [ALL]}}",
+            "{}",
+            {"dangerous-capability c ALL", "drop-all-missing c ALL"}},
         // containerd applies drop ALL after add ALL: nothing is granted.
-        RuleCase{"add_all_drop_all", "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL], add: [ALL]}}", "{}", {}},
-        RuleCase{"privileged", "{privileged: true, runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}", "{}",
+        RuleCase{"add_all_drop_all",
+                 "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: "
+                 "[ALL], add: [ALL]}}",
+                 "{}",
+                 {}},
+        RuleCase{"privileged",
+                 "{privileged: true, runAsNonRoot: true, allowPrivilegeEscalation: false, "
+                 "capabilities: {drop: [ALL]}}",
+                 "{}",
                  {"privileged c privileged"}},
-        RuleCase{"unknown_add", "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL], add: [NET_BIND]}}", "{}",
+        RuleCase{"unknown_add",
+                 "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: "
+                 "[ALL], add: [NET_BIND]}}",
+                 "{}",
                  {"unknown-capability c NET_BIND"}},
-        RuleCase{"unknown_drop", "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL, NET_RAWW]}}", "{}",
+        RuleCase{"unknown_drop",
+                 "{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL, "
+                 "NET_RAWW]}}",
+                 "{}",
                  {"unknown-capability c NET_RAWW"}},
-        RuleCase{"escalation_unset", "{runAsNonRoot: true, capabilities: {drop: [ALL]}}", "{}",
+        RuleCase{"escalation_unset",
+                 "{runAsNonRoot: true, capabilities: {drop: [ALL]}}",
+                 "{}",
                  {"privilege-escalation c -"}},
-        RuleCase{"root_by_default", "{allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}", "{}",
+        RuleCase{"root_by_default",
+                 "{allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}",
+                 "{}",
                  {"runs-as-root c -"}},
-        RuleCase{"non_root_inherited_from_pod", "{allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}", "{runAsNonRoot: true}", {}},
-        RuleCase{"non_zero_user_from_pod", "{allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}", "{runAsUser: 1000}", {}},
-        RuleCase{"container_overrides_pod_user_to_root", "{runAsUser: 0, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}", "{runAsNonRoot: true}",
+        RuleCase{"non_root_inherited_from_pod",
+                 "{allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}",
+                 "{runAsNonRoot: true}",
+                 {}},
+        RuleCase{"non_zero_user_from_pod",
+                 "{allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}",
+                 "{runAsUser: 1000}",
+                 {}},
+        RuleCase{"container_overrides_pod_user_to_root",
+                 "{runAsUser: 0, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}",
+                 "{runAsNonRoot: true}",
                  {"runs-as-root c -"}},
-        RuleCase{"container_overrides_pod_non_root", "{runAsNonRoot: false, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}", "{runAsNonRoot: true}",
-                 {"runs-as-root c -"}}),
+        RuleCase{
+            "container_overrides_pod_non_root",
+            "{runAsNonRoot: false, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}",
+            "{runAsNonRoot: true}",
+            {"runs-as-root c -"}}),
     [](const auto& p) { return p.param.name; });
 
 TEST(Evaluate, GrantedSetFollowsRuntimeDefaultsDropAndAdd) {
-  const PodEvaluation eval =
-      EvaluateYaml(Pod("{capabilities: {drop: [NET_RAW, cap_mknod], add: [SYS_TIME]}}"), DefaultPolicy());
+  const PodEvaluation eval = EvaluateYaml(
+      Pod("{capabilities: {drop: [NET_RAW, cap_mknod], add: [SYS_TIME]}}"), DefaultPolicy());
   ASSERT_EQ(eval.containers.size(), 1u);
-  const CapabilitySet expected = (RuntimeDefaultSet(Runtime::kContainerd) &
-                                  ~Bit(*CapabilityNumber("NET_RAW")) &
-                                  ~Bit(*CapabilityNumber("MKNOD"))) |
-                                 Bit(*CapabilityNumber("SYS_TIME"));
+  const CapabilitySet expected =
+      (RuntimeDefaultSet(Runtime::kContainerd) & ~Bit(*CapabilityNumber("NET_RAW")) &
+       ~Bit(*CapabilityNumber("MKNOD"))) |
+      Bit(*CapabilityNumber("SYS_TIME"));
   EXPECT_EQ(eval.containers[0].granted, expected);
 }
 
@@ -216,16 +337,17 @@ TEST(Evaluate, CrioRuntimeDefaultsGrantNoDacOverrideWhenDropped) {
   Policy policy = DefaultPolicy();
   policy.runtime_defaults = RuntimeDefaultSet(Runtime::kCrio);
   policy.runtime_name = "cri-o";
-  const PodEvaluation eval = EvaluateYaml(
-      Pod("{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [DAC_OVERRIDE]}}"),
-      policy);
+  const PodEvaluation eval = EvaluateYaml(Pod("{runAsNonRoot: true, allowPrivilegeEscalation: "
+                                              "false, capabilities: {drop: [DAC_OVERRIDE]}}"),
+                                          policy);
   EXPECT_THAT(Summarise(eval), ElementsAre("drop-all-missing c ALL"));
   EXPECT_FALSE(Contains(eval.containers[0].granted, *CapabilityNumber("NET_RAW")));
 }
 
 TEST(Evaluate, WindowsPodsAreSkippedWithANote) {
-  const std::string yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: w}\nspec:\n  os: {name: windows}\n"
-                           "  containers: [{name: c, image: i, securityContext: {privileged: true}}]\n";
+  const std::string yaml =
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: w}\nspec:\n  os: {name: windows}\n"
+      "  containers: [{name: c, image: i, securityContext: {privileged: true}}]\n";
   const PodEvaluation eval = EvaluateYaml(yaml, DefaultPolicy());
   EXPECT_TRUE(eval.skipped);
   EXPECT_THAT(eval.note, ::testing::HasSubstr("Windows"));
@@ -242,8 +364,9 @@ TEST(Evaluate, FindingsHaveMessagesAndRemediationsAndSeverities) {
     EXPECT_NE(f.severity, Severity::kNone);
     EXPECT_EQ(f.policy, "default");
   }
-  const auto privileged = std::find_if(eval.findings.begin(), eval.findings.end(),
-                                       [](const Finding& f) { return f.rule == Rule::kPrivileged; });
+  const auto privileged =
+      std::find_if(eval.findings.begin(), eval.findings.end(),
+                   [](const Finding& f) { return f.rule == Rule::kPrivileged; });
   ASSERT_NE(privileged, eval.findings.end());
   EXPECT_EQ(privileged->severity, Severity::kCritical);
   EXPECT_TRUE(std::none_of(eval.findings.begin(), eval.findings.end(), [](const Finding& f) {
@@ -254,7 +377,10 @@ TEST(Evaluate, FindingsHaveMessagesAndRemediationsAndSeverities) {
 TEST(Evaluate, SeverityOverridesFromThePolicy) {
   Policy policy = DefaultPolicy();
   policy.severities[*CapabilityNumber("NET_RAW")] = Severity::kHigh;
-  const PodEvaluation eval = EvaluateYaml(Pod("{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL], add: [NET_RAW]}}"), policy);
+  const PodEvaluation eval =
+      EvaluateYaml(Pod("{runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: "
+                       "[ALL], add: [NET_RAW]}}"),
+                   policy);
   ASSERT_EQ(eval.findings.size(), 1u);
   EXPECT_EQ(eval.findings[0].severity, Severity::kHigh);
 }
@@ -262,7 +388,8 @@ TEST(Evaluate, SeverityOverridesFromThePolicy) {
 TEST(Evaluate, FindingsAreStablyOrdered) {
   const std::string sc = "{capabilities: {add: [SYS_ADMIN, BPF, NET_RAW, SYS_PTRACE]}}";
   const auto a = Summarise(EvaluateYaml(Pod(sc), DefaultPolicy()));
-  const auto b = Summarise(EvaluateYaml(Pod("{capabilities: {add: [SYS_PTRACE, NET_RAW, BPF, SYS_ADMIN]}}"), DefaultPolicy()));
+  const auto b = Summarise(EvaluateYaml(
+      Pod("{capabilities: {add: [SYS_PTRACE, NET_RAW, BPF, SYS_ADMIN]}}"), DefaultPolicy()));
   EXPECT_EQ(a, b);
 }
 
@@ -319,10 +446,9 @@ TEST(Exemptions, CoverMatchingFindingsUntilTheyExpire) {
   const Policy policy = ParseOne(kNetshootPolicy);
   const PodEvaluation before = EvaluateYaml(kNetworkTools, policy, At(2027, 1, 1));
   EXPECT_THAT(Summarise(before), IsEmpty());
-  EXPECT_THAT(Summarise(before, true),
-              UnorderedElementsAreArray(std::vector<std::string>{
-                  "dangerous-capability tools NET_ADMIN (exempt)",
-                  "capability-not-allowed tools NET_RAW (exempt)"}));
+  EXPECT_THAT(Summarise(before, true), UnorderedElementsAreArray(std::vector<std::string>{
+                                           "dangerous-capability tools NET_ADMIN (exempt)",
+                                           "capability-not-allowed tools NET_RAW (exempt)"}));
   for (const auto& f : before.findings) {
     ASSERT_TRUE(f.exemption);
     EXPECT_EQ(f.exemption->name, "netshoot-debug");
@@ -427,7 +553,8 @@ TEST_P(GuideExamples, DefaultPolicyAndRestrictedProfile) {
 INSTANTIATE_TEST_SUITE_P(
     Guide, GuideExamples,
     ::testing::Values(
-        GuideCase{"webserver", R"(
+        GuideCase{"webserver",
+                  R"(
 apiVersion: v1
 kind: Pod
 metadata: {name: webserver}
@@ -444,7 +571,8 @@ spec:
                   // The guide's example leaves allowPrivilegeEscalation unset.
                   {"privilege-escalation nginx -"},
                   {"privilege-escalation nginx - [allowPrivilegeEscalation]"}},
-        GuideCase{"network_tools", R"(
+        GuideCase{"network_tools",
+                  R"(
 apiVersion: v1
 kind: Pod
 metadata: {name: network-tools}
@@ -466,7 +594,8 @@ spec:
                   {"capability-not-allowed tools NET_RAW [capabilities_restricted]",
                    "capability-not-allowed tools NET_ADMIN [capabilities_restricted]",
                    "privilege-escalation tools - [allowPrivilegeEscalation]"}},
-        GuideCase{"postgres", R"(
+        GuideCase{"postgres",
+                  R"(
 apiVersion: v1
 kind: Pod
 metadata: {name: postgres}
@@ -481,7 +610,9 @@ spec:
 )",
                   {"privilege-escalation postgres -"},
                   {"privilege-escalation postgres - [allowPrivilegeEscalation]"}},
-        GuideCase{"app_with_setup", R"(
+        GuideCase{
+            "app_with_setup",
+            R"(
 apiVersion: v1
 kind: Pod
 metadata: {name: app-with-setup}
@@ -500,15 +631,15 @@ spec:
       runAsUser: 1000
       capabilities: {drop: [ALL]}
 )",
-                  {"capability-not-allowed setup CHOWN", "capability-not-allowed setup FOWNER",
-                   "runs-as-root setup -", "privilege-escalation setup -",
-                   "privilege-escalation app -"},
-                  {"capability-not-allowed setup CHOWN [capabilities_restricted]",
-                   "capability-not-allowed setup FOWNER [capabilities_restricted]",
-                   "runs-as-root setup - [runAsNonRoot]", "runs-as-root setup - [runAsUser]",
-                   "privilege-escalation setup - [allowPrivilegeEscalation]",
-                   "privilege-escalation app - [allowPrivilegeEscalation]"}},
-        GuideCase{"secure_app_passes_restricted", R"(
+            {"capability-not-allowed setup CHOWN", "capability-not-allowed setup FOWNER",
+             "runs-as-root setup -", "privilege-escalation setup -", "privilege-escalation app -"},
+            {"capability-not-allowed setup CHOWN [capabilities_restricted]",
+             "capability-not-allowed setup FOWNER [capabilities_restricted]",
+             "runs-as-root setup - [runAsNonRoot]", "runs-as-root setup - [runAsUser]",
+             "privilege-escalation setup - [allowPrivilegeEscalation]",
+             "privilege-escalation app - [allowPrivilegeEscalation]"}},
+        GuideCase{"secure_app_passes_restricted",
+                  R"(
 apiVersion: v1
 kind: Pod
 metadata: {name: secure-app, namespace: restricted}
@@ -524,7 +655,8 @@ spec:
       capabilities: {drop: [ALL]}
       readOnlyRootFilesystem: true
 )",
-                  {}, {}}),
+                  {},
+                  {}}),
     [](const auto& p) { return p.param.name; });
 
 }  // namespace
@@ -540,7 +672,7 @@ TEST(Evaluate, GrantedFollowsContainerdOrderOfAddAllDropAllAddDrop) {
   EXPECT_EQ(granted("{capabilities: {add: [ALL], drop: [ALL]}}"), 0u);
   EXPECT_EQ(granted("{capabilities: {add: [ALL], drop: [SYS_ADMIN]}}"),
             kAllCapabilities & ~Bit(*CapabilityNumber("SYS_ADMIN")));
-  EXPECT_EQ(granted("{capabilities: {drop: [ALL], add: [NET_RAW, CHOWN], }}") ,
+  EXPECT_EQ(granted("{capabilities: {drop: [ALL], add: [NET_RAW, CHOWN], }}"),
             Bit(*CapabilityNumber("NET_RAW")) | Bit(*CapabilityNumber("CHOWN")));
   EXPECT_EQ(granted("{capabilities: {drop: [ALL, CHOWN], add: [CHOWN]}}"), 0u)
       << "a capability both added and dropped is dropped";

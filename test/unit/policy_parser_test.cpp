@@ -64,7 +64,8 @@ spec:
 TEST(PolicyParser, DefaultsToTheDangerousSetAndContainerd) {
   Policy p;
   const auto errors = ParsePolicy(
-      YAML::Load("{apiVersion: capwatch.io/v1alpha1, kind: CapabilityPolicy, metadata: {name: a}}"), p);
+      YAML::Load("{apiVersion: capwatch.io/v1alpha1, kind: CapabilityPolicy, metadata: {name: a}}"),
+      p);
   ASSERT_TRUE(errors.empty());
   EXPECT_EQ(p.forbidden.set, DangerousSet());
   EXPECT_EQ(p.runtime_defaults, RuntimeDefaultSet(Runtime::kContainerd));
@@ -81,8 +82,9 @@ struct BadPolicy {
 class PolicyValidation : public ::testing::TestWithParam<BadPolicy> {};
 
 TEST_P(PolicyValidation, NamesTheFieldPath) {
-  const std::string yaml = "apiVersion: capwatch.io/v1alpha1\nkind: CapabilityPolicy\nmetadata: {name: p}\nspec: " +
-                           GetParam().spec + "\n";
+  const std::string yaml =
+      "apiVersion: capwatch.io/v1alpha1\nkind: CapabilityPolicy\nmetadata: {name: p}\nspec: " +
+      GetParam().spec + "\n";
   Policy p;
   const auto errors = ParsePolicy(YAML::Load(yaml), p);
   ASSERT_FALSE(errors.empty()) << GetParam().name;
@@ -100,17 +102,23 @@ INSTANTIATE_TEST_SUITE_P(
                   ".spec.forbiddenCapabilities[1]", "not a Linux capability"},
         BadPolicy{"bad_glob", "{match: {namespaces: [\"prod/[a\"]}}", ".spec.match.namespaces[0]",
                   "not a namespace glob"},
-        BadPolicy{"bool_type", "{requireDropAll: sometimes}", ".spec.requireDropAll", "true or false"},
-        BadPolicy{"unknown_field", "{requireDropALL: true}", ".spec.requireDropALL", "unknown field"},
-        BadPolicy{"runtime", "{runtimeDefaults: podman}", ".spec.runtimeDefaults", "containerd, cri-o, docker"},
-        BadPolicy{"severity", "{severities: {NET_RAW: urgent}}", ".spec.severities.NET_RAW", "low, medium"},
-        BadPolicy{"selector_operator", "{match: {podSelector: {matchExpressions: [{key: a, operator: Equals}]}}}",
+        BadPolicy{"bool_type", "{requireDropAll: sometimes}", ".spec.requireDropAll",
+                  "true or false"},
+        BadPolicy{"unknown_field", "{requireDropALL: true}", ".spec.requireDropALL",
+                  "unknown field"},
+        BadPolicy{"runtime", "{runtimeDefaults: podman}", ".spec.runtimeDefaults",
+                  "containerd, cri-o, docker"},
+        BadPolicy{"severity", "{severities: {NET_RAW: urgent}}", ".spec.severities.NET_RAW",
+                  "low, medium"},
+        BadPolicy{"selector_operator",
+                  "{match: {podSelector: {matchExpressions: [{key: a, operator: Equals}]}}}",
                   ".spec.match.podSelector.matchExpressions[0].operator", "In, NotIn"},
         BadPolicy{"exemption_reason", "{exemptions: [{name: x, capabilities: [NET_RAW]}]}",
                   ".spec.exemptions[0].reason", "must say why"},
         BadPolicy{"exemption_expires", "{exemptions: [{name: x, reason: y, expires: tomorrow}]}",
                   ".spec.exemptions[0].expires", "RFC 3339"},
-        BadPolicy{"exemption_duplicate", "{exemptions: [{name: x, reason: y}, {name: x, reason: z}]}",
+        BadPolicy{"exemption_duplicate",
+                  "{exemptions: [{name: x, reason: y}, {name: x, reason: z}]}",
                   ".spec.exemptions[1].name", "duplicate"}),
     [](const auto& p) { return p.param.name; });
 
@@ -134,9 +142,41 @@ spec: {profile: nope}
 
 TEST(PolicyParser, RejectsTheWrongKind) {
   Policy p;
-  const auto errors = ParsePolicy(YAML::Load("{apiVersion: v1, kind: Pod, metadata: {name: a}}"), p);
+  const auto errors =
+      ParsePolicy(YAML::Load("{apiVersion: v1, kind: Pod, metadata: {name: a}}"), p);
   ASSERT_FALSE(errors.empty());
   EXPECT_EQ(errors[0].path, ".kind");
+}
+
+}  // namespace
+}  // namespace capwatch
+
+namespace capwatch {
+namespace {
+
+TEST(PolicyParser, CustomRuntimeDefaults) {
+  Policy p;
+  auto errors = ParsePolicy(YAML::Load(R"(
+apiVersion: capwatch.io/v1alpha1
+kind: CapabilityPolicy
+metadata: {name: custom}
+spec: {runtimeDefaults: custom, runtimeDefaultCapabilities: [CHOWN, cap_kill]}
+)"),
+                            p);
+  ASSERT_TRUE(errors.empty()) << errors[0].ToString();
+  EXPECT_EQ(p.runtime_defaults, Bit(*CapabilityNumber("CHOWN")) | Bit(*CapabilityNumber("KILL")));
+  EXPECT_EQ(p.runtime_name, "custom");
+
+  Policy q;
+  errors = ParsePolicy(YAML::Load(R"(
+apiVersion: capwatch.io/v1alpha1
+kind: CapabilityPolicy
+metadata: {name: custom}
+spec: {runtimeDefaults: custom}
+)"),
+                       q);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].path, ".spec.runtimeDefaultCapabilities");
 }
 
 }  // namespace

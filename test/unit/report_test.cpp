@@ -16,13 +16,14 @@ struct Built {
   json report;
 };
 
-Built Build(const std::string& yaml, const Policy& policy = DefaultPolicy(), ReportOptions options = {}) {
+Built Build(const std::string& yaml, const Policy& policy = DefaultPolicy(),
+            ReportOptions options = {}) {
   Built b;
   b.workload = testing::OneWorkload(yaml);
   const Policy* policies[] = {&policy};
   b.evaluation = Evaluate(b.workload.pod, policies, Clock::now());
-  b.report = BuildReport({b.workload.ref, b.workload.namespace_name, 3, &b.workload.pod, &b.evaluation},
-                         options);
+  b.report = BuildReport(
+      {b.workload.ref, b.workload.namespace_name, 3, &b.workload.pod, &b.evaluation}, options);
   return b;
 }
 
@@ -90,12 +91,14 @@ TEST(Report, IsDeterministicAndHashesItsContent) {
 }
 
 TEST(Report, StaysUnderOneMebibyteForAThousandContainersAddingEverything) {
-  std::string yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: huge, namespace: x}\nspec:\n  containers:\n";
+  std::string yaml =
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: huge, namespace: x}\nspec:\n  containers:\n";
   std::string all_caps;
-  for (const auto& c : Catalog()) all_caps += std::string(all_caps.empty() ? "" : ", ") + std::string(c.name);
+  for (const auto& c : Catalog())
+    all_caps += std::string(all_caps.empty() ? "" : ", ") + std::string(c.name);
   for (int i = 0; i < 1000; ++i) {
-    yaml += "  - {name: c" + std::to_string(i) + ", image: i, securityContext: {capabilities: {add: [" +
-            all_caps + "]}}}\n";
+    yaml += "  - {name: c" + std::to_string(i) +
+            ", image: i, securityContext: {capabilities: {add: [" + all_caps + "]}}}\n";
   }
   const Built b = Build(yaml);
   const std::string text = b.report.dump();
@@ -106,17 +109,45 @@ TEST(Report, StaysUnderOneMebibyteForAThousandContainersAddingEverything) {
   EXPECT_EQ(summary["containers"], 1000);
   // The counts cover everything, kept or left out.
   EXPECT_EQ(summary["violations"].get<std::size_t>(), b.evaluation.findings.size());
-  EXPECT_EQ(b.report["findings"].size() + summary["truncated"]["findingsOmitted"].get<std::size_t>(),
-            b.evaluation.findings.size());
+  EXPECT_EQ(
+      b.report["findings"].size() + summary["truncated"]["findingsOmitted"].get<std::size_t>(),
+      b.evaluation.findings.size());
   // The worst findings are the ones kept.
   EXPECT_EQ(b.report["findings"][0]["severity"], "critical");
 }
 
 TEST(Report, WindowsPodsCarryTheNote) {
-  const Built b = Build("apiVersion: v1\nkind: Pod\nmetadata: {name: w}\nspec:\n  os: {name: windows}\n"
-                        "  containers: [{name: c, image: i}]\n");
+  const Built b = Build(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: w}\nspec:\n  os: {name: windows}\n"
+      "  containers: [{name: c, image: i}]\n");
   EXPECT_THAT(b.report["note"].get<std::string>(), ::testing::HasSubstr("Windows"));
   EXPECT_EQ(b.report["summary"]["compliant"], true);
+}
+
+}  // namespace
+}  // namespace capwatch
+
+#include "report/dangerous_grants.h"
+
+namespace capwatch {
+namespace {
+
+TEST(DangerousGrants, OnlyWhatTheStoredReportDidNotAlreadyHaveIsNew) {
+  const Built before = Build(kDeployment);  // nginx adds SYS_ADMIN; the sidecar holds DAC_OVERRIDE
+  const auto grants = DangerousGrantsOf(before.report);
+  EXPECT_EQ(grants,
+            (std::set<DangerousGrant>{{"nginx", "SYS_ADMIN"}, {"sidecar", "DAC_OVERRIDE"}}));
+  EXPECT_EQ(NewDangerousGrants(nullptr, before.report).size(), 2u) << "a new workload";
+  EXPECT_TRUE(NewDangerousGrants(&before.report, before.report).empty())
+      << "a restart or relist over an unchanged workload";
+
+  std::string changed = kDeployment;
+  changed.replace(changed.find("SYS_ADMIN"), 9, "SYS_ADMIN, SYS_PTRACE");
+  const Built after = Build(changed);
+  const auto added = NewDangerousGrants(&before.report, after.report);
+  ASSERT_EQ(added.size(), 1u);
+  EXPECT_EQ(added[0].container, "nginx");
+  EXPECT_EQ(added[0].capability, "SYS_PTRACE");
 }
 
 }  // namespace

@@ -28,7 +28,8 @@ std::vector<std::string> Summarise(const PodEvaluation& evaluation, bool include
     if (f.exempt && !include_exempt) continue;
     std::string s = std::string(RuleId(f.rule)) + " " + (f.container.empty() ? "-" : f.container) +
                     " " + (f.capability.empty() ? "-" : f.capability);
-    if (f.pss_control != PssControl::kNone) s += " [" + std::string(PssControlId(f.pss_control)) + "]";
+    if (f.pss_control != PssControl::kNone)
+      s += " [" + std::string(PssControlId(f.pss_control)) + "]";
     if (f.exempt) s += " (exempt)";
     out.push_back(s);
   }

@@ -87,24 +87,31 @@ TEST_P(PodDecoderErrors, NameTheField) {
 INSTANTIATE_TEST_SUITE_P(
     Cases, PodDecoderErrors,
     ::testing::Values(
-        BadPod{R"({"spec": {"containers": [{"name": "a", "securityContext": {"capabilities": {"add": [1]}}}]}})",
-               ".spec.containers[0].securityContext.capabilities.add[0]", "expected a string, got a number"},
-        BadPod{R"({"spec": {"containers": [{"name": "a"}, {"name": "b", "securityContext": {"privileged": "yes"}}]}})",
-               ".spec.containers[1].securityContext.privileged", "expected a boolean"},
-        BadPod{R"({"spec": {"securityContext": {"runAsUser": 1.5}}})", ".spec.securityContext.runAsUser",
-               "integer"},
-        BadPod{R"({"spec": {"containers": {"name": "a"}}})", ".spec.containers", "expected an array, got an object"},
+        BadPod{
+            R"({"spec": {"containers": [{"name": "a", "securityContext": {"capabilities": {"add": [1]}}}]}})",
+            ".spec.containers[0].securityContext.capabilities.add[0]",
+            "expected a string, got a number"},
+        BadPod{
+            R"({"spec": {"containers": [{"name": "a"}, {"name": "b", "securityContext": {"privileged": "yes"}}]}})",
+            ".spec.containers[1].securityContext.privileged", "expected a boolean"},
+        BadPod{R"({"spec": {"securityContext": {"runAsUser": 1.5}}})",
+               ".spec.securityContext.runAsUser", "integer"},
+        BadPod{R"({"spec": {"containers": {"name": "a"}}})", ".spec.containers",
+               "expected an array, got an object"},
         BadPod{R"({"metadata": {"labels": ["a"]}})", ".metadata.labels", "expected an object"},
         BadPod{R"({"spec": {"containers": [{"name": "a")", ".spec.containers[0]", "invalid JSON"}));
 
 TEST(PodDecoder, DecodesAListBody) {
-  const std::string list = std::string(R"({"kind": "PodList", "metadata": {"resourceVersion": "77", "continue": "tok"}, "items": [)") +
-                           kPodJson + "," + kPodJson + "]}";
+  const std::string list =
+      std::string(
+          R"({"kind": "PodList", "metadata": {"resourceVersion": "77", "continue": "tok"}, "items": [)") +
+      kPodJson + "," + kPodJson + "]}";
   PodDecoder decoder;
   std::vector<PodView> pods;
   PodDecoder::ListMeta meta;
   DecodeError error;
-  ASSERT_TRUE(decoder.DecodePodList(list, [&](PodView&& p) { pods.push_back(std::move(p)); }, meta, error))
+  ASSERT_TRUE(decoder.DecodePodList(
+      list, [&](PodView&& p) { pods.push_back(std::move(p)); }, meta, error))
       << error.ToString();
   EXPECT_EQ(pods.size(), 2u);
   EXPECT_EQ(meta.resource_version, "77");
@@ -206,8 +213,8 @@ TEST_P(ManifestKinds, YieldThePodTemplate) {
 }
 
 std::string Workload(const std::string& api, const std::string& kind) {
-  return "apiVersion: " + api + "\nkind: " + kind + "\nmetadata: {name: x, namespace: ns}\nspec:\n" +
-         Template("  ");
+  return "apiVersion: " + api + "\nkind: " + kind +
+         "\nmetadata: {name: x, namespace: ns}\nspec:\n" + Template("  ");
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -219,19 +226,26 @@ INSTANTIATE_TEST_SUITE_P(
         KindCase{"ReplicaSet", Workload("apps/v1", "ReplicaSet")},
         KindCase{"ReplicationController", Workload("v1", "ReplicationController")},
         KindCase{"Job", Workload("batch/v1", "Job")},
-        KindCase{"CronJob", "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: x, namespace: ns}\n"
-                            "spec:\n  schedule: '* * * * *'\n  jobTemplate:\n    spec:\n" + Template("      ")},
-        KindCase{"PodTemplate", "apiVersion: v1\nkind: PodTemplate\nmetadata: {name: x, namespace: ns}\n" + Template("")},
-        KindCase{"Pod", "apiVersion: v1\nkind: Pod\nmetadata: {name: x, namespace: ns}\nspec:\n  containers:\n"
-                        "  - {name: c, image: i, securityContext: {capabilities: {add: [SYS_ADMIN]}}}\n"},
+        KindCase{"CronJob",
+                 "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: x, namespace: ns}\n"
+                 "spec:\n  schedule: '* * * * *'\n  jobTemplate:\n    spec:\n" +
+                     Template("      ")},
+        KindCase{"PodTemplate",
+                 "apiVersion: v1\nkind: PodTemplate\nmetadata: {name: x, namespace: ns}\n" +
+                     Template("")},
+        KindCase{
+            "Pod",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: x, namespace: ns}\nspec:\n  containers:\n"
+            "  - {name: c, image: i, securityContext: {capabilities: {add: [SYS_ADMIN]}}}\n"},
         KindCase{"Rollout", Workload("argoproj.io/v1alpha1", "Rollout")}),
     [](const auto& p) { return p.param.kind; });
 
 TEST(Manifests, MultiDocumentYamlListsAndNonWorkloads) {
-  const std::string yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\n---\n" +
-                           Workload("apps/v1", "Deployment") +
-                           "---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n"
-                           "  metadata: {name: p1}\n  spec: {containers: [{name: a, image: b}]}\n";
+  const std::string yaml =
+      "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\n---\n" +
+      Workload("apps/v1", "Deployment") +
+      "---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n"
+      "  metadata: {name: p1}\n  spec: {containers: [{name: a, image: b}]}\n";
   const ManifestResult result = Read(yaml);
   ASSERT_TRUE(result.errors.empty()) << result.errors[0].ToString();
   ASSERT_EQ(result.workloads.size(), 2u);
@@ -246,9 +260,10 @@ TEST(Manifests, KubectlJsonOutputGroupsPodsUnderTheirDeployment) {
     return R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":")" + name +
            R"(","namespace":"prod","labels":{"pod-template-hash":"5d4f8c"},"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-5d4f8c","uid":"rs","controller":true}]},"spec":{"containers":[{"name":"c","image":"i"}]}})";
   };
-  const std::string json = R"({"apiVersion":"v1","kind":"List","items":[)" + pod("web-5d4f8c-a") + "," +
-                           pod("web-5d4f8c-b") + "," +
-                           R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"debug","namespace":"prod"},"spec":{"containers":[{"name":"c","image":"i"}]}}]})";
+  const std::string json =
+      R"({"apiVersion":"v1","kind":"List","items":[)" + pod("web-5d4f8c-a") + "," +
+      pod("web-5d4f8c-b") + "," +
+      R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"debug","namespace":"prod"},"spec":{"containers":[{"name":"c","image":"i"}]}}]})";
   ManifestResult result;
   ReadManifest("pods.json", json, {}, result);
   AttributePods(result);
@@ -268,9 +283,11 @@ TEST(Manifests, PodsOfOneWorkloadContributeContainersOnlySomeOfThemHave) {
     p.replace(p.find("NAME"), 4, name);
     return "{" + p + extra + "}}";
   };
-  const std::string json = R"({"kind":"List","items":[)" + pod("web-h1-a", "") + "," +
-                           pod("web-h1-b", R"(,"ephemeralContainers":[{"name":"debug","image":"busybox","securityContext":{"capabilities":{"add":["SYS_PTRACE"]}}}])") +
-                           "]}";
+  const std::string json =
+      R"({"kind":"List","items":[)" + pod("web-h1-a", "") + "," +
+      pod("web-h1-b",
+          R"(,"ephemeralContainers":[{"name":"debug","image":"busybox","securityContext":{"capabilities":{"add":["SYS_PTRACE"]}}}])") +
+      "]}";
   ManifestResult result;
   ReadManifest("pods.json", json, {}, result);
   AttributePods(result);
@@ -293,7 +310,8 @@ TEST(Manifests, TheSameWorkloadInTwoFilesIsEvaluatedTwice) {
 TEST(Manifests, YamlScalarsResolveLikeKubernetes) {
   const ManifestResult result = Read(
       "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
-      "  - {name: c, image: i, securityContext: {privileged: yes, runAsUser: 1000, runAsNonRoot: \"true\"}}\n");
+      "  - {name: c, image: i, securityContext: {privileged: yes, runAsUser: 1000, runAsNonRoot: "
+      "\"true\"}}\n");
   // A quoted "true" is a string where a boolean belongs: an error naming the field.
   ASSERT_EQ(result.errors.size(), 1u);
   EXPECT_EQ(result.errors[0].path, ".spec.containers[0].securityContext.runAsNonRoot");
@@ -332,13 +350,17 @@ INSTANTIATE_TEST_SUITE_P(
                  "unknown kind \"Deploymnet\""},
         BadInput{"no_containers", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {}\n",
                  ".spec.containers", "at least one container"},
-        BadInput{"containers_not_list", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: 3}\n",
+        BadInput{"containers_not_list",
+                 "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: 3}\n",
                  ".spec.containers", "must be an array"},
         BadInput{"wrong_type_in_template",
-                 "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  template:\n    spec:\n"
+                 "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  template:\n "
+                 "   spec:\n"
                  "      containers: [{name: c, securityContext: {capabilities: {add: {a: b}}}}]\n",
-                 ".spec.template.spec.containers[0].securityContext.capabilities.add", "expected an array"},
-        BadInput{"missing_template", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {}\n",
+                 ".spec.template.spec.containers[0].securityContext.capabilities.add",
+                 "expected an array"},
+        BadInput{"missing_template",
+                 "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {}\n",
                  ".spec.template", "needs a pod template"},
         BadInput{"missing_name", "apiVersion: v1\nkind: Pod\nspec: {containers: [{name: a}]}\n",
                  ".metadata.name", "no name"},
@@ -346,8 +368,9 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& p) { return p.param.name; });
 
 TEST(Manifests, ACapabilityListOfTenThousandEntriesIsRejected) {
-  std::string yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n"
-                     "  - name: c\n    securityContext:\n      capabilities:\n        add:\n";
+  std::string yaml =
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n"
+      "  - name: c\n    securityContext:\n      capabilities:\n        add:\n";
   for (int i = 0; i < 10000; ++i) yaml += "        - NET_RAW\n";
   const ManifestResult result = Read(yaml);
   ASSERT_EQ(result.errors.size(), 1u);

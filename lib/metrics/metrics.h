@@ -1,0 +1,88 @@
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace prometheus {
+class Registry;
+template <typename T>
+class Family;
+class Gauge;
+class Counter;
+class Histogram;
+}  // namespace prometheus
+
+namespace capwatch {
+
+// Every metric capwatch exports, declared in one place (DESIGN §3). No pod or container labels:
+// the series count is bounded by namespaces × policies × rules × severities.
+struct MetricInfo {
+  std::string_view name;
+  std::string_view type;  // gauge | counter | histogram
+  std::string_view labels;
+  std::string_view help;
+};
+const std::vector<MetricInfo>& MetricCatalog();
+
+class Metrics {
+ public:
+  Metrics();
+  ~Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+  // The Prometheus text exposition of everything, as a scrape would see it.
+  std::string Render() const;
+
+  // The domain gauges follow the reports: call with a workload's current report, or with
+  // nullptr when its report is gone. `key` identifies the workload (namespace/name).
+  void SetReport(const std::string& key, const nlohmann::json* report);
+  void CountNewDangerousGrant(const std::string& namespace_name, const std::string& capability);
+
+  // Operational.
+  void WatchEvent(const std::string& resource, const std::string& type);
+  void WatchRestart(const std::string& resource, const std::string& reason);
+  void ApiRequest(const std::string& verb, int code);
+  void ReportWrite(const std::string& result);
+  void ObserveEvaluation(std::chrono::duration<double> seconds);
+  void SetCacheObjects(const std::string& resource, double count);
+  void SetLastFullSync(std::chrono::system_clock::time_point when);
+  void SetLeader(bool leader);
+
+ private:
+  using Labels = std::map<std::string, std::string>;
+  struct Contribution {
+    std::vector<std::pair<Labels, double>> violations, grants, workloads;
+  };
+  static Contribution ContributionOf(const nlohmann::json& report);
+  void Apply(const Contribution& c, double sign);
+  void Adjust(prometheus::Family<prometheus::Gauge>& family, std::map<Labels, double>& totals,
+              const Labels& labels, double delta);
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  mutable std::mutex mu_;
+  std::map<std::string, Contribution> by_workload_;
+  std::map<Labels, double> violation_totals_, grant_totals_, workload_totals_;
+
+  prometheus::Family<prometheus::Gauge>* violations_;
+  prometheus::Family<prometheus::Gauge>* grants_;
+  prometheus::Family<prometheus::Counter>* dangerous_grants_total_;
+  prometheus::Family<prometheus::Gauge>* workloads_;
+  prometheus::Family<prometheus::Counter>* watch_events_;
+  prometheus::Family<prometheus::Counter>* watch_restarts_;
+  prometheus::Family<prometheus::Counter>* api_requests_;
+  prometheus::Family<prometheus::Counter>* report_writes_;
+  prometheus::Family<prometheus::Histogram>* evaluation_seconds_;
+  prometheus::Family<prometheus::Gauge>* cache_objects_;
+  prometheus::Family<prometheus::Gauge>* last_full_sync_;
+  prometheus::Family<prometheus::Gauge>* leader_;
+  prometheus::Family<prometheus::Gauge>* build_info_;
+};
+
+}  // namespace capwatch

@@ -1,0 +1,111 @@
+#include <gtest/gtest.h>
+
+#include <gmock/gmock.h>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "metrics/metrics.h"
+#include "report/report_builder.h"
+#include "test_support.h"
+
+namespace capwatch {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+nlohmann::json ReportFor(const std::string& yaml) {
+  static std::vector<std::unique_ptr<ManifestWorkload>> keep;
+  static std::vector<std::unique_ptr<PodEvaluation>> evals;
+  keep.push_back(std::make_unique<ManifestWorkload>(testing::OneWorkload(yaml)));
+  const Policy policy = DefaultPolicy();
+  const Policy* policies[] = {&policy};
+  evals.push_back(
+      std::make_unique<PodEvaluation>(Evaluate(keep.back()->pod, policies, Clock::now())));
+  const auto& w = *keep.back();
+  return BuildReport({w.ref, w.namespace_name, 1, &w.pod, evals.back().get()});
+}
+
+const char* kTwoContainers = R"(
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: tools, namespace: netops}
+spec:
+  template:
+    spec:
+      containers:
+      - {name: a, image: i, securityContext: {runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL], add: [NET_ADMIN, NET_RAW]}}}
+      - {name: b, image: i, securityContext: {runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL], add: [NET_ADMIN]}}}
+)";
+
+TEST(Metrics, DomainGaugesFollowReportsAndDropEmptySeries) {
+  Metrics m;
+  const auto report = ReportFor(kTwoContainers);
+  m.SetReport("netops/tools", &report);
+  std::string text = m.Render();
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(capwatch_violations{namespace="netops",policy="default",rule="dangerous-capability",severity="high"} 2)"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(capwatch_capability_grants{capability="NET_ADMIN",dangerous="true",namespace="netops"} 2)"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(capwatch_capability_grants{capability="NET_RAW",dangerous="false",namespace="netops"} 1)"));
+  EXPECT_THAT(text, HasSubstr(R"(capwatch_workloads{compliant="false",namespace="netops"} 1)"));
+
+  m.SetReport("netops/tools", &report);  // the same report again changes nothing
+  EXPECT_EQ(m.Render(), text);
+
+  m.SetReport("netops/tools", nullptr);
+  text = m.Render();
+  EXPECT_THAT(text, Not(HasSubstr("capwatch_violations{")));
+  EXPECT_THAT(text, Not(HasSubstr("capwatch_capability_grants{")));
+  EXPECT_THAT(text, Not(HasSubstr("capwatch_workloads{")));
+}
+
+TEST(Metrics, CountersAndOperationalMetricsRender) {
+  Metrics m;
+  m.CountNewDangerousGrant("prod", "SYS_ADMIN");
+  m.CountNewDangerousGrant("prod", "SYS_ADMIN");
+  m.ApiRequest("GET", 200);
+  m.ReportWrite("created");
+  m.WatchEvent("pods", "ADDED");
+  m.WatchRestart("pods", "gone");
+  m.ObserveEvaluation(std::chrono::microseconds(7));
+  m.SetCacheObjects("pods", 3);
+  m.SetLeader(true);
+  const std::string text = m.Render();
+  EXPECT_THAT(
+      text,
+      HasSubstr(R"(capwatch_dangerous_grants_total{capability="SYS_ADMIN",namespace="prod"} 2)"));
+  EXPECT_THAT(text, HasSubstr(R"(capwatch_api_requests_total{code="200",verb="GET"} 1)"));
+  EXPECT_THAT(text, HasSubstr("capwatch_evaluation_duration_seconds_count 1"));
+  EXPECT_THAT(text, HasSubstr("capwatch_leader 1"));
+  EXPECT_THAT(text, HasSubstr("capwatch_build_info{version="));
+}
+
+TEST(MetricsDoc, ListsExactlyTheMetricsInCode) {
+  std::ifstream in(CAPWATCH_SOURCE_DIR "/docs/metrics.md");
+  ASSERT_TRUE(in) << "docs/metrics.md is missing";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string doc = ss.str();
+  std::set<std::string> documented;
+  const std::regex row(R"(\n\| `(capwatch_[a-z_]+)` \| (\w+) \|)");
+  for (std::sregex_iterator it(doc.begin(), doc.end(), row), end; it != end; ++it) {
+    documented.insert((*it)[1].str() + " " + (*it)[2].str());
+  }
+  std::set<std::string> in_code;
+  for (const auto& m : MetricCatalog())
+    in_code.insert(std::string(m.name) + " " + std::string(m.type));
+  EXPECT_EQ(documented, in_code);
+}
+
+}  // namespace
+}  // namespace capwatch
