@@ -582,17 +582,32 @@ PodEvaluation Evaluate(const PodView& pod, std::span<const Policy* const> polici
     // A profile and the policy's own rules may say the same thing, and a list may name a
     // capability twice: keep the first finding of each (rule, container, capability). Profile
     // findings of different Pod Security controls (runAsNonRoot, runAsUser) stay apart.
+    // Findings are few per pod, so a scan of the kept ones beats building a set; a huge pod
+    // (hundreds of containers) gets the set.
+    const bool few = result.findings.size() - first <= 64;
     std::set<std::tuple<Rule, int, std::string>> seen;
     std::set<std::tuple<Rule, int, std::string, PssControl>> seen_control;
     std::size_t kept = first;
     for (std::size_t i = first; i < result.findings.size(); ++i) {
       auto& f = result.findings[i];
-      const bool is_new =
-          f.pss_control == PssControl::kNone
-              ? seen.emplace(f.rule, f.container_index, f.capability).second
-              : seen_control.emplace(f.rule, f.container_index, f.capability, f.pss_control).second;
-      seen.emplace(f.rule, f.container_index, f.capability);
-      if (!is_new) continue;
+      bool duplicate = false;
+      if (few) {
+        duplicate = std::any_of(
+            result.findings.begin() + static_cast<std::ptrdiff_t>(first),
+            result.findings.begin() + static_cast<std::ptrdiff_t>(kept), [&](const Finding& k) {
+              return k.rule == f.rule && k.container_index == f.container_index &&
+                     k.capability == f.capability &&
+                     (f.pss_control == PssControl::kNone || k.pss_control == f.pss_control);
+            });
+      } else {
+        duplicate = f.pss_control == PssControl::kNone
+                        ? !seen.emplace(f.rule, f.container_index, f.capability).second
+                        : !seen_control
+                               .emplace(f.rule, f.container_index, f.capability, f.pss_control)
+                               .second;
+        seen.emplace(f.rule, f.container_index, f.capability);
+      }
+      if (duplicate) continue;
       if (kept != i) result.findings[kept] = std::move(f);
       ++kept;
     }

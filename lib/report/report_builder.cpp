@@ -106,18 +106,29 @@ std::string Hex(std::uint64_t v) {
 
 }  // namespace
 
-std::string ContentHash(const json& report) {
-  // FNV-1a over the canonical dump (nlohmann sorts object keys), two seeds for 128 bits.
+namespace {
+
+constexpr const char* kContentFields[] = {"workload", "summary", "containers", "findings", "note"};
+
+std::string HashText(std::string_view text) {
+  // FNV-1a, two variants for 128 bits: a change detector, not a security boundary.
   std::uint64_t a = 14695981039346656037ULL, b = 0x9e3779b97f4a7c15ULL;
-  for (const char* field : {"workload", "summary", "containers", "findings", "note"}) {
-    auto it = report.find(field);
-    const std::string text = it == report.end() ? std::string() : it->dump();
-    for (unsigned char ch : std::string(field) + "=" + text + ";") {
-      a = (a ^ ch) * 1099511628211ULL;
-      b = (b ^ ch) * 0x100000001b3ULL + 0x51ULL;
-    }
+  for (unsigned char ch : text) {
+    a = (a ^ ch) * 1099511628211ULL;
+    b = (b ^ ch) * 0x100000001b3ULL + 0x51ULL;
   }
   return Hex(a) + Hex(b);
+}
+
+}  // namespace
+
+std::string ContentHash(const json& report) {
+  // The canonical dump (nlohmann sorts object keys) of what the report says.
+  json content = json::object();
+  for (const char* field : kContentFields) {
+    if (auto it = report.find(field); it != report.end()) content[field] = *it;
+  }
+  return HashText(content.dump());
 }
 
 json BuildReport(const ReportInput& in, const ReportOptions& options) {
@@ -145,8 +156,27 @@ json BuildReport(const ReportInput& in, const ReportOptions& options) {
       summary["compliant"].get<bool>() ? "true" : "false";
   if (in.evaluation->skipped) report["note"] = in.evaluation->note;
 
-  // Containers and findings, within the size budget. The skeleton is small; the lists are
-  // filled in order (findings by severity, worst first) until the budget is spent.
+  // The common case: everything fits. One dump gives both the size and the content hash.
+  {
+    json content = {{"workload", report["workload"]}, {"summary", summary}};
+    json& containers = content["containers"] = json::array();
+    for (const auto& c : in.evaluation->containers) containers.push_back(ContainerJson(c, *in.pod));
+    json& findings = content["findings"] = json::array();
+    for (const auto& f : in.evaluation->findings) findings.push_back(FindingJson(f));
+    if (report.contains("note")) content["note"] = report["note"];
+    const std::string text = content.dump();
+    const std::size_t skeleton = report.dump().size() + 128;  // metadata, and the hash itself
+    if (text.size() + skeleton <= options.max_bytes) {
+      report["metadata"]["annotations"] = {{kContentHashAnnotation, HashText(text)}};
+      report["summary"] = std::move(content["summary"]);
+      report["containers"] = std::move(containers);
+      report["findings"] = std::move(findings);
+      return report;
+    }
+  }
+
+  // Too large: the lists are filled in order (findings by severity, worst first) until the
+  // budget is spent.
   const std::size_t skeleton = report.dump().size() + summary.dump().size() + 256;
   const std::size_t budget = options.max_bytes > skeleton ? options.max_bytes - skeleton : 0;
   std::size_t used = 0;
