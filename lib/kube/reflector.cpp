@@ -78,7 +78,7 @@ ReflectorState Reflector::DoList(const std::stop_token& stop) {
         continue;
       }
       if (page.status().reason() != StatusReason::kCancelled) {
-        spdlog::warn("{} failed: {}", what, page.status().ToString());
+        spdlog::warn("{}", page.status().ToString());
       }
       need_relist_ = true;
       return ReflectorState::kBackoff;

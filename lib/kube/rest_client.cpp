@@ -42,6 +42,9 @@ struct TlsState {
   std::string exec_cert_pem, exec_key_pem;
 };
 
+// OpenSSL's own verdict for each certificate, without cpprestsdk's host check on top.
+int KeepVerdict(int preverified, X509_STORE_CTX*) { return preverified; }
+
 // Replaces OpenSSL's chain check so that the host is checked against `verify_host` (which
 // may be the kubeconfig's tls-server-name rather than the URL's host).
 int VerifyChainAndHost(X509_STORE_CTX* ctx, void* arg) {
@@ -50,7 +53,7 @@ int VerifyChainAndHost(X509_STORE_CTX* ctx, void* arg) {
   if (X509_VERIFY_PARAM_set1_ip_asc(param, host->c_str()) != 1) {
     X509_VERIFY_PARAM_set1_host(param, host->c_str(), host->size());
   }
-  X509_STORE_CTX_set_verify_cb(ctx, nullptr);
+  X509_STORE_CTX_set_verify_cb(ctx, KeepVerdict);
   return X509_verify_cert(ctx);
 }
 
@@ -279,10 +282,11 @@ RestClient::RestClient(RestConfig config, TransportOptions options, Clock& clock
 
 RestClient::~RestClient() = default;
 
-Result<std::unique_ptr<RestClient>> RestClient::Create(RestConfig config, TransportOptions options,
+Result<std::unique_ptr<RestClient>> RestClient::Make(RestConfig config, TransportOptions options,
                                                        Clock& clock) {
-  auto bad = [&](const std::string& m) {
-    return ApiStatus(0, StatusReason::kConfig, config.source.empty() ? m : config.source + ": " + m);
+  const std::string source = config.source;
+  auto bad = [&source](const std::string& m) {
+    return ApiStatus(0, StatusReason::kConfig, source.empty() ? m : source + ": " + m);
   };
   web::uri uri;
   try {

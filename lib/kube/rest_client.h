@@ -42,7 +42,7 @@ class RestClient final : public KubeClient {
  public:
   // Checks the TLS material up front so a bad certificate is a configuration error, not a
   // failure of every request.
-  static Result<std::unique_ptr<RestClient>> Create(RestConfig config, TransportOptions options = {},
+  static Result<std::unique_ptr<RestClient>> Make(RestConfig config, TransportOptions options = {},
                                                     Clock& clock = SystemClock());
   ~RestClient() override;
 

@@ -1,0 +1,204 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "kube/lease_lock.h"
+#include "kube_fakes.h"
+
+namespace capwatch::kube {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+// An in-memory API server holding Leases, with optimistic concurrency, that can be told to
+// fail every request (the API server is unreachable).
+class LeaseServer final : public KubeClient {
+ public:
+  std::atomic<bool> down{false};
+  std::atomic<int> writes{0};
+
+  Result<std::string> Send(const Request& r, const std::stop_token&) override {
+    std::lock_guard lock(mu_);
+    if (down) return ApiStatus::Transport("connection refused");
+    const std::string name = r.path.substr(r.path.rfind('/') + 1);
+    if (r.verb == Verb::kGet) {
+      auto it = leases_.find(name);
+      if (it == leases_.end()) return ApiStatus(404, StatusReason::kNotFound, "leases not found");
+      return it->second.dump();
+    }
+    auto body = json::parse(r.body);
+    const std::string obj_name = body["metadata"]["name"];
+    if (r.verb == Verb::kPost) {
+      if (leases_.count(obj_name)) return ApiStatus(409, StatusReason::kAlreadyExists, "exists");
+    } else if (r.verb == Verb::kPut) {
+      auto it = leases_.find(name);
+      if (it == leases_.end()) return ApiStatus(404, StatusReason::kNotFound, "gone");
+      if (body["metadata"].value("resourceVersion", "") !=
+          it->second["metadata"]["resourceVersion"].get<std::string>()) {
+        return ApiStatus(409, StatusReason::kConflict, "the object has been modified");
+      }
+    }
+    ++writes;
+    body["metadata"]["resourceVersion"] = std::to_string(++rv_);
+    leases_[obj_name] = body;
+    return body.dump();
+  }
+  Result<std::unique_ptr<WatchStream>> Watch(const ResourceRef&, const ListOptions&,
+                                             const std::stop_token&) override {
+    return ApiStatus(405, StatusReason::kMethodNotAllowed, "no watch here");
+  }
+  json Lease(const std::string& name) {
+    std::lock_guard lock(mu_);
+    return leases_.at(name);
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, json> leases_;
+  long long rv_ = 1;
+};
+
+LeaderElectionOptions Options(const std::string& id) {
+  LeaderElectionOptions o;
+  o.identity = id;
+  o.lease_duration = 15s;
+  o.renew_deadline = 10s;
+  o.retry_period = 2s;
+  return o;
+}
+
+TEST(LeaderElector, AcquiresRenewsAndKeepsOthersOut) {
+  testing::FakeClock clock;
+  LeaseServer server;
+  LeaseLock lock_a(server, "capwatch-system", "capwatch-leader");
+  LeaseLock lock_b(server, "capwatch-system", "capwatch-leader");
+  LeaderElector a(lock_a, clock, Options("pod-a"));
+  LeaderElector b(lock_b, clock, Options("pod-b"));
+
+  ASSERT_TRUE(a.TryAcquireOrRenew());
+  auto lease = server.Lease("capwatch-leader");
+  EXPECT_EQ(lease["spec"]["holderIdentity"], "pod-a");
+  EXPECT_EQ(lease["spec"]["leaseDurationSeconds"], 15);
+  EXPECT_EQ(lease["apiVersion"], "coordination.k8s.io/v1");
+  const std::string acquired = lease["spec"]["acquireTime"];
+
+  EXPECT_FALSE(b.TryAcquireOrRenew()) << "held and fresh";
+  EXPECT_EQ(b.observed_leader(), "pod-a");
+
+  clock.Advance(2s);
+  ASSERT_TRUE(a.TryAcquireOrRenew());
+  lease = server.Lease("capwatch-leader");
+  EXPECT_EQ(lease["spec"]["acquireTime"], acquired) << "a renewal keeps acquireTime";
+  EXPECT_NE(lease["spec"]["renewTime"], acquired);
+  EXPECT_EQ(lease["spec"]["leaseTransitions"], 0);
+
+  // b keeps seeing renewals: never acquires. Then a dies; after lease_duration b takes over.
+  clock.Advance(5s);
+  EXPECT_FALSE(b.TryAcquireOrRenew());
+  clock.Advance(14s);
+  EXPECT_FALSE(b.TryAcquireOrRenew()) << "15 s have not passed since b saw the last change";
+  clock.Advance(2s);
+  ASSERT_TRUE(b.TryAcquireOrRenew());
+  lease = server.Lease("capwatch-leader");
+  EXPECT_EQ(lease["spec"]["holderIdentity"], "pod-b");
+  EXPECT_EQ(lease["spec"]["leaseTransitions"], 1);
+
+  // a comes back: its renewal sees b's record and fails.
+  EXPECT_FALSE(a.TryAcquireOrRenew());
+}
+
+TEST(LeaderElector, ConcurrentWritersConflictAndOnlyOneWins) {
+  testing::FakeClock clock;
+  LeaseServer server;
+  LeaseLock lock_a(server, "ns", "l");
+  LeaseLock lock_b(server, "ns", "l");
+  LeaderElector a(lock_a, clock, Options("a"));
+  LeaderElector b(lock_b, clock, Options("b"));
+  ASSERT_TRUE(a.TryAcquireOrRenew());
+  clock.Advance(20s);  // a stopped renewing
+  // Both read the expired lease, a writes first, b's write then conflicts.
+  ASSERT_TRUE(lock_b.Get().ok());
+  ASSERT_TRUE(a.TryAcquireOrRenew());
+  LeaseRecord stale;
+  stale.holder_identity = "b";
+  ApiStatus s = lock_b.Update(stale);
+  EXPECT_TRUE(s.IsConflict()) << s.ToString();
+  EXPECT_FALSE(b.TryAcquireOrRenew());
+}
+
+TEST(LeaderElector, StepsDownWhenRenewalsFailAndReleasesOnShutdown) {
+  testing::FakeClock clock;
+  LeaseServer server;
+  LeaseLock lock(server, "ns", "l");
+  LeaderElector elector(lock, clock, Options("me"));
+  std::atomic<bool> leader_stopped{false}, stopped_leading{false};
+  std::atomic<bool> was_leader{false};
+  LeaderCallbacks callbacks;
+  callbacks.on_started_leading = [&](std::stop_token stop) {
+    was_leader = true;
+    while (!stop.stop_requested()) std::this_thread::sleep_for(1ms);
+    leader_stopped = true;
+  };
+  callbacks.on_stopped_leading = [&] { stopped_leading = true; };
+
+  // The API server goes away after the first renewals: the fake clock runs through
+  // retry_period sleeps until renew_deadline has passed, and the elector steps down.
+  std::thread breaker([&] {
+    while (!was_leader) std::this_thread::sleep_for(1ms);
+    server.down = true;
+  });
+  elector.Run({}, callbacks);
+  breaker.join();
+  EXPECT_TRUE(was_leader.load());
+  EXPECT_TRUE(leader_stopped.load()) << "the leader's work was told to stop";
+  EXPECT_TRUE(stopped_leading.load());
+  EXPECT_FALSE(elector.IsLeader());
+
+  // Shutdown while leading hands the Lease over.
+  server.down = false;
+  testing::FakeClock clock2;
+  LeaseServer server2;
+  LeaseLock lock2(server2, "ns", "l");
+  LeaderElector e2(lock2, clock2, Options("me"));
+  std::stop_source stop;
+  LeaderCallbacks cb2;
+  cb2.on_started_leading = [&](std::stop_token) {
+    EXPECT_TRUE(e2.IsLeader());
+    stop.request_stop();
+  };
+  e2.Run(stop.get_token(), cb2);
+  auto lease = server2.Lease("l");
+  EXPECT_EQ(lease["spec"]["holderIdentity"], "");
+  EXPECT_EQ(lease["spec"]["leaseDurationSeconds"], 1);
+  EXPECT_FALSE(e2.IsLeader());
+}
+
+TEST(LeaderElector, IsLeaderTurnsFalseOnceTheRenewDeadlinePasses) {
+  testing::FakeClock clock;
+  LeaseServer server;
+  LeaseLock lock(server, "ns", "l");
+  LeaderElector e(lock, clock, Options("me"));
+  std::stop_source stop;
+  std::atomic<bool> checked{false};
+  LeaderCallbacks cb;
+  cb.on_started_leading = [&](std::stop_token) {
+    EXPECT_TRUE(e.IsLeader());
+    // Renewals stop getting through, and renew_deadline passes before the elector's loop
+    // notices: writers must already see IsLeader() false.
+    server.down = true;
+    clock.Advance(11s);
+    EXPECT_FALSE(e.IsLeader());
+    checked = true;
+    stop.request_stop();
+  };
+  e.Run(stop.get_token(), cb);
+  EXPECT_TRUE(checked.load());
+}
+
+}  // namespace
+}  // namespace capwatch::kube

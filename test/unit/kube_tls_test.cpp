@@ -1,0 +1,179 @@
+#include <gtest/gtest.h>
+
+
+#include "kube/rest_client.h"
+#include "kube_fake_server.h"
+
+namespace capwatch::kube {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Connection;
+using testing::FakeApiServer;
+using testing::HttpRequest;
+using testing::TempDir;
+using testing::TlsFiles;
+
+std::string Read(const std::string& path) { return testing::ReadFile(path); }
+
+// Certificates made at test time with the openssl CLI: a CA, a server certificate for
+// 127.0.0.1, one only for the name kubernetes.default, a client certificate, and another CA
+// that signed nothing of this.
+class KubeTls : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    const std::string d = dir_->path();
+    const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    const std::string q = " >/dev/null 2>&1";
+    auto sign = [&](const std::string& name, const std::string& subject, const std::string& ext) {
+      dir_->Write(name + ".ext", ext + "\n");
+      return testing::Shell("cd " + d + " && openssl req " + key + " -keyout " + name +
+                            ".key -out " + name + ".csr -subj " + subject + q +
+                            " && openssl x509 -req -in " + name + ".csr -CA ca.crt -CAkey ca.key "
+                            "-CAcreateserial -days 2 -out " + name + ".crt -extfile " + name +
+                            ".ext" + q);
+    };
+    ok_ = testing::Shell("cd " + d + " && openssl req -x509 " + key +
+                         " -keyout ca.key -out ca.crt -days 2 -subj /CN=capwatch-test-ca" + q) == 0 &&
+          testing::Shell("cd " + d + " && openssl req -x509 " + key +
+                         " -keyout other-ca.key -out other-ca.crt -days 2 -subj /CN=other-ca" + q) == 0 &&
+          sign("server", "/CN=kube-apiserver", "subjectAltName=IP:127.0.0.1,DNS:localhost") == 0 &&
+          sign("named", "/CN=kube-apiserver", "subjectAltName=DNS:kubernetes.default") == 0 &&
+          sign("client", "/CN=capwatch-test", "extendedKeyUsage=clientAuth") == 0;
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  void SetUp() override {
+    if (!ok_) GTEST_SKIP() << "the openssl CLI could not make test certificates";
+  }
+
+  static std::string File(const std::string& name) { return dir_->File(name); }
+  static TlsFiles Server(const std::string& name, bool require_client_cert = false) {
+    return {File(name + ".crt"), File(name + ".key"),
+            require_client_cert ? File("ca.crt") : std::string()};
+  }
+
+  static Result<std::unique_ptr<RestClient>> Client(RestConfig cfg) {
+    TransportOptions o;
+    o.request_timeout = 2s;
+    o.max_retries = 0;
+    o.qps = 0;
+    return RestClient::Make(std::move(cfg), o);
+  }
+
+  static inline TempDir* dir_ = nullptr;
+  static inline bool ok_ = false;
+};
+
+void Ok(const HttpRequest&, Connection& c) { c.Respond(200, "{}"); }
+
+TEST_F(KubeTls, VerifiesTheServerAgainstTheConfiguredCa) {
+  FakeApiServer server(Ok, Server("server"));
+  RestConfig cfg;
+  cfg.server = server.url();
+  cfg.ca_pem = Read(File("ca.crt"));
+  auto client = Client(cfg);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  auto r = client.value()->Get(ResourceRef::Pods("a"), "b");
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+}
+
+TEST_F(KubeTls, AWrongCaFails) {
+  FakeApiServer server(Ok, Server("server"));
+  RestConfig cfg;
+  cfg.server = server.url();
+  cfg.ca_pem = Read(File("other-ca.crt"));
+  auto client = Client(cfg);
+  ASSERT_TRUE(client.ok());
+  auto r = client.value()->Get(ResourceRef::Pods("a"), "b");
+  EXPECT_EQ(r.status().reason(), StatusReason::kTransport) << r.status().ToString();
+  EXPECT_EQ(server.requests(), 0) << "no request may reach an unverified server";
+
+  // Without a configured CA the system trust store decides, and it does not know the test CA.
+  RestConfig none;
+  none.server = server.url();
+  auto system = Client(none);
+  ASSERT_TRUE(system.ok());
+  EXPECT_FALSE(system.value()->Get(ResourceRef::Pods("a"), "b").ok());
+}
+
+TEST_F(KubeTls, ClientCertificateAuthentication) {
+  std::string seen_cn;
+  FakeApiServer server(
+      [&](const HttpRequest& r, Connection& c) {
+        seen_cn = r.client_cert_cn;
+        c.Respond(200, "{}");
+      },
+      Server("server", /*require_client_cert=*/true));
+  RestConfig cfg;
+  cfg.server = server.url();
+  cfg.ca_pem = Read(File("ca.crt"));
+  auto anonymous = Client(cfg);
+  ASSERT_TRUE(anonymous.ok());
+  EXPECT_FALSE(anonymous.value()->Get(ResourceRef::Pods("a"), "b").ok())
+      << "the server demands a client certificate";
+
+  cfg.client_cert_pem = Read(File("client.crt"));
+  cfg.client_key_pem = Read(File("client.key"));
+  auto client = Client(cfg);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  auto r = client.value()->Get(ResourceRef::Pods("a"), "b");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(seen_cn, "capwatch-test");
+}
+
+TEST_F(KubeTls, TlsServerNameIsWhatTheCertificateIsCheckedAgainst) {
+  FakeApiServer server(Ok, Server("named"));
+  RestConfig cfg;
+  cfg.server = server.url();
+  cfg.ca_pem = Read(File("ca.crt"));
+  auto by_ip = Client(cfg);
+  ASSERT_TRUE(by_ip.ok());
+  EXPECT_FALSE(by_ip.value()->Get(ResourceRef::Pods("a"), "b").ok())
+      << "the certificate is not for 127.0.0.1";
+
+  cfg.tls_server_name = "kubernetes.default";
+  auto named = Client(cfg);
+  ASSERT_TRUE(named.ok());
+  auto r = named.value()->Get(ResourceRef::Pods("a"), "b");
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+}
+
+TEST_F(KubeTls, InsecureSkipVerifyConnectsAnyway) {
+  FakeApiServer server(Ok, Server("server"));
+  RestConfig cfg;
+  cfg.server = server.url();
+  cfg.ca_pem = Read(File("other-ca.crt"));
+  cfg.insecure_skip_tls_verify = true;
+  auto client = Client(cfg);
+  ASSERT_TRUE(client.ok());
+  EXPECT_TRUE(client.value()->Get(ResourceRef::Pods("a"), "b").ok());
+}
+
+TEST_F(KubeTls, BadTlsMaterialIsAConfigurationError) {
+  RestConfig cfg;
+  cfg.server = "https://127.0.0.1:1";
+  cfg.ca_pem = "not a certificate";
+  cfg.source = "kubeconfig test";
+  auto bad_ca = Client(cfg);
+  ASSERT_FALSE(bad_ca.ok());
+  EXPECT_EQ(bad_ca.status().reason(), StatusReason::kConfig);
+  EXPECT_NE(bad_ca.status().message().find("kubeconfig test"), std::string::npos);
+
+  cfg.ca_pem = Read(File("ca.crt"));
+  cfg.client_cert_pem = Read(File("client.crt"));
+  cfg.client_key_pem = "garbage";
+  auto bad_key = Client(cfg);
+  ASSERT_FALSE(bad_key.ok());
+  EXPECT_NE(bad_key.status().message().find("client key"), std::string::npos)
+      << bad_key.status().message();
+
+  cfg.server = "ftp://example";
+  EXPECT_FALSE(Client(cfg).ok());
+}
+
+}  // namespace
+}  // namespace capwatch::kube
