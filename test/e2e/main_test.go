@@ -8,7 +8,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,10 +65,24 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: starting the control plane: %v\n", err)
 		return 1
 	}
-	defer func() {
-		if err := cluster.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "e2e: stopping the control plane: %v\n", err)
-		}
+	var stopOnce sync.Once
+	stop := func() {
+		stopOnce.Do(func() {
+			if err := cluster.Stop(); err != nil {
+				fmt.Fprintf(os.Stderr, "e2e: stopping the control plane: %v\n", err)
+			}
+		})
+	}
+	defer stop()
+	// envtest starts etcd and kube-apiserver in their own process groups, so Ctrl-C does not
+	// reach them: stop them here rather than leave them running.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-signals
+		fmt.Fprintf(os.Stderr, "e2e: %v: stopping the control plane\n", sig)
+		stop()
+		os.Exit(1)
 	}()
 	v := cluster.Version
 	fmt.Printf("e2e: control plane up in %s: kube-apiserver %s (%s, %s) at %s; kube-controller-manager running %v\n",

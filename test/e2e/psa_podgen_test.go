@@ -12,7 +12,8 @@ import (
 )
 
 // Capability spellings the generator draws from: canonical names, lower case, the CAP_ prefix,
-// mixed case, the ALL keyword in several cases, and names that are no capability at all.
+// mixed case, the ALL keyword in several cases (and CAP_ALL, which PodSecurity does not take
+// for ALL), names that are no capability at all, and the empty string templating leaves behind.
 // Canonical allowed names repeat so that compliant containers are common enough.
 var (
 	addVocabulary = []string{
@@ -22,11 +23,11 @@ var (
 		"FOWNER", "FSETID", "SETFCAP", "SETPCAP", "cap_chown", "CAP_KILL", "Setuid",
 		"NET_RAW", "CAP_NET_RAW", "SYS_ADMIN", "CAP_SYS_ADMIN", "cap_sys_admin", "sys_ptrace",
 		"NET_ADMIN", "BPF", "PERFMON", "SYS_MODULE", "DAC_READ_SEARCH", "CHECKPOINT_RESTORE",
-		"ALL", "all", "NET_BIND", "SYS_ADMINS", "CAP_FOO",
+		"ALL", "all", "CAP_ALL", "Net_Raw", "NET_BIND", "SYS_ADMINS", "CAP_FOO", "",
 	}
 	dropVocabulary = []string{
 		"ALL", "ALL", "ALL", "all", "All", "NET_RAW", "CAP_NET_RAW", "cap_sys_admin", "SYS_ADMIN",
-		"NET_BIND", "KILL", "chown",
+		"NET_BIND", "KILL", "chown", "CAP_ALL", "cap_all", "",
 	}
 )
 

@@ -37,7 +37,9 @@ cd "${here}"
 # Compile everything under the lock (download, vet, and the test binary's packages), so that
 # the run below only links and runs, and never competes with another build on this machine.
 echo "run.sh: compiling the suite (waiting for ${lock})"
+compile_start=${SECONDS}
 flock "${lock}" sh -c 'go vet ./... && go test -c -o /dev/null .'
+echo "run.sh: compiled in $((SECONDS - compile_start)) s (including the wait for the lock)"
 
 run_args=(-count=1 -v -timeout "${E2E_TIMEOUT:-30m}")
 if [[ -n "${E2E_RUN:-}" ]]; then run_args+=(-run "${E2E_RUN}"); fi
