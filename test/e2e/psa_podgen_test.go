@@ -34,7 +34,8 @@ var (
 // podGenerator makes random Pods that exercise only the Pod Security controls capwatch owns:
 // the pod sets seccompProfile RuntimeDefault and uses no volumes, host namespaces, ports,
 // probes or spec.os, so privileged, capabilities, allowPrivilegeEscalation, runAsNonRoot and
-// runAsUser are the only checks that can fire.
+// runAsUser are the only checks that can fire. Some pods set hostUsers, which changes what
+// runAsNonRoot and runAsUser mean.
 type podGenerator struct {
 	r *rand.Rand
 	// hardened pods mostly follow the restricted profile with the odd slip, so that every
@@ -93,6 +94,14 @@ func (g *podGenerator) pod(name string) *corev1.Pod {
 				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 			},
 		},
+	}
+	// hostUsers: false (a user namespace, GA in 1.36) makes PodSecurity 1.35+ relax its
+	// runAsNonRoot and runAsUser checks.
+	switch n := g.r.IntN(100); {
+	case n < 12:
+		pod.Spec.HostUsers = ptr(false)
+	case n < 17:
+		pod.Spec.HostUsers = ptr(true)
 	}
 	psc := pod.Spec.SecurityContext
 	if g.hardened {
