@@ -3,12 +3,16 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
@@ -100,6 +104,82 @@ func TestCRDs(t *testing.T) {
 			t.Errorf("the API server refuses the CapabilityPolicy of DESIGN §2: %v %s", err, strings.Join(warnings, "; "))
 		}
 	})
+
+	t.Run("the example policies fit the CapabilityPolicy schema", func(t *testing.T) {
+		files := policyFiles(t)
+		if len(files) == 0 {
+			t.Fatal("docs/examples/policies holds no CapabilityPolicy")
+		}
+		for f, docs := range files {
+			for _, doc := range docs {
+				var warnings []string
+				obj := &unstructured.Unstructured{Object: doc}
+				_, err := dyn.Resource(policiesGVR).Create(withWarnings(ctx, &warnings), obj, strict)
+				if err != nil || len(warnings) > 0 {
+					t.Errorf("%s: the API server refuses CapabilityPolicy %s: %v %s",
+						f, obj.GetName(), err, strings.Join(warnings, "; "))
+				}
+			}
+		}
+	})
+
+	// DESIGN §2: invalid input is rejected by the schema where a schema can express it.
+	t.Run("the CapabilityPolicy schema rejects invalid policies", func(t *testing.T) {
+		for _, tc := range []struct {
+			name  string
+			path  []string
+			value any
+		}{
+			{"an unknown profile", []string{"spec", "profile"}, "strict"},
+			{"an unknown runtime", []string{"spec", "runtimeDefaults"}, "podman"},
+			{"an unknown severity", []string{"spec", "severities"}, map[string]any{"NET_RAW": "urgent"}},
+			{"an exemption without a reason", []string{"spec", "exemptions"}, []any{
+				map[string]any{"name": "no-reason", "capabilities": []any{"NET_RAW"}},
+			}},
+			{"an expiry that is no timestamp", []string{"spec", "exemptions"}, []any{
+				map[string]any{"name": "bad-date", "reason": "r", "expires": "next tuesday"},
+			}},
+		} {
+			var policy map[string]any
+			if err := yaml.Unmarshal([]byte(designPolicy), &policy); err != nil {
+				t.Fatal(err)
+			}
+			obj := &unstructured.Unstructured{Object: policy}
+			if err := unstructured.SetNestedField(obj.Object, runtime.DeepCopyJSONValue(tc.value), tc.path...); err != nil {
+				t.Fatal(err)
+			}
+			_, err := dyn.Resource(policiesGVR).Create(ctx, obj, strict)
+			if !apierrors.IsInvalid(err) {
+				t.Errorf("a policy with %s: the API server answered %v, want 422 Invalid", tc.name, err)
+			}
+		}
+	})
+}
+
+// policyFiles returns the CapabilityPolicy documents of docs/examples/policies.
+func policyFiles(t *testing.T) map[string][]map[string]any {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("..", "..", "docs", "examples", "policies", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]map[string]any{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, doc := range strings.Split(string(data), "\n---") {
+			var obj map[string]any
+			if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+				t.Fatalf("%s document %d: %v", f, i, err)
+			}
+			if obj["kind"] == "CapabilityPolicy" {
+				out[f] = append(out[f], obj)
+			}
+		}
+	}
+	return out
 }
 
 // designPolicy is the CapabilityPolicy example of DESIGN §2 (spec only; status is the
