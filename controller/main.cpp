@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "controller_command.h"
 
 namespace {
 
@@ -13,9 +14,10 @@ constexpr const char* kUsage =
     "usage: capwatch <command> [flags]\n"
     "\n"
     "commands:\n"
-    "  audit     evaluate manifests offline (capwatch audit --help)\n"
-    "  catalog   print the capability catalog\n"
-    "  version   print the version\n";
+    "  controller run the in-cluster controller (capwatch controller --help)\n"
+    "  audit      evaluate manifests offline (capwatch audit --help)\n"
+    "  catalog    print the capability catalog\n"
+    "  version    print the version\n";
 
 }  // namespace
 
@@ -28,6 +30,7 @@ int main(int argc, char** argv) {
   const std::string command = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);
   capwatch::CommandIo io{std::cin, std::cout, std::cerr, isatty(STDOUT_FILENO) == 1};
+  if (command == "controller") return capwatch::RunController(args);
   if (command == "audit") return capwatch::RunAudit(args, io);
   if (command == "catalog") return capwatch::RunCatalog(args, io);
   if (command == "version" || command == "--version") return capwatch::RunVersion(args, io);

@@ -123,11 +123,14 @@ std::string HashText(std::string_view text) {
 }  // namespace
 
 std::string ContentHash(const json& report) {
-  // The canonical dump (nlohmann sorts object keys) of what the report says.
+  // The canonical dump (nlohmann sorts object keys) of what the report says. The Pod count is
+  // left out: Pods coming and going in a rollout do not change what the workload is granted,
+  // and the controller refreshes the count on its own, slower schedule.
   json content = json::object();
   for (const char* field : kContentFields) {
     if (auto it = report.find(field); it != report.end()) content[field] = *it;
   }
+  if (content.contains("workload")) content["workload"].erase("pods");
   return HashText(content.dump());
 }
 
@@ -159,6 +162,7 @@ json BuildReport(const ReportInput& in, const ReportOptions& options) {
   // The common case: everything fits. One dump gives both the size and the content hash.
   {
     json content = {{"workload", report["workload"]}, {"summary", summary}};
+    content["workload"].erase("pods");  // as ContentHash does
     json& containers = content["containers"] = json::array();
     for (const auto& c : in.evaluation->containers) containers.push_back(ContainerJson(c, *in.pod));
     json& findings = content["findings"] = json::array();

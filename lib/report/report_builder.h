@@ -31,8 +31,8 @@ struct ReportOptions {
 // summary says how many.
 nlohmann::json BuildReport(const ReportInput& input, const ReportOptions& options = {});
 
-// A hash of what a report says (workload, summary, containers, findings), so a writer can
-// tell whether anything changed without comparing whole objects.
+// A hash of what a report says (workload, summary, containers, findings; not the Pod count),
+// so a writer can tell whether anything changed without comparing whole objects.
 std::string ContentHash(const nlohmann::json& report);
 
 }  // namespace capwatch

@@ -41,6 +41,7 @@ struct PodView {
   std::string name;
   std::string uid;
   std::string resource_version;
+  std::int64_t created = 0;  // metadata.creationTimestamp, Unix seconds (0 when absent)
   std::vector<std::pair<std::string, std::string>> labels;
   // Only the capwatch.io/justification.<CAP> annotations, keyed by the part after the dot.
   std::vector<std::pair<std::string, std::string>> justifications;

@@ -15,6 +15,7 @@ const char* kPodJson = R"({
   "apiVersion": "v1", "kind": "Pod",
   "metadata": {
     "name": "web-5d4f8c-abcde", "namespace": "prod", "uid": "u-1", "resourceVersion": "42",
+    "creationTimestamp": "2026-11-29T14:00:05Z",
     "labels": {"app": "web", "pod-template-hash": "5d4f8c"},
     "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"x\":1}",
                     "capwatch.io/justification.NET_BIND_SERVICE": "binds :80"},
@@ -44,6 +45,7 @@ TEST(PodDecoder, ProjectsTheSecurityRelevantFields) {
   EXPECT_EQ(pod.namespace_name, "prod");
   EXPECT_EQ(pod.uid, "u-1");
   EXPECT_EQ(pod.resource_version, "42");
+  EXPECT_EQ(pod.created, 1795960805);
   EXPECT_EQ(pod.labels.size(), 2u);
   ASSERT_EQ(pod.justifications.size(), 1u) << "only capwatch annotations are kept";
   EXPECT_EQ(pod.justifications[0].first, "NET_BIND_SERVICE");

@@ -1,0 +1,299 @@
+#include "controller_command.h"
+
+#include <signal.h>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "cli/commands.h"
+#include "controller/controller.h"
+#include "controller/http_endpoints.h"
+#include "kube/lease_lock.h"
+#include "kube/rest_client.h"
+#include "metrics/metrics.h"
+
+namespace capwatch {
+namespace {
+
+constexpr const char* kUsage =
+    "usage: capwatch controller [flags]\n"
+    "\n"
+    "  --kubeconfig PATH                 kubeconfig (default: $KUBECONFIG, ~/.kube/config, or\n"
+    "                                    the in-cluster service account)\n"
+    "  --context NAME                    kubeconfig context (default: current-context)\n"
+    "  --metrics-bind-address ADDR       Prometheus metrics (default :8080; 0 turns it off)\n"
+    "  --health-probe-bind-address ADDR  /healthz and /readyz (default :8081; 0 turns it off)\n"
+    "  --leader-elect                    only the holder of the Lease writes\n"
+    "  --leader-election-namespace NS    namespace of the Lease (default: $POD_NAMESPACE or\n"
+    "                                    capwatch-system)\n"
+    "  --leader-election-id NAME         name of the Lease (default capwatch-leader)\n"
+    "  --kube-api-qps N                  client-side rate limit (default 20)\n"
+    "  --kube-api-burst N                burst of the rate limit (default 30)\n"
+    "  --workers N                       concurrent reconciles (default 2)\n"
+    "  --log-format text|json            (default text)\n"
+    "  --log-level debug|info|warn|error (default info)\n";
+
+struct Flags {
+  std::string kubeconfig, context;
+  std::string metrics_address = ":8080";
+  std::string health_address = ":8081";
+  bool leader_elect = false;
+  std::string lease_namespace, lease_name = "capwatch-leader";
+  double qps = 20;
+  int burst = 30;
+  int workers = 2;
+  std::string log_format = "text", log_level = "info";
+};
+
+bool ParseFlags(const std::vector<std::string>& args, Flags& f) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string name = args[i], value;
+    const bool has_eq = name.find('=') != std::string::npos;
+    if (has_eq) {
+      value = name.substr(name.find('=') + 1);
+      name = name.substr(0, name.find('='));
+    }
+    auto next = [&](std::string& out) {
+      if (has_eq) {
+        out = value;
+        return true;
+      }
+      if (i + 1 >= args.size()) {
+        std::cerr << "capwatch controller: " << name << " needs a value\n";
+        return false;
+      }
+      out = args[++i];
+      return true;
+    };
+    auto number = [&](auto& out) {
+      std::string v;
+      if (!next(v)) return false;
+      try {
+        if constexpr (std::is_same_v<std::decay_t<decltype(out)>, double>) {
+          out = std::stod(v);
+        } else {
+          out = std::stoi(v);
+        }
+      } catch (const std::exception&) {
+        std::cerr << "capwatch controller: " << name << " takes a number, got \"" << v << "\"\n";
+        return false;
+      }
+      return out > 0 || (std::cerr << "capwatch controller: " << name << " must be positive\n",
+                         false);
+    };
+    bool ok = true;
+    if (name == "--kubeconfig") {
+      ok = next(f.kubeconfig);
+    } else if (name == "--context") {
+      ok = next(f.context);
+    } else if (name == "--metrics-bind-address") {
+      ok = next(f.metrics_address);
+    } else if (name == "--health-probe-bind-address") {
+      ok = next(f.health_address);
+    } else if (name == "--leader-elect") {
+      f.leader_elect = !has_eq || value == "true";
+    } else if (name == "--leader-election-namespace") {
+      ok = next(f.lease_namespace);
+    } else if (name == "--leader-election-id") {
+      ok = next(f.lease_name);
+    } else if (name == "--kube-api-qps") {
+      ok = number(f.qps);
+    } else if (name == "--kube-api-burst") {
+      ok = number(f.burst);
+    } else if (name == "--workers") {
+      ok = number(f.workers);
+    } else if (name == "--log-format") {
+      ok = next(f.log_format);
+      if (ok && f.log_format != "text" && f.log_format != "json") {
+        std::cerr << "capwatch controller: --log-format must be text or json\n";
+        ok = false;
+      }
+    } else if (name == "--log-level") {
+      ok = next(f.log_level);
+      if (ok && spdlog::level::from_str(f.log_level) == spdlog::level::off) {
+        std::cerr << "capwatch controller: --log-level must be debug, info, warn or error\n";
+        ok = false;
+      }
+    } else if (name == "-h" || name == "--help") {
+      std::cout << kUsage;
+      std::exit(0);
+    } else {
+      std::cerr << "capwatch controller: unknown flag \"" << name << "\"\n" << kUsage;
+      ok = false;
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// One JSON object a line, for log pipelines.
+class JsonSink final : public spdlog::sinks::base_sink<std::mutex> {
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    const auto t = std::chrono::system_clock::to_time_t(msg.time);
+    char when[32];
+    std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+    nlohmann::json line = {{"time", when},
+                           {"level", spdlog::level::to_string_view(msg.level).data()},
+                           {"msg", std::string(msg.payload.data(), msg.payload.size())}};
+    std::cerr << line.dump() << "\n";
+  }
+  void flush_() override { std::cerr.flush(); }
+};
+
+void SetUpLogging(const Flags& f) {
+  std::shared_ptr<spdlog::logger> logger;
+  if (f.log_format == "json") {
+    logger = std::make_shared<spdlog::logger>("capwatch", std::make_shared<JsonSink>());
+  } else {
+    logger = std::make_shared<spdlog::logger>(
+        "capwatch", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  }
+  logger->set_level(spdlog::level::from_str(f.log_level));
+  spdlog::set_default_logger(logger);
+}
+
+std::string Identity() {
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  std::random_device rd;
+  return std::string(host) + "_" + std::to_string(rd() % 1000000);
+}
+
+}  // namespace
+
+int RunController(const std::vector<std::string>& args) {
+  Flags flags;
+  if (!ParseFlags(args, flags)) return 2;
+  SetUpLogging(flags);
+
+  // SIGTERM and SIGINT stop the controller gracefully; block them before any thread starts
+  // so that only the waiting thread receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto config = kube::LoadRestConfig(flags.kubeconfig, flags.context);
+  if (!config.ok()) {
+    spdlog::error("cannot configure the Kubernetes client: {}", config.error);
+    return 1;
+  }
+  spdlog::info("capwatch {} controller, API server {} ({})", CapwatchVersion(),
+               config.config->server, config.config->source);
+
+  Metrics metrics;
+  kube::TransportOptions transport;
+  transport.qps = flags.qps;
+  transport.burst = flags.burst;
+  transport.on_response = [&metrics](kube::Verb verb, int code) {
+    metrics.ApiRequest(std::string(kube::VerbName(verb)), code);
+  };
+  auto client = kube::RestClient::Make(*config.config, transport);
+  if (!client.ok()) {
+    spdlog::error("cannot create the Kubernetes client: {}", client.status().ToString());
+    return 1;
+  }
+
+  std::stop_source stop;
+  std::jthread signal_waiter([&](std::stop_token own) {
+    while (!own.stop_requested()) {
+      timespec tick{0, 200'000'000};
+      const int sig = sigtimedwait(&signals, nullptr, &tick);
+      if (sig == SIGTERM || sig == SIGINT) {
+        spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        stop.request_stop();
+        return;
+      }
+    }
+  });
+
+  const std::string identity = Identity();
+  controller::ControllerOptions options;
+  options.workers = flags.workers;
+  options.identity = identity;
+  controller::Controller ctl(*client.value(), kube::SystemClock(), metrics, options);
+
+  controller::HttpEndpoints metrics_server, health_server;
+  std::string error;
+  if (!metrics_server.Start(flags.metrics_address,
+                            {{"/metrics",
+                              [&](std::string& body, std::string& type) {
+                                body = metrics.Render();
+                                type = "text/plain; version=0.0.4; charset=utf-8";
+                                return 200;
+                              }}},
+                            error) ||
+      !health_server.Start(flags.health_address,
+                           {{"/healthz",
+                             [](std::string& body, std::string&) {
+                               body = "ok\n";
+                               return 200;
+                             }},
+                            {"/readyz",
+                             [&](std::string& body, std::string&) {
+                               const bool ready = ctl.Synced();
+                               body = ready ? "ok\n" : "informers not synced yet\n";
+                               return ready ? 200 : 503;
+                             }}},
+                           error)) {
+    spdlog::error("{}", error);
+    return 1;
+  }
+
+  ctl.StartInformers(stop.get_token());
+  while (!ctl.WaitForSync(stop.get_token(), std::chrono::seconds(30))) {
+    if (stop.stop_requested()) return 0;
+    spdlog::warn("informers not synced after 30 s; still waiting (is the API server reachable, "
+                 "are the CRDs installed?)");
+  }
+  metrics.SetLastFullSync(std::chrono::system_clock::now());
+  spdlog::info("caches synced");
+
+  if (!flags.leader_elect) {
+    metrics.SetLeader(true);
+    ctl.RunWorkers(stop.get_token());
+  } else {
+    std::string ns = flags.lease_namespace;
+    if (ns.empty()) {
+      const char* pod_ns = std::getenv("POD_NAMESPACE");
+      ns = pod_ns != nullptr ? pod_ns : "capwatch-system";
+    }
+    kube::LeaseLock lock(*client.value(), ns, flags.lease_name);
+    kube::LeaderElectionOptions election;
+    election.identity = identity;
+    kube::LeaderElector elector(lock, kube::SystemClock(), election);
+    spdlog::info("waiting to lead through Lease {}/{} as {}", ns, flags.lease_name, identity);
+    kube::LeaderCallbacks callbacks;
+    callbacks.on_started_leading = [&](std::stop_token leading) {
+      spdlog::info("became the leader; writing reports");
+      metrics.SetLeader(true);
+      ctl.RunWorkers(leading);
+    };
+    callbacks.on_stopped_leading = [&] {
+      metrics.SetLeader(false);
+      spdlog::info("stopped leading; no more writes");
+    };
+    callbacks.on_new_leader = [](const std::string& leader) {
+      spdlog::info("the leader is {}", leader);
+    };
+    elector.Run(stop.get_token(), callbacks);
+    if (!stop.stop_requested()) {
+      spdlog::error("lost the leader Lease; exiting so that a restart starts clean");
+      return 1;
+    }
+  }
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace capwatch

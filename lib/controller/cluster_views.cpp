@@ -1,0 +1,149 @@
+#include "controller/cluster_views.h"
+
+#include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include "policy/policy_parser.h"
+#include "report/report_builder.h"
+
+namespace capwatch::controller {
+namespace {
+
+using nlohmann::json;
+
+std::string Str(const json& obj, const char* key) {
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+bool Meta(const json& object, std::string& ns, std::string& name, std::string& rv,
+          std::string& error) {
+  auto md = object.find("metadata");
+  if (!object.is_object() || md == object.end() || !md->is_object()) {
+    error = "object without metadata";
+    return false;
+  }
+  ns = Str(*md, "namespace");
+  name = Str(*md, "name");
+  rv = Str(*md, "resourceVersion");
+  if (name.empty()) {
+    error = "object without metadata.name";
+    return false;
+  }
+  return true;
+}
+
+bool FromNamespace(const json& o, NamespaceView& out, std::string& error) {
+  if (!Meta(o, out.namespace_name, out.name, out.resource_version, error)) return false;
+  if (auto labels = o["metadata"].find("labels"); labels != o["metadata"].end() &&
+                                                   labels->is_object()) {
+    for (const auto& [k, v] : labels->items()) {
+      if (v.is_string()) out.labels.emplace_back(k, v.get<std::string>());
+    }
+  }
+  return true;
+}
+
+bool FromPolicy(const json& o, PolicyView& out, std::string& error) {
+  if (!Meta(o, out.namespace_name, out.name, out.resource_version, error)) return false;
+  out.generation = o["metadata"].value("generation", std::int64_t{0});
+  // The parser reads YAML, and JSON is YAML: one parser, one set of validation messages.
+  json spec_only = {{"apiVersion", Str(o, "apiVersion")},
+                    {"kind", Str(o, "kind")},
+                    {"metadata", {{"name", out.name}}}};
+  if (auto spec = o.find("spec"); spec != o.end()) spec_only["spec"] = *spec;
+  auto policy = std::make_shared<Policy>();
+  try {
+    out.errors = ParsePolicy(YAML::Load(spec_only.dump()), *policy);
+  } catch (const YAML::Exception& e) {
+    out.errors = {{".spec", std::string("cannot be read: ") + e.what()}};
+  }
+  if (out.errors.empty()) out.policy = std::move(policy);
+  if (auto status = o.find("status"); status != o.end()) out.status_fingerprint = status->dump();
+  return true;
+}
+
+bool FromReport(const json& o, ReportView& out, std::string& error) {
+  if (!Meta(o, out.namespace_name, out.name, out.resource_version, error)) return false;
+  const json& md = o["metadata"];
+  out.uid = Str(md, "uid");
+  if (auto a = md.find("annotations"); a != md.end() && a->is_object()) {
+    out.content_hash = Str(*a, std::string(kContentHashAnnotation).c_str());
+  }
+  if (auto l = md.find("labels"); l != md.end() && l->is_object()) {
+    out.managed = Str(*l, "app.kubernetes.io/managed-by") == "capwatch";
+  }
+  if (auto w = o.find("workload"); w != o.end() && w->is_object()) {
+    out.pods = w->value("pods", 0);
+  }
+  out.dangerous_grants = DangerousGrantsOf(o);
+  return true;
+}
+
+template <typename T, typename From>
+bool DecodeJsonList(std::string_view body, const std::function<void(T&&)>& on_item,
+                    kube::ListPageMeta& meta, std::string& error, From from) {
+  json doc = json::parse(body, nullptr, false);
+  if (!doc.is_object()) {
+    error = "list response is not a JSON object";
+    return false;
+  }
+  if (auto md = doc.find("metadata"); md != doc.end() && md->is_object()) {
+    meta.resource_version = Str(*md, "resourceVersion");
+    meta.continue_token = Str(*md, "continue");
+  }
+  auto items = doc.find("items");
+  if (items == doc.end() || items->is_null()) return true;
+  if (!items->is_array()) {
+    error = ".items is not a list";
+    return false;
+  }
+  for (std::size_t i = 0; i < items->size(); ++i) {
+    T view;
+    if (!from((*items)[i], view, error)) {
+      error = ".items[" + std::to_string(i) + "]: " + error;
+      return false;
+    }
+    on_item(std::move(view));
+  }
+  return true;
+}
+
+template <typename T, typename From>
+bool DecodeJsonObject(std::string_view object, T& out, std::string& error, From from) {
+  json doc = json::parse(object, nullptr, false);
+  if (!doc.is_object()) {
+    error = "object is not JSON";
+    return false;
+  }
+  return from(doc, out, error);
+}
+
+}  // namespace
+
+bool NamespaceCodec::DecodeList(std::string_view body,
+                                const std::function<void(NamespaceView&&)>& on_item,
+                                kube::ListPageMeta& meta, std::string& error) {
+  return DecodeJsonList(body, on_item, meta, error, FromNamespace);
+}
+bool NamespaceCodec::Decode(std::string_view object, NamespaceView& out, std::string& error) {
+  return DecodeJsonObject(object, out, error, FromNamespace);
+}
+bool PolicyCodec::DecodeList(std::string_view body,
+                             const std::function<void(PolicyView&&)>& on_item,
+                             kube::ListPageMeta& meta, std::string& error) {
+  return DecodeJsonList(body, on_item, meta, error, FromPolicy);
+}
+bool PolicyCodec::Decode(std::string_view object, PolicyView& out, std::string& error) {
+  return DecodeJsonObject(object, out, error, FromPolicy);
+}
+bool ReportCodec::DecodeList(std::string_view body,
+                             const std::function<void(ReportView&&)>& on_item,
+                             kube::ListPageMeta& meta, std::string& error) {
+  return DecodeJsonList(body, on_item, meta, error, FromReport);
+}
+bool ReportCodec::Decode(std::string_view object, ReportView& out, std::string& error) {
+  return DecodeJsonObject(object, out, error, FromReport);
+}
+
+}  // namespace capwatch::controller
