@@ -354,14 +354,8 @@ void Controller::Reconcile(const std::string& key) {
     }
   }
 
-  std::vector<DangerousGrant> new_grants;
-  {
-    const std::set<DangerousGrant> before =
-        existing ? existing->dangerous_grants : std::set<DangerousGrant>{};
-    for (const auto& g : DangerousGrantsOf(report)) {
-      if (before.count(g) == 0) new_grants.push_back(g);
-    }
-  }
+  const std::vector<DangerousGrant> new_grants = NewDangerousGrants(
+      existing ? existing->dangerous_grants : std::set<DangerousGrant>{}, report);
 
   kube::ApiStatus status;
   const char* result = "created";

@@ -6,25 +6,46 @@ std::set<DangerousGrant> DangerousGrantsOf(const nlohmann::json& report) {
   std::set<DangerousGrant> grants;
   auto it = report.find("findings");
   if (it == report.end() || !it->is_array()) return grants;
+  // What each container adds explicitly: a grant someone wrote, not the runtime's default set
+  // (which the report still shows as findings, but which is not news worth an alert).
+  std::set<std::pair<std::string, std::string>> added;
+  if (auto cs = report.find("containers"); cs != report.end() && cs->is_array()) {
+    for (const auto& c : *cs) {
+      if (!c.is_object()) continue;
+      for (const auto& a : c.value("added", nlohmann::json::array())) {
+        if (a.is_string()) added.emplace(c.value("name", ""), a.get<std::string>());
+      }
+    }
+  }
   for (const auto& f : *it) {
     if (!f.is_object() || f.value("result", "") != "fail") continue;
     const std::string rule = f.value("rule", "");
-    if (rule != "dangerous-capability" && rule != "privileged") continue;
-    grants.insert({f.value("container", ""),
-                   rule == "privileged" ? "privileged" : f.value("capability", "")});
+    const std::string container = f.value("container", "");
+    if (rule == "privileged") {
+      grants.insert({container, "privileged"});
+    } else if (rule == "dangerous-capability") {
+      const std::string cap = f.value("capability", "");
+      if (cap == "ALL" || cap == "privileged" || added.count({container, cap}) != 0) {
+        grants.insert({container, cap});
+      }
+    }
   }
   return grants;
 }
 
-std::vector<DangerousGrant> NewDangerousGrants(const nlohmann::json* previous,
+std::vector<DangerousGrant> NewDangerousGrants(const std::set<DangerousGrant>& previous,
                                                const nlohmann::json& current) {
-  const std::set<DangerousGrant> before =
-      previous != nullptr ? DangerousGrantsOf(*previous) : std::set<DangerousGrant>{};
   std::vector<DangerousGrant> added;
   for (const auto& g : DangerousGrantsOf(current)) {
-    if (before.count(g) == 0) added.push_back(g);
+    if (previous.count(g) == 0) added.push_back(g);
   }
   return added;
+}
+
+std::vector<DangerousGrant> NewDangerousGrants(const nlohmann::json* previous,
+                                               const nlohmann::json& current) {
+  return NewDangerousGrants(
+      previous != nullptr ? DangerousGrantsOf(*previous) : std::set<DangerousGrant>{}, current);
 }
 
 }  // namespace capwatch

@@ -16,14 +16,19 @@ struct DangerousGrant {
   auto operator<=>(const DangerousGrant&) const = default;
 };
 
-// The dangerous grants a report records: its failing dangerous-capability and privileged
-// findings (an exempted grant is an accepted one, not news).
+// The dangerous grants a report records: its failing privileged findings and the failing
+// dangerous-capability findings of capabilities a container adds explicitly (or ALL). An
+// exempted grant is an accepted one, and the runtime's default set is nobody's new decision:
+// neither is news.
 std::set<DangerousGrant> DangerousGrantsOf(const nlohmann::json& report);
 
 // What `current` grants that `previous` (the report already stored, or null for a new
 // workload) did not. The stored report is capwatch's memory, so a restart or a relist over an
 // unchanged cluster yields nothing.
 std::vector<DangerousGrant> NewDangerousGrants(const nlohmann::json* previous,
+                                               const nlohmann::json& current);
+// The same, against the grants already known (what the stored report's cache keeps).
+std::vector<DangerousGrant> NewDangerousGrants(const std::set<DangerousGrant>& previous,
                                                const nlohmann::json& current);
 
 }  // namespace capwatch
