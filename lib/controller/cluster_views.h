@@ -48,21 +48,21 @@ struct ReportView {
   std::set<DangerousGrant> dangerous_grants;
 };
 
-class NamespaceCodec {
+class NamespaceCodec : public kube::SharedStorage<NamespaceView> {
  public:
   bool DecodeList(std::string_view body, const std::function<void(NamespaceView&&)>& on_item,
                   kube::ListPageMeta& meta, std::string& error);
   bool Decode(std::string_view object, NamespaceView& out, std::string& error);
 };
 
-class PolicyCodec {
+class PolicyCodec : public kube::SharedStorage<PolicyView> {
  public:
   bool DecodeList(std::string_view body, const std::function<void(PolicyView&&)>& on_item,
                   kube::ListPageMeta& meta, std::string& error);
   bool Decode(std::string_view object, PolicyView& out, std::string& error);
 };
 
-class ReportCodec {
+class ReportCodec : public kube::SharedStorage<ReportView> {
  public:
   bool DecodeList(std::string_view body, const std::function<void(ReportView&&)>& on_item,
                   kube::ListPageMeta& meta, std::string& error);

@@ -10,14 +10,21 @@ std::set<DangerousGrant> DangerousGrantsOf(const nlohmann::json& report) {
   // (which the report still shows as findings, but which is not news worth an alert).
   std::set<std::pair<std::string, std::string>> added;
   if (auto cs = report.find("containers"); cs != report.end() && cs->is_array()) {
-    for (const auto& c : *cs) {
+    for (std::size_t i = 0; i < cs->size(); ++i) {
+      const nlohmann::json& c = (*cs)[i];
       if (!c.is_object()) continue;
-      for (const auto& a : c.value("added", nlohmann::json::array())) {
-        if (a.is_string()) added.emplace(c.value("name", ""), a.get<std::string>());
+      auto list = c.find("added");
+      if (list == c.end() || !list->is_array()) continue;
+      const std::string name = c.value("name", "");
+      for (std::size_t j = 0; j < list->size(); ++j) {
+        const nlohmann::json& a = (*list)[j];
+        if (a.is_string()) added.emplace(name, a.get<std::string>());
       }
     }
   }
-  for (const auto& f : *it) {
+  const nlohmann::json& findings = *it;
+  for (std::size_t i = 0; i < findings.size(); ++i) {
+    const nlohmann::json& f = findings[i];
     if (!f.is_object() || f.value("result", "") != "fail") continue;
     const std::string rule = f.value("rule", "");
     const std::string container = f.value("container", "");
