@@ -34,15 +34,21 @@ func newNamespace(t *testing.T, prefix string, labels map[string]string) string 
 }
 
 // eventually polls cond every 200 ms until it reports done, failing the test after timeout with
-// what the last poll said.
+// what the last poll said. Errors from cond do not stop the polling.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) (bool, string, error)) {
 	t.Helper()
 	var last string
 	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, timeout, true,
 		func(ctx context.Context) (bool, error) {
 			done, state, err := cond(ctx)
-			last = state
-			return done, err
+			switch {
+			case err != nil && ctx.Err() == nil:
+				// API errors are worth retrying: keep polling, but remember what happened.
+				last = "error: " + err.Error()
+			case err == nil:
+				last = state
+			}
+			return done, nil
 		})
 	if err != nil {
 		t.Fatalf("waiting %s for %s: %v (last seen: %s)", timeout, what, err, last)
