@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The demo (README): builds capwatch and a real local control plane (etcd, kube-apiserver,
-# kube-controller-manager), creates the example workloads of docs/examples (the capabilities
-# guide's web server, network tools, database, init container, plus one adding SYS_ADMIN and
-# one privileged), audits what the API server holds with `capwatch audit`, shows the reports,
-# and tears everything down.
+# kube-controller-manager), installs the CRDs and the default policy, creates the example
+# workloads of docs/examples (the capabilities guide's web server, network tools, database,
+# init container, plus one adding SYS_ADMIN and one privileged), runs `capwatch controller`,
+# shows `kubectl get capabilityreports -A`, one report in full and the violation metrics, then
+# audits the same with `capwatch audit`, and tears everything down.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,7 +23,12 @@ kubectl="${assets}/kubectl"
 work="$(mktemp -d)"
 kubeconfig="${work}/kubeconfig"
 devcluster_pid=""
+controller_pid=""
 cleanup() {
+  if [[ -n "${controller_pid}" ]]; then
+    kill -TERM "${controller_pid}" 2>/dev/null || true
+    wait "${controller_pid}" 2>/dev/null || true
+  fi
   if [[ -n "${devcluster_pid}" ]]; then
     kill -TERM "${devcluster_pid}" 2>/dev/null || true
     wait "${devcluster_pid}" 2>/dev/null || true
@@ -32,7 +38,8 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 echo "demo: starting the control plane (logs in ${work}/devcluster.log)"
-bash test/e2e/devcluster.sh --kubeconfig-out "${kubeconfig}" >"${work}/devcluster.log" 2>&1 &
+bash test/e2e/devcluster.sh --kubeconfig-out "${kubeconfig}" --crds crds \
+  >"${work}/devcluster.log" 2>&1 &
 devcluster_pid=$!
 for _ in $(seq 1 300); do
   [[ -f "${kubeconfig}" ]] && break
@@ -50,6 +57,8 @@ echo "demo: kube-apiserver $("${kubectl}" version -o json | jq -r .serverVersion
 for ns in $(grep -h '^  namespace:' docs/examples/*.yaml | awk '{print $2}' | sort -u); do
   "${kubectl}" create namespace "${ns}" >/dev/null
 done
+echo "\$ kubectl apply -f docs/examples/policies/default.yaml   (the built-in default policy)"
+"${kubectl}" apply -f docs/examples/policies/default.yaml
 "${kubectl}" apply -f docs/examples/ >/dev/null
 echo "demo: created the example workloads; waiting for kube-controller-manager to create Pods"
 for _ in $(seq 1 60); do
@@ -57,6 +66,42 @@ for _ in $(seq 1 60); do
   [[ "${owned}" -ge 1 ]] && break
   sleep 1
 done
+
+metrics_port=18080
+health_port=18081
+echo "demo: starting capwatch controller (log in ${work}/controller.log)"
+"${capwatch}" controller --metrics-bind-address "127.0.0.1:${metrics_port}" \
+  --health-probe-bind-address "127.0.0.1:${health_port}" >"${work}/controller.log" 2>&1 &
+controller_pid=$!
+for _ in $(seq 1 60); do
+  curl -fs "127.0.0.1:${health_port}/readyz" >/dev/null 2>&1 && break
+  sleep 1
+done
+# Reports appear a moment after the caches sync (bursts of Pod events are coalesced).
+for _ in $(seq 1 30); do
+  [[ "$("${kubectl}" get capabilityreports -A --no-headers 2>/dev/null | wc -l)" -ge 6 ]] && break
+  sleep 1
+done
+
+echo
+echo "\$ kubectl get capabilityreports -A"
+"${kubectl}" get capabilityreports -A
+echo
+echo "\$ kubectl get capabilitypolicies"
+"${kubectl}" get capabilitypolicies
+echo
+echo "\$ kubectl get capabilityreport -n storage deployment-fuse-mounter -o yaml"
+"${kubectl}" get capabilityreport -n storage deployment-fuse-mounter -o yaml
+echo
+echo "\$ kubectl get events -A --field-selector reason=DangerousCapabilityGranted"
+"${kubectl}" get events -A --field-selector reason=DangerousCapabilityGranted
+echo
+echo "\$ curl -s 127.0.0.1:${metrics_port}/metrics | grep -E '^capwatch_(violations|dangerous_grants_total|workloads)'"
+curl -s "127.0.0.1:${metrics_port}/metrics" |
+  grep -E '^capwatch_(violations|dangerous_grants_total|workloads)' || true
+echo
+echo "demo: the controller's log"
+cat "${work}/controller.log"
 
 echo
 echo "\$ kubectl get pods -A"
