@@ -169,7 +169,12 @@ void PssAllowPrivilegeEscalation(RuleContext& ctx) {
   }
 }
 
+// Pod Security admission (1.35+) does not apply runAsNonRoot and runAsUser to a Pod in a
+// user namespace: its root is an unprivileged user on the node.
+bool InUserNamespace(const PodView& pod) { return pod.host_users == std::optional<bool>(false); }
+
 void PssRunAsNonRoot(RuleContext& ctx) {
+  if (InUserNamespace(ctx.pod)) return;
   const auto& pod_value = ctx.pod.run_as_non_root;
   if (pod_value == std::optional<bool>(false)) {
     ctx.Add(Rule::kRunsAsRoot, -1, Severity::kMedium,
@@ -193,6 +198,7 @@ void PssRunAsNonRoot(RuleContext& ctx) {
 }
 
 void PssRunAsUser(RuleContext& ctx) {
+  if (InUserNamespace(ctx.pod)) return;
   if (ctx.pod.run_as_user == std::optional<std::int64_t>(0)) {
     ctx.Add(Rule::kRunsAsRoot, -1, Severity::kMedium,
             "the pod sets securityContext.runAsUser: 0 (root), which the restricted Pod "
@@ -600,11 +606,11 @@ PodEvaluation Evaluate(const PodView& pod, std::span<const Policy* const> polici
                      (f.pss_control == PssControl::kNone || k.pss_control == f.pss_control);
             });
       } else {
-        duplicate = f.pss_control == PssControl::kNone
-                        ? !seen.emplace(f.rule, f.container_index, f.capability).second
-                        : !seen_control
-                               .emplace(f.rule, f.container_index, f.capability, f.pss_control)
-                               .second;
+        duplicate =
+            f.pss_control == PssControl::kNone
+                ? !seen.emplace(f.rule, f.container_index, f.capability).second
+                : !seen_control.emplace(f.rule, f.container_index, f.capability, f.pss_control)
+                       .second;
         seen.emplace(f.rule, f.container_index, f.capability);
       }
       if (duplicate) continue;

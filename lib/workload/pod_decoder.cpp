@@ -43,8 +43,8 @@ std::int64_t UnixSeconds(std::string_view t) {
     }
     return v;
   };
-  const std::int64_t y = num(0, 4), mo = num(5, 2), d = num(8, 2), h = num(11, 2),
-                     mi = num(14, 2), s = num(17, 2);
+  const std::int64_t y = num(0, 4), mo = num(5, 2), d = num(8, 2), h = num(11, 2), mi = num(14, 2),
+                     s = num(17, 2);
   if (y < 1970 || mo < 1 || mo > 12 || d < 1 || h < 0 || mi < 0 || s < 0) return 0;
   // Days since 1970-01-01 from the civil date (proleptic Gregorian calendar).
   const std::int64_t yy = y - (mo <= 2 ? 1 : 0);
@@ -331,6 +331,9 @@ struct PodDecoder::Impl {
       } else if (key == "securityContext") {
         Scope s(*this, "securityContext");
         PodSecurityContext(field.value(), pod);
+      } else if (key == "hostUsers") {
+        Scope s(*this, "hostUsers");
+        pod.host_users = OptionalBool(field.value());
       } else if (key == "os") {
         Scope s(*this, "os");
         od::value ov = field.value();

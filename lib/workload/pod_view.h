@@ -49,6 +49,7 @@ struct PodView {
   std::string os;                       // spec.os.name; "windows" pods hold no Linux capabilities
   std::optional<bool> run_as_non_root;  // spec.securityContext
   std::optional<std::int64_t> run_as_user;  // spec.securityContext
+  std::optional<bool> host_users;           // spec.hostUsers; false: a user namespace
   std::vector<ContainerView> containers;    // containers, then init, then ephemeral
 
   const OwnerReference* controller_owner() const;

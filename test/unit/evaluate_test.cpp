@@ -694,3 +694,29 @@ TEST(Exemptions, AValidExemptionWinsOverAnExpiredOne) {
 
 }  // namespace
 }  // namespace capwatch
+
+namespace capwatch {
+namespace {
+
+TEST(PssProfile, AUserNamespaceRelaxesRunAsNonRootAndRunAsUser) {
+  const std::string yaml = R"(
+apiVersion: v1
+kind: Pod
+metadata: {name: userns}
+spec:
+  hostUsers: false
+  securityContext: {runAsNonRoot: false, runAsUser: 0}
+  containers:
+  - {name: c, image: i, securityContext: {runAsUser: 0, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}
+)";
+  EXPECT_THAT(Summarise(EvaluateYaml(yaml, ProfileOnlyPolicy(Profile::kRestricted))), IsEmpty());
+  std::string host = yaml;
+  host.replace(host.find("hostUsers: false"), 16, "hostUsers: true");
+  EXPECT_THAT(Summarise(EvaluateYaml(host, ProfileOnlyPolicy(Profile::kRestricted))),
+              UnorderedElementsAreArray(std::vector<std::string>{
+                  "runs-as-root - - [runAsNonRoot]", "runs-as-root - - [runAsUser]",
+                  "runs-as-root c - [runAsNonRoot]", "runs-as-root c - [runAsUser]"}));
+}
+
+}  // namespace
+}  // namespace capwatch
