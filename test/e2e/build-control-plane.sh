@@ -89,7 +89,7 @@ build_kubernetes() {
   # has a published twin k8s.io/<name> v0.<minor>.<patch>. Read the list from this release's
   # go.mod so that a staging module added or removed upstream needs no change here.
   local info gomod twin
-  info="$(go mod download -json "k8s.io/kubernetes@${v}")"
+  info="$(cd "${dir}/tools" && go mod download -json "k8s.io/kubernetes@${v}")"
   gomod="$(jq -r .GoMod <<<"${info}")"
   twin="v0.${v#v1.}"
   local staging
