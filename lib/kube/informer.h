@@ -30,18 +30,30 @@ struct InformerHandlers {
 std::string ObjectKey(std::string_view namespace_name, std::string_view name);
 
 // A cache of compact projections of one kind of object, kept current by a Reflector, handing
-// out const views. `Codec` turns API JSON into T:
+// out const views. `Codec` turns API JSON into T and says how T is stored:
 //   bool DecodeList(std::string_view body, const std::function<void(T&&)>&, ListPageMeta&,
 //                   std::string& error);
 //   bool Decode(std::string_view object, T& out, std::string& error);
-// T has namespace_name, name and resource_version.
+//   using Stored = ...;                      // what the cache keeps per object
+//   Stored Pack(const T&) and/or Pack(T&&);  // called under the cache's lock
+//   std::shared_ptr<const T> Unpack(const Stored&) const;
+//   std::string_view ResourceVersion(const Stored&) const;
+//   void Release(Stored&);                   // called under the cache's lock
+// T has namespace_name, name and resource_version. Only the informer's thread writes the
+// cache (and the codec's shared state); readers on other threads take the lock.
 template <typename T, typename Codec>
 class Informer final : public ReflectorStore {
  public:
   using Ptr = std::shared_ptr<const T>;
+  using Stored = typename Codec::Stored;
 
   Informer(KubeClient& client, Clock& clock, ReflectorOptions options)
       : reflector_(client, *this, clock, std::move(options)) {}
+  ~Informer() override {
+    std::lock_guard lock(mu_);
+    for (auto& [k, v] : items_) codec_.Release(v);
+    for (auto& [k, v] : pending_) codec_.Release(v);
+  }
 
   // Before Run.
   void AddHandlers(InformerHandlers<T> handlers) { handlers_.push_back(std::move(handlers)); }
@@ -62,60 +74,89 @@ class Informer final : public ReflectorStore {
     const std::string key = ObjectKey(namespace_name, name);
     std::lock_guard lock(mu_);
     auto it = items_.find(key);
-    return it == items_.end() ? nullptr : it->second;
+    return it == items_.end() ? nullptr : codec_.Unpack(it->second);
   }
   // A snapshot of every cached object.
   std::vector<Ptr> List() const {
     std::lock_guard lock(mu_);
     std::vector<Ptr> out;
     out.reserve(items_.size());
-    for (const auto& [k, v] : items_) out.push_back(v);
+    for (const auto& [k, v] : items_) out.push_back(codec_.Unpack(v));
     return out;
+  }
+  // Calls `fn` with each object whose key starts with `prefix` ("prod/" for one namespace).
+  template <typename Fn>
+  void ForEach(Fn&& fn, std::string_view prefix = {}) const {
+    std::lock_guard lock(mu_);
+    for (const auto& [k, v] : items_) {
+      if (std::string_view(k).substr(0, prefix.size()) == prefix) fn(*codec_.Unpack(v));
+    }
   }
   std::size_t size() const {
     std::lock_guard lock(mu_);
     return items_.size();
   }
   Reflector& reflector() { return reflector_; }
-  Codec& codec() { return codec_; }
+  const Codec& codec() const { return codec_; }
 
   // ReflectorStore
-  void BeginList() override { pending_.clear(); }
+  void BeginList() override {
+    std::lock_guard lock(mu_);
+    for (auto& [k, v] : pending_) codec_.Release(v);
+    pending_.clear();
+  }
 
   bool AddListPage(std::string_view body, ListPageMeta& meta, std::string& error) override {
     return codec_.DecodeList(
         body,
         [this](T&& obj) {
           std::string key = ObjectKey(obj.namespace_name, obj.name);
-          pending_.insert_or_assign(std::move(key), std::make_shared<const T>(std::move(obj)));
+          std::lock_guard lock(mu_);
+          Stored stored = codec_.Pack(std::move(obj));
+          auto [it, inserted] = pending_.try_emplace(std::move(key));
+          if (!inserted) codec_.Release(it->second);
+          it->second = std::move(stored);
         },
         meta, error);
   }
 
   void CommitList() override {
-    // Swap in the new state under the lock, then tell handlers what differs.
-    std::unordered_map<std::string, Ptr> old;
+    // Swap in the new state under the lock, then tell handlers what differs. This thread is
+    // the only writer, so it reads items_ without the lock.
+    std::unordered_map<std::string, Stored> old;
     {
       std::lock_guard lock(mu_);
       old.swap(items_);
-      items_ = std::move(pending_);
-      pending_ = {};
+      items_.swap(pending_);
       synced_ = true;
     }
     synced_cv_.notify_all();
-    for (const auto& [key, obj] : ItemsSnapshotUnlocked()) {
+    const bool notify = !handlers_.empty();
+    for (const auto& [key, stored] : items_) {
       auto it = old.find(key);
       if (it == old.end()) {
-        Notify([&](auto& h) { if (h.on_add) h.on_add(*obj); });
-      } else {
-        if (it->second->resource_version != obj->resource_version) {
-          Notify([&](auto& h) { if (h.on_update) h.on_update(*it->second, *obj); });
+        if (notify) {
+          Ptr obj = codec_.Unpack(stored);
+          Notify([&](auto& h) { if (h.on_add) h.on_add(*obj); });
         }
-        old.erase(it);
+        continue;
       }
+      if (notify && codec_.ResourceVersion(it->second) != codec_.ResourceVersion(stored)) {
+        Ptr before = codec_.Unpack(it->second);
+        Ptr now = codec_.Unpack(stored);
+        Notify([&](auto& h) { if (h.on_update) h.on_update(*before, *now); });
+      }
+      std::lock_guard lock(mu_);
+      codec_.Release(it->second);
+      old.erase(it);
     }
-    for (const auto& [key, obj] : old) {
-      Notify([&](auto& h) { if (h.on_delete) h.on_delete(*obj); });
+    for (auto& [key, stored] : old) {
+      if (notify) {
+        Ptr obj = codec_.Unpack(stored);
+        Notify([&](auto& h) { if (h.on_delete) h.on_delete(*obj); });
+      }
+      std::lock_guard lock(mu_);
+      codec_.Release(stored);
     }
   }
 
@@ -125,26 +166,35 @@ class Informer final : public ReflectorStore {
     if (!codec_.Decode(object, obj, error)) return false;
     resource_version = obj.resource_version;
     std::string key = ObjectKey(obj.namespace_name, obj.name);
-    auto now = std::make_shared<const T>(std::move(obj));
+    const bool notify = !handlers_.empty();
     Ptr previous;
+    auto it = items_.find(key);  // only this thread writes items_
+    if (notify && it != items_.end()) previous = codec_.Unpack(it->second);
+    if (type == WatchEventType::kDeleted) {
+      if (it != items_.end()) {
+        std::lock_guard lock(mu_);
+        codec_.Release(it->second);
+        items_.erase(it);
+      }
+      if (notify) Notify([&](auto& h) { if (h.on_delete) h.on_delete(obj); });
+      return true;
+    }
     {
       std::lock_guard lock(mu_);
-      auto it = items_.find(key);
-      if (it != items_.end()) previous = it->second;
-      if (type == WatchEventType::kDeleted) {
-        if (it != items_.end()) items_.erase(it);
-      } else if (it != items_.end()) {
-        it->second = now;
+      // Handlers still need obj; without them it can be moved into the cache.
+      Stored stored = notify ? codec_.Pack(std::as_const(obj)) : codec_.Pack(std::move(obj));
+      if (it != items_.end()) {
+        codec_.Release(it->second);
+        it->second = std::move(stored);
       } else {
-        items_.emplace(std::move(key), now);
+        items_.emplace(std::move(key), std::move(stored));
       }
     }
-    if (type == WatchEventType::kDeleted) {
-      Notify([&](auto& h) { if (h.on_delete) h.on_delete(*now); });
-    } else if (previous) {
-      Notify([&](auto& h) { if (h.on_update) h.on_update(*previous, *now); });
+    if (!notify) return true;
+    if (previous) {
+      Notify([&](auto& h) { if (h.on_update) h.on_update(*previous, obj); });
     } else {
-      Notify([&](auto& h) { if (h.on_add) h.on_add(*now); });
+      Notify([&](auto& h) { if (h.on_add) h.on_add(obj); });
     }
     return true;
   }
@@ -154,18 +204,26 @@ class Informer final : public ReflectorStore {
   void Notify(Fn&& fn) {
     for (auto& h : handlers_) fn(h);
   }
-  // Only the reflector thread writes items_, so it may read it without copying the map under
-  // the lock; readers on other threads take the lock.
-  const std::unordered_map<std::string, Ptr>& ItemsSnapshotUnlocked() const { return items_; }
 
   Reflector reflector_;
-  Codec codec_;
+  mutable Codec codec_;
   std::vector<InformerHandlers<T>> handlers_;
   mutable std::mutex mu_;
   mutable std::condition_variable_any synced_cv_;
-  std::unordered_map<std::string, Ptr> items_;
-  std::unordered_map<std::string, Ptr> pending_;  // the list being read
+  std::unordered_map<std::string, Stored> items_;
+  std::unordered_map<std::string, Stored> pending_;  // the list being read
   bool synced_ = false;
+};
+
+// For codecs that keep T as it is, shared.
+template <typename T>
+struct SharedStorage {
+  using Stored = std::shared_ptr<const T>;
+  Stored Pack(T&& obj) { return std::make_shared<const T>(std::move(obj)); }
+  Stored Pack(const T& obj) { return std::make_shared<const T>(obj); }
+  std::shared_ptr<const T> Unpack(const Stored& s) const { return s; }
+  std::string_view ResourceVersion(const Stored& s) const { return s->resource_version; }
+  void Release(Stored& s) { s.reset(); }
 };
 
 }  // namespace capwatch::kube

@@ -21,7 +21,7 @@ struct ObjectMetaView {
   std::optional<OwnerReference> controller;
 };
 
-class MetadataCodec {
+class MetadataCodec : public SharedStorage<ObjectMetaView> {
  public:
   bool DecodeList(std::string_view body, const std::function<void(ObjectMetaView&&)>& on_item,
                   ListPageMeta& meta, std::string& error);

@@ -5,20 +5,35 @@
 #include <string_view>
 
 #include "kube/informer.h"
+#include "kube/pod_store.h"
 #include "workload/pod_decoder.h"
 #include "workload/pod_view.h"
 
 namespace capwatch::kube {
 
 // Pods into PodViews with the simdjson decoder (lib/workload): list pages and watch objects.
+// The cache keeps each Pod packed (PackedPod, strings that repeat interned in a StringPool):
+// a PodView costs ~2.4 KB of heap, a PackedPod ~0.2 KB (test/bench/watch_bench.cpp). Views are
+// unpacked when asked for.
 class PodCodec {
  public:
+  using Stored = PackedPod;
+  Stored Pack(const PodView& pod) { return PackedPod::Pack(pod, pool_); }
+  std::shared_ptr<const PodView> Unpack(const Stored& s) const {
+    return std::make_shared<const PodView>(s.Unpack(pool_));
+  }
+  std::string_view ResourceVersion(const Stored& s) const { return s.resource_version(); }
+  void Release(Stored& s) { s.Release(pool_); }
+  // Distinct strings held for the cache.
+  std::size_t pooled_strings() const { return pool_.size(); }
+
   bool DecodeList(std::string_view body, const std::function<void(PodView&&)>& on_pod,
                   ListPageMeta& meta, std::string& error);
   bool Decode(std::string_view object, PodView& out, std::string& error);
 
  private:
   PodDecoder decoder_;
+  StringPool pool_;
 };
 
 // The Pod cache the controller reads: PodViews keyed by namespace/name.

@@ -165,6 +165,7 @@ class CancelBridge {
   explicit CancelBridge(const std::stop_token& stop)
       : callback_(stop, [this] { source_.cancel(); }) {}
   pplx::cancellation_token token() const { return source_.get_token(); }
+  void Cancel() { source_.cancel(); }
 
  private:
   pplx::cancellation_token_source source_;
@@ -182,8 +183,8 @@ class RestWatchStream final : public WatchStream {
         stop_(std::move(stop)) {}
 
   ~RestWatchStream() override {
-    // Closing the connection rather than draining it: cancel, then let the client go.
-    cancel_.reset();
+    // Close the connection rather than wait for the server to end the response.
+    if (!done_) cancel_->Cancel();
   }
 
   bool NextLine(std::string& line) override {

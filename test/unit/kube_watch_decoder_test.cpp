@@ -66,7 +66,8 @@ TEST(WatchEventDecoder, SplitsTypeAndObjectWithoutParsingTheObject) {
   WatchEvent event;
   std::string error;
   const std::string pod = testing::MakePodJson("prod", "web-1", 11, "v1");
-  ASSERT_TRUE(decoder.Decode(R"({"type":"MODIFIED","object":)" + pod + "}", event, error));
+  const std::string line = R"({"type":"MODIFIED","object":)" + pod + "}";
+  ASSERT_TRUE(decoder.Decode(line, event, error));
   EXPECT_EQ(event.type, WatchEventType::kModified);
   EXPECT_EQ(event.object, pod);
   EXPECT_EQ(decoder.slow_path_count(), 0u);
@@ -99,9 +100,9 @@ TEST(WatchEventDecoder, ErrorEventCarriesAStatus) {
   WatchEventDecoder decoder;
   WatchEvent event;
   std::string error;
-  ASSERT_TRUE(decoder.Decode(
-      R"({"type":"ERROR","object":)" + testing::StatusJson(410, "Expired", "too old") + "}", event,
-      error));
+  const std::string line =
+      R"({"type":"ERROR","object":)" + testing::StatusJson(410, "Expired", "too old") + "}";
+  ASSERT_TRUE(decoder.Decode(line, event, error));
   EXPECT_EQ(event.type, WatchEventType::kError);
   const ApiStatus status = ApiStatus::FromResponse(0, event.object);
   EXPECT_TRUE(status.IsGone());
