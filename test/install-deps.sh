@@ -9,7 +9,7 @@ packages=(
   libcpprest-dev libssl-dev zlib1g-dev libboost-system-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libsimdjson-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
-  clang-format clang-tidy openssl jq procps
+  clang-format clang-tidy openssl jq procps prometheus
 )
 
 missing=()
