@@ -58,9 +58,15 @@ func (b *syncBuffer) String() string {
 // test failed.
 func startController(t *testing.T, extraArgs ...string) *controllerProcess {
 	t.Helper()
+	return startControllerAs(t, cluster.AdminKubeconfig(), extraArgs...)
+}
+
+// startControllerAs is startController with the identity of the given kubeconfig.
+func startControllerAs(t *testing.T, kubeconfig string, extraArgs ...string) *controllerProcess {
+	t.Helper()
 	metrics, health := freeLoopbackAddr(t), freeLoopbackAddr(t)
 	args := append([]string{"controller",
-		"--kubeconfig", cluster.AdminKubeconfig(),
+		"--kubeconfig", kubeconfig,
 		"--metrics-bind-address", metrics,
 		"--health-probe-bind-address", health,
 	}, extraArgs...)
