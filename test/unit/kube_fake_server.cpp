@@ -337,8 +337,12 @@ int Shell(const std::string& command) {
 }  // namespace capwatch::kube::testing
 
 // LeakSanitizer, in the ASan build: OpenSSL keeps an error queue and random generators per
-// thread, freed when the thread exits. cpprestsdk's I/O threads live until after LSan's
-// check at exit, so their per-thread state shows up as leaked. Nothing else is suppressed.
+// thread, freed when the thread exits. cpprestsdk's I/O threads outlive OpenSSL's cleanup at
+// exit, so their per-thread state shows up as leaked. Nothing else is suppressed. The
+// suppressions match frames inside libcrypto, which has no frame pointers: stacks of
+// allocations are taken with the slow unwinder so those frames are there to match.
+extern "C" const char* __asan_default_options();
+extern "C" const char* __asan_default_options() { return "fast_unwind_on_malloc=0"; }
 extern "C" const char* __lsan_default_suppressions();
 extern "C" const char* __lsan_default_suppressions() {
   return "leak:ERR_clear_error\n"
