@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 
+#include <nlohmann/json.hpp>
+
 #include "kube/rest_client.h"
 #include "kube_fake_server.h"
 
@@ -123,6 +125,39 @@ TEST_F(KubeTls, ClientCertificateAuthentication) {
   auto r = client.value()->Get(ResourceRef::Pods("a"), "b");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(seen_cn, "capwatch-test");
+}
+
+TEST_F(KubeTls, ExecPluginClientCertificate) {
+  // An exec plugin may answer with a client certificate instead of a token (as some
+  // on-premises and AKS setups do); the TLS connection presents it.
+  std::string seen_cn, seen_auth;
+  FakeApiServer server(
+      [&](const HttpRequest& r, Connection& c) {
+        seen_cn = r.client_cert_cn;
+        seen_auth = r.Header("authorization");
+        c.Respond(200, "{}");
+      },
+      Server("server", /*require_client_cert=*/true));
+  const nlohmann::json credential = {
+      {"apiVersion", "client.authentication.k8s.io/v1"},
+      {"kind", "ExecCredential"},
+      {"status",
+       {{"clientCertificateData", Read(File("client.crt"))},
+        {"clientKeyData", Read(File("client.key"))}}}};
+  dir_->Write("credential.json", credential.dump());
+  dir_->Write("cert-plugin.sh", "#!/bin/sh\ncat '" + File("credential.json") + "'\n");
+  ASSERT_EQ(testing::Shell("chmod +x '" + File("cert-plugin.sh") + "'"), 0);
+  RestConfig cfg;
+  cfg.server = server.url();
+  cfg.ca_pem = Read(File("ca.crt"));
+  cfg.exec = ExecConfig{};
+  cfg.exec->command = File("cert-plugin.sh");
+  auto client = Client(cfg);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  auto r = client.value()->Get(ResourceRef::Pods("a"), "b");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(seen_cn, "capwatch-test");
+  EXPECT_EQ(seen_auth, "");
 }
 
 TEST_F(KubeTls, TlsServerNameIsWhatTheCertificateIsCheckedAgainst) {
