@@ -37,7 +37,8 @@ namespace {
 
 // The layout, in order (v = varint, s = varint length + bytes, id = pool id as a varint,
 // b = one byte, ob = optional bool 0/1/2, oi = optional int: b flag + zigzag varint):
-//   s name, s uid, s resourceVersion, id namespace, id os, ob runAsNonRoot, oi runAsUser,
+//   s name, s uid, s resourceVersion, oi created, id namespace, id os, ob runAsNonRoot,
+//   oi runAsUser, ob hostUsers,
 //   v #labels {id key, id value}, v #justifications {id key, id value},
 //   v #owners {id apiVersion, id kind, id name, id uid, b controller},
 //   v #containers {id name, b type, id image, ob privileged, ob allowPrivilegeEscalation,
@@ -115,13 +116,17 @@ void Walk(const std::uint8_t* data, PodView* out, OnId&& on_id) {
   str(out ? &out->name : nullptr);
   str(out ? &out->uid : nullptr);
   str(out ? &out->resource_version : nullptr);
+  const auto created = r.OptInt();
   on_id(r.Id(), out ? &out->namespace_name : nullptr);
   on_id(r.Id(), out ? &out->os : nullptr);
   auto non_root = r.OptBool();
   auto user = r.OptInt();
+  auto host_users = r.OptBool();
   if (out) {
+    out->created = created.value_or(0);
     out->run_as_non_root = non_root;
     out->run_as_user = user;
+    out->host_users = host_users;
   }
   for (auto* pairs : {out ? &out->labels : nullptr, out ? &out->justifications : nullptr}) {
     const std::size_t n = r.Var();
@@ -177,10 +182,12 @@ PackedPod PackedPod::Pack(const PodView& pod, StringPool& pool) {
   w.Str(pod.name);
   w.Str(pod.uid);
   w.Str(pod.resource_version);
+  w.OptInt(pod.created == 0 ? std::nullopt : std::optional<std::int64_t>(pod.created));
   id(pod.namespace_name);
   id(pod.os);
   w.OptBool(pod.run_as_non_root);
   w.OptInt(pod.run_as_user);
+  w.OptBool(pod.host_users);
   for (const auto* pairs : {&pod.labels, &pod.justifications}) {
     w.Var(pairs->size());
     for (const auto& [k, v] : *pairs) {

@@ -32,7 +32,8 @@ class StringPool {
   std::unordered_map<std::string_view, std::uint32_t> index_;
 };
 
-// A PodView packed into one allocation: the Pod's own strings (name, uid, resourceVersion)
+// A PodView packed into one allocation (every field of PodView: a field added there must be
+// added to Pack and Walk in pod_store.cpp, which kube_pod_store_test checks): the Pod's own strings (name, uid, resourceVersion)
 // inline, everything that repeats as a StringPool id, all lengths and ids as varints. About
 // 150 bytes for a Pod whose PodView takes 2.4 KB of heap (see test/bench/watch_bench.cpp).
 class PackedPod {

@@ -10,7 +10,8 @@ std::string Dump(const PodView& p) {
   auto ob = [](const std::optional<bool>& b) { return b ? (*b ? "true" : "false") : "unset"; };
   auto oi = [](const std::optional<std::int64_t>& i) { return i ? std::to_string(*i) : "unset"; };
   std::string s = p.namespace_name + "|" + p.name + "|" + p.uid + "|" + p.resource_version + "|" +
-                  p.os + "|" + ob(p.run_as_non_root) + "|" + oi(p.run_as_user) + "\n";
+                  std::to_string(p.created) + "|" + p.os + "|" + ob(p.run_as_non_root) + "|" +
+                  oi(p.run_as_user) + "|" + ob(p.host_users) + "\n";
   for (const auto& [k, v] : p.labels) s += "label " + k + "=" + v + "\n";
   for (const auto& [k, v] : p.justifications) s += "why " + k + "=" + v + "\n";
   for (const auto& o : p.owners) {
@@ -35,6 +36,8 @@ PodView Sample(const std::string& name) {
   p.name = name;
   p.uid = "0b5c7c4e-1f0e-4b9a-9a53-" + name;
   p.resource_version = "123456789";
+  p.created = 1795996800;
+  p.host_users = false;
   p.labels = {{"app", "web"}, {"pod-template-hash", "5d4f8c6b7"}};
   p.justifications = {{"NET_BIND_SERVICE", "binds :80 for legacy clients"}};
   p.owners = {{"apps/v1", "ReplicaSet", "web-5d4f8c6b7", "rs-uid-1", true}};
@@ -61,6 +64,11 @@ PodView Sample(const std::string& name) {
 }
 
 TEST(PackedPod, RoundTripsEveryField) {
+  // A tripwire: PodView grew or shrank. Pack and Walk (pod_store.cpp) and Dump above must
+  // carry the new field before this size is updated.
+  EXPECT_EQ(sizeof(PodView), 296u) << "PodView changed: update PackedPod and this test";
+  EXPECT_EQ(sizeof(ContainerView), 144u) << "ContainerView changed: update PackedPod";
+  EXPECT_EQ(sizeof(OwnerReference), 136u) << "OwnerReference changed: update PackedPod";
   StringPool pool;
   const PodView pod = Sample("web-5d4f8c6b7-abcde");
   PackedPod packed = PackedPod::Pack(pod, pool);
