@@ -64,6 +64,7 @@ func startController(t *testing.T, extraArgs ...string) *controllerProcess {
 // startControllerAs is startController with the identity of the given kubeconfig.
 func startControllerAs(t *testing.T, kubeconfig string, extraArgs ...string) *controllerProcess {
 	t.Helper()
+	waitForTerminatingNamespaces(t)
 	metrics, health := freeLoopbackAddr(t), freeLoopbackAddr(t)
 	args := append([]string{"controller",
 		"--kubeconfig", kubeconfig,

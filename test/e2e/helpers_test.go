@@ -5,6 +5,7 @@ import (
 	"context"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 )
 
 // newNamespace creates a namespace with a name derived from prefix and deletes it when the
-// test ends (the namespace controller then removes what is left in it).
+// test ends; the namespace controller then removes what is left in it, in the background.
 func newNamespace(t *testing.T, prefix string, labels map[string]string) string {
 	t.Helper()
 	ns, err := clientset.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{
@@ -26,11 +27,42 @@ func newNamespace(t *testing.T, prefix string, labels map[string]string) string 
 	}
 	t.Cleanup(func() {
 		err := clientset.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
+		switch {
+		case err == nil:
+			terminating.Store(ns.Name, struct{}{})
+		case !apierrors.IsNotFound(err):
 			t.Logf("deleting namespace %s: %v", ns.Name, err)
 		}
 	})
 	return ns.Name
+}
+
+// terminating holds the namespaces deleted by earlier tests that may still be terminating.
+var terminating sync.Map
+
+// waitForTerminatingNamespaces waits until the namespaces earlier tests deleted are gone. A
+// test that watches every namespace (a capwatch controller) calls it first, so that it does
+// not meet another test's namespace half deleted: writes into a terminating namespace are
+// refused (403).
+func waitForTerminatingNamespaces(t *testing.T) {
+	t.Helper()
+	started := time.Now()
+	terminating.Range(func(key, _ any) bool {
+		name := key.(string)
+		err := wait.PollUntilContextTimeout(context.Background(), 250*time.Millisecond, 2*time.Minute, true,
+			func(ctx context.Context) (bool, error) {
+				_, err := clientset.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+				return apierrors.IsNotFound(err), nil
+			})
+		if err != nil {
+			t.Logf("namespace %s still terminating after 2 minutes", name)
+		}
+		terminating.Delete(name)
+		return true
+	})
+	if d := time.Since(started); d > time.Second {
+		t.Logf("waited %s for earlier tests' namespaces to be deleted", d.Round(100*time.Millisecond))
+	}
 }
 
 // eventually polls cond every 200 ms until it reports done, failing the test after timeout with
