@@ -45,6 +45,13 @@ PodView MergePods(std::vector<std::shared_ptr<const PodView>> pods) {
   return merged;
 }
 
+// 403 with cause NamespaceTerminating: creating anything in a namespace being deleted.
+bool NamespaceTerminating(const kube::ApiStatus& status) {
+  if (status.http_status() != 403) return false;
+  return std::any_of(status.causes().begin(), status.causes().end(),
+                     [](const kube::StatusCause& c) { return c.reason == "NamespaceTerminating"; });
+}
+
 std::string ResultOf(const kube::ApiStatus& status, const char* ok_result) {
   if (status.ok()) return ok_result;
   if (status.IsConflict() || status.IsAlreadyExists()) return "conflict";
@@ -370,6 +377,12 @@ void Controller::Reconcile(const std::string& key) {
   }
   metrics_.ReportWrite(ResultOf(status, result));
   if (!status.ok()) {
+    if (NamespaceTerminating(status)) {
+      // The namespace is going away with the workload in it: nothing to write, nothing to retry.
+      spdlog::debug("report {}: namespace {} is being deleted", key, ns);
+      queue_.Forget(key);
+      return;
+    }
     if (status.IsConflict() || status.IsAlreadyExists()) {
       spdlog::debug("report {}: {}; retrying with the current version", key, status.ToString());
     } else {
@@ -422,7 +435,7 @@ void Controller::RecordGrantEvents(const WorkloadRef& ref, const std::string& ns
         {"count", 1},
     };
     auto r = client_.Create({"", "v1", "events", ns}, event.dump());
-    if (!r.ok()) spdlog::warn("recording event for {}/{}: {}", ns, ref.name, r.status().ToString());
+    if (!r.ok() && !NamespaceTerminating(r.status())) spdlog::warn("recording event for {}/{}: {}", ns, ref.name, r.status().ToString());
   }
 }
 
