@@ -59,7 +59,7 @@ class Informer final : public ReflectorStore {
   void AddHandlers(InformerHandlers<T> handlers) { handlers_.push_back(std::move(handlers)); }
   void Run(const std::stop_token& stop) { reflector_.Run(stop); }
 
-  // True once the first complete list is in the cache.
+  // True once the first complete list is in the cache and the handlers have been told of it.
   bool HasSynced() const {
     std::lock_guard lock(mu_);
     return synced_;
@@ -128,9 +128,7 @@ class Informer final : public ReflectorStore {
       std::lock_guard lock(mu_);
       old.swap(items_);
       items_.swap(pending_);
-      synced_ = true;
     }
-    synced_cv_.notify_all();
     const bool notify = !handlers_.empty();
     for (const auto& [key, stored] : items_) {
       auto it = old.find(key);
@@ -158,6 +156,12 @@ class Informer final : public ReflectorStore {
       std::lock_guard lock(mu_);
       codec_.Release(stored);
     }
+    // Synced once the handlers have heard of every object of the first list.
+    {
+      std::lock_guard lock(mu_);
+      synced_ = true;
+    }
+    synced_cv_.notify_all();
   }
 
   bool ApplyEvent(WatchEventType type, std::string_view object, std::string& resource_version,

@@ -77,6 +77,7 @@ ReflectorState Reflector::DoList(const std::stop_token& stop) {
         store_.BeginList();
         continue;
       }
+      NoteRetryAfter(page.status());
       if (page.status().reason() != StatusReason::kCancelled) {
         spdlog::warn("{}", page.status().ToString());
       }
@@ -97,12 +98,14 @@ ReflectorState Reflector::DoList(const std::stop_token& stop) {
       ++stats_.list_pages;
     }
     if (meta.continue_token.empty()) {
-      store_.CommitList();
       {
+        // Before the commit, which marks the store synced: whoever waits for that sees the
+        // list counted.
         std::lock_guard lock(mu_);
         rv_ = meta.resource_version;
         ++stats_.lists;
       }
+      store_.CommitList();
       need_relist_ = false;
       backoff_.MarkHealthy();
       return ReflectorState::kWatching;
@@ -135,6 +138,7 @@ ReflectorState Reflector::DoWatch(const std::stop_token& stop) {
       return ReflectorState::kListing;
     }
     spdlog::warn("{} failed: {}", what, s.ToString());
+    NoteRetryAfter(s);
     return ReflectorState::kBackoff;
   }
   {
@@ -204,8 +208,16 @@ ReflectorState Reflector::DoWatch(const std::stop_token& stop) {
   return ReflectorState::kBackoff;
 }
 
+void Reflector::NoteRetryAfter(const ApiStatus& status) {
+  if (status.retry_after()) retry_after_ = status.retry_after().value();
+}
+
 ReflectorState Reflector::DoBackoff(const std::stop_token& stop) {
   last_backoff_ = backoff_.Next();
+  if (retry_after_) {
+    last_backoff_ = std::max(last_backoff_, *retry_after_);
+    retry_after_.reset();
+  }
   {
     std::lock_guard lock(mu_);
     ++stats_.backoffs;

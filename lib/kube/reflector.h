@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -98,6 +99,7 @@ class Reflector {
   ReflectorState DoList(const std::stop_token& stop);
   ReflectorState DoWatch(const std::stop_token& stop);
   ReflectorState DoBackoff(const std::stop_token& stop);
+  void NoteRetryAfter(const ApiStatus& status);
   void SetResourceVersion(std::string rv);
 
   KubeClient& client_;
@@ -107,6 +109,8 @@ class Reflector {
   Backoff backoff_;
   std::atomic<ReflectorState> state_{ReflectorState::kListing};
   bool need_relist_ = true;
+  // A 429's Retry-After: the next backoff waits at least this long.
+  std::optional<Clock::Duration> retry_after_;
   Clock::Duration last_backoff_{};
   mutable std::mutex mu_;  // guards rv_ and stats_ for readers on other threads
   std::string rv_;

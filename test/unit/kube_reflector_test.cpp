@@ -224,6 +224,21 @@ TEST(Reflector, ExpiredContinueRestartsTheListAndGivesUpAfterALimit) {
   EXPECT_EQ(informer.size(), 2u) << "a failed list leaves the cache as it was";
 }
 
+TEST(Reflector, BackoffHonoursRetryAfterOfA429) {
+  FakeClock clock;
+  ScriptedClient client;
+  PodInformer informer(client, clock, PodReflectorOptions());
+  client.lists.push_back(PodList("10", {}));
+  ASSERT_EQ(informer.reflector().Step({}), ReflectorState::kWatching);
+  ApiStatus throttled(429, StatusReason::kTooManyRequests, "slow down");
+  throttled.set_retry_after(std::chrono::seconds(7));
+  client.watches.push_back({throttled, {}, ApiStatus::Ok()});
+  EXPECT_EQ(informer.reflector().Step({}), ReflectorState::kBackoff);
+  EXPECT_EQ(informer.reflector().Step({}), ReflectorState::kWatching);
+  EXPECT_GE(informer.reflector().last_backoff(), Clock::Duration(7s));
+  EXPECT_GE(clock.slept().back(), Clock::Duration(7s));
+}
+
 TEST(Reflector, UndecodableEventsAreSkippedNotFatal) {
   FakeClock clock;
   ScriptedClient client;
