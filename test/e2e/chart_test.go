@@ -342,6 +342,32 @@ func TestHelmTemplate(t *testing.T) {
 		})
 	}
 
+	// The dry run above would prove nothing if a misspelled field went through: one must not.
+	t.Run("the dry run refuses a misspelled field", func(t *testing.T) {
+		ns := newNamespace(t, "helm-template", nil)
+		rendered := helm(t, "template", "capwatch", chart, "--namespace", ns, "-f", filepath.Join("testdata", "helm-values-all.yaml"))
+		for _, kind := range []string{"Deployment", "ServiceMonitor", "PrometheusRule"} {
+			obj := findObject(t, splitManifests(t, rendered), kind)
+			if err := unstructured.SetNestedField(obj.Object, int64(1), "spec", "misspelled"); err != nil {
+				t.Fatal(err)
+			}
+			data, err := yaml.Marshal(obj.Object)
+			if err != nil {
+				t.Fatal(err)
+			}
+			file := filepath.Join(t.TempDir(), "object.yaml")
+			if err := os.WriteFile(file, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(cluster.KubectlPath(), "--kubeconfig", cluster.AdminKubeconfig(),
+				"apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=capwatch-e2e",
+				"-f", file).CombinedOutput()
+			if err == nil || !strings.Contains(string(out), "misspelled") {
+				t.Errorf("a %s with spec.misspelled: kubectl apply --dry-run=server %v, %s; want it refused", kind, err, out)
+			}
+		}
+	})
+
 	t.Run("values.schema.json rejects unknown and invalid values", func(t *testing.T) {
 		for _, set := range []string{"replica=2", "image.registry=x", "metrics.serviceMonitor.enable=true",
 			"defaultPolicy.spec.requireDropALL=true", "grafanaDashboard.label.x=1", "logFormat=yaml",
