@@ -33,10 +33,9 @@ PodView MergePods(std::vector<std::shared_ptr<const PodView>> pods) {
   PodView merged = *pods.front();
   for (std::size_t i = 1; i < pods.size(); ++i) {
     for (const auto& c : pods[i]->containers) {
-      const bool known = std::any_of(merged.containers.begin(), merged.containers.end(),
-                                     [&](const ContainerView& m) {
-                                       return m.type == c.type && m.name == c.name;
-                                     });
+      const bool known =
+          std::any_of(merged.containers.begin(), merged.containers.end(),
+                      [&](const ContainerView& m) { return m.type == c.type && m.name == c.name; });
       if (!known) merged.containers.push_back(c);
     }
   }
@@ -67,7 +66,8 @@ Controller::Controller(kube::KubeClient& client, kube::Clock& clock, Metrics& me
       metrics_(metrics),
       options_(std::move(options)),
       pods_(client, clock, kube::PodReflectorOptions()),
-      replica_sets_(client, clock, kube::MetadataReflectorOptions(kube::ResourceRef::ReplicaSets())),
+      replica_sets_(client, clock,
+                    kube::MetadataReflectorOptions(kube::ResourceRef::ReplicaSets())),
       jobs_(client, clock, kube::MetadataReflectorOptions(kube::ResourceRef::Jobs())),
       namespaces_(client, clock, Options(Namespaces())),
       policies_(client, clock, Options(CapabilityPolicies())),
@@ -132,6 +132,53 @@ void Controller::StartInformers(std::stop_token stop) {
   start(policies_);
   start(reports_);
   start(pods_);
+  threads_.emplace_back([this, stop](std::stop_token own) {
+    while (!stop.stop_requested() && !own.stop_requested()) {
+      ExportInformerStats();
+      clock_.SleepFor(std::chrono::seconds(2), stop);
+    }
+  });
+}
+
+void Controller::ExportInformerStats() {
+  auto export_one = [this](const std::string& resource, kube::Reflector& reflector,
+                           std::size_t size) {
+    const kube::ReflectorStats now = reflector.stats();
+    kube::ReflectorStats& before = exported_[resource];
+    auto delta = [](std::uint64_t a, std::uint64_t b) { return static_cast<double>(a - b); };
+    if (now.events > before.events)
+      metrics_.WatchEvent(resource, "applied", delta(now.events, before.events));
+    if (now.bookmarks > before.bookmarks) {
+      metrics_.WatchEvent(resource, "bookmark", delta(now.bookmarks, before.bookmarks));
+    }
+    if (now.error_events > before.error_events) {
+      metrics_.WatchEvent(resource, "error", delta(now.error_events, before.error_events));
+    }
+    if (now.decode_errors > before.decode_errors) {
+      metrics_.WatchEvent(resource, "undecodable", delta(now.decode_errors, before.decode_errors));
+    }
+    if (now.relists_gone > before.relists_gone) {
+      metrics_.WatchRestart(resource, "gone", delta(now.relists_gone, before.relists_gone));
+    }
+    if (now.backoffs > before.backoffs) {
+      metrics_.WatchRestart(resource, "error", delta(now.backoffs, before.backoffs));
+    }
+    if (now.list_restarts > before.list_restarts) {
+      metrics_.WatchRestart(resource, "expired-continue",
+                            delta(now.list_restarts, before.list_restarts));
+    }
+    if (resource == "pods" && now.lists > before.lists) {
+      metrics_.SetLastFullSync(std::chrono::system_clock::now());
+    }
+    before = now;
+    metrics_.SetCacheObjects(resource, static_cast<double>(size));
+  };
+  export_one("pods", pods_.reflector(), pods_.size());
+  export_one("replicasets", replica_sets_.reflector(), replica_sets_.size());
+  export_one("jobs", jobs_.reflector(), jobs_.size());
+  export_one("namespaces", namespaces_.reflector(), namespaces_.size());
+  export_one("capabilitypolicies", policies_.reflector(), policies_.size());
+  export_one("capabilityreports", reports_.reflector(), reports_.size());
 }
 
 bool Controller::Synced() const {
@@ -167,7 +214,8 @@ void Controller::IndexPod(const PodView& pod) {
     auto [it, inserted] = pod_workload_.try_emplace(pod_key, key);
     if (!inserted && it->second != key) {
       moved_from = it->second;
-      if (auto w = workloads_.find(moved_from); w != workloads_.end()) w->second.pods.erase(pod_key);
+      if (auto w = workloads_.find(moved_from); w != workloads_.end())
+        w->second.pods.erase(pod_key);
       it->second = key;
     }
     WorkloadEntry& entry = workloads_[key];
@@ -327,8 +375,7 @@ void Controller::Reconcile(const std::string& key) {
     return;
   }
   const PodEvaluation evaluation = Evaluate(merged, matching, std::chrono::system_clock::now());
-  json report =
-      BuildReport({ref, ns, static_cast<int>(pods.size()), &merged, &evaluation});
+  json report = BuildReport({ref, ns, static_cast<int>(pods.size()), &merged, &evaluation});
   metrics_.ObserveEvaluation(std::chrono::steady_clock::now() - started);
   const std::string hash =
       report["metadata"]["annotations"][std::string(kContentHashAnnotation)].get<std::string>();
@@ -435,7 +482,8 @@ void Controller::RecordGrantEvents(const WorkloadRef& ref, const std::string& ns
         {"count", 1},
     };
     auto r = client_.Create({"", "v1", "events", ns}, event.dump());
-    if (!r.ok() && !NamespaceTerminating(r.status())) spdlog::warn("recording event for {}/{}: {}", ns, ref.name, r.status().ToString());
+    if (!r.ok() && !NamespaceTerminating(r.status()))
+      spdlog::warn("recording event for {}/{}: {}", ns, ref.name, r.status().ToString());
   }
 }
 

@@ -28,8 +28,8 @@ struct ControllerOptions {
   // A report whose only change is its Pod count is rewritten at most this often.
   std::chrono::seconds pod_count_refresh{30};
   std::chrono::seconds status_interval{5};
-  kube::WorkQueueOptions queue{std::chrono::milliseconds(50), std::chrono::milliseconds(60'000),
-                               20, 50};
+  kube::WorkQueueOptions queue{std::chrono::milliseconds(50), std::chrono::milliseconds(60'000), 20,
+                               50};
   std::string identity = "capwatch";  // Events' reportingInstance
 };
 
@@ -72,6 +72,8 @@ class Controller {
   void RecordGrantEvents(const WorkloadRef& ref, const std::string& ns, const std::string& name,
                          const std::vector<DangerousGrant>& grants);
   void WritePolicyStatuses(const std::stop_token& stop);
+  // Moves the informers' counters into the metrics; every replica does this, leader or not.
+  void ExportInformerStats();
 
   kube::KubeClient& client_;
   kube::Clock& clock_;
@@ -88,14 +90,15 @@ class Controller {
   kube::WorkQueue queue_;
   std::vector<std::jthread> threads_;
 
-  mutable std::mutex mu_;  // guards the maps below
-  std::map<std::string, WorkloadEntry> workloads_;       // workload key → its Pods
-  std::map<std::string, std::string> pod_workload_;      // pod key → workload key
-  std::map<std::string, std::string> written_hash_;      // workload key → last hash written
+  mutable std::mutex mu_;                            // guards the maps below
+  std::map<std::string, WorkloadEntry> workloads_;   // workload key → its Pods
+  std::map<std::string, std::string> pod_workload_;  // pod key → workload key
+  std::map<std::string, std::string> written_hash_;  // workload key → last hash written
   std::map<std::string, kube::Clock::TimePoint> written_at_;
   // workload key → policy → failing findings, for the policies' status.
   std::map<std::string, std::map<std::string, int>> policy_tally_;
-  std::map<std::string, std::string> status_written_;    // policy → status JSON last written
+  std::map<std::string, std::string> status_written_;     // policy → status JSON last written
+  std::map<std::string, kube::ReflectorStats> exported_;  // resource → stats already exported
 };
 
 }  // namespace capwatch::controller

@@ -166,12 +166,12 @@ void Metrics::CountNewDangerousGrant(const std::string& namespace_name,
       .Increment();
 }
 
-void Metrics::WatchEvent(const std::string& resource, const std::string& type) {
-  watch_events_->Add({{"resource", resource}, {"type", type}}).Increment();
+void Metrics::WatchEvent(const std::string& resource, const std::string& type, double count) {
+  watch_events_->Add({{"resource", resource}, {"type", type}}).Increment(count);
 }
 
-void Metrics::WatchRestart(const std::string& resource, const std::string& reason) {
-  watch_restarts_->Add({{"resource", resource}, {"reason", reason}}).Increment();
+void Metrics::WatchRestart(const std::string& resource, const std::string& reason, double count) {
+  watch_restarts_->Add({{"resource", resource}, {"reason", reason}}).Increment(count);
 }
 
 void Metrics::ApiRequest(const std::string& verb, int code) {

@@ -46,8 +46,8 @@ class Metrics {
   void CountNewDangerousGrant(const std::string& namespace_name, const std::string& capability);
 
   // Operational.
-  void WatchEvent(const std::string& resource, const std::string& type);
-  void WatchRestart(const std::string& resource, const std::string& reason);
+  void WatchEvent(const std::string& resource, const std::string& type, double count = 1);
+  void WatchRestart(const std::string& resource, const std::string& reason, double count = 1);
   void ApiRequest(const std::string& verb, int code);
   void ReportWrite(const std::string& result);
   void ObserveEvaluation(std::chrono::duration<double> seconds);
