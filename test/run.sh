@@ -28,6 +28,9 @@ flock "${lock}" cmake --build "${build_dir}"
 echo "run.sh: unit tests"
 ctest --test-dir "${build_dir}" --output-on-failure -j 2
 
+echo "run.sh: docs/capabilities.md's catalog table matches capwatch catalog"
+CAPWATCH="${build_dir}/controller/capwatch" bash docs/gen-catalog.sh --check
+
 if [[ "${CAPWATCH_SKIP_E2E:-0}" == "1" ]]; then
   echo "run.sh: CAPWATCH_SKIP_E2E=1, end-to-end suite not run"
   exit 0
