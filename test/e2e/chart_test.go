@@ -334,6 +334,18 @@ func TestHelmTemplate(t *testing.T) {
 				if !json.Valid([]byte(dash)) {
 					t.Errorf("dashboard ConfigMap holds no valid JSON in capwatch.json")
 				}
+				// The PrometheusRule carries files/prometheus-rules.yaml, the file promtool tests.
+				rulesFile, err := os.ReadFile(filepath.Join(chart, "files", "prometheus-rules.yaml"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var want map[string]any
+				if err := yaml.Unmarshal(rulesFile, &want); err != nil {
+					t.Fatal(err)
+				}
+				if spec := findObject(t, objs, "PrometheusRule").Object["spec"]; !reflect.DeepEqual(spec, want) {
+					t.Errorf("the PrometheusRule's spec differs from files/prometheus-rules.yaml")
+				}
 				if img := d.Spec.Template.Spec.Containers[0].Image; img != "registry.example.com/security/capwatch:0.1.0-rc.1" {
 					t.Errorf("image %q", img)
 				}
