@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -390,6 +391,56 @@ func TestHelmTemplate(t *testing.T) {
 			} else if !strings.Contains(stderr, "values don't meet the specifications of the schema") {
 				t.Errorf("helm template --set %s failed, but not on the schema: %s", set, stderr)
 			}
+		}
+	})
+
+	t.Run("docs/install.md lists every value", func(t *testing.T) {
+		data, err := os.ReadFile(filepath.Join(chart, "values.schema.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var schema map[string]any
+		if err := json.Unmarshal(data, &schema); err != nil {
+			t.Fatal(err)
+		}
+		// Leaves of the schema; resources and the policy's spec are documented as one value each.
+		whole := map[string]bool{"resources": true, "defaultPolicy.spec": true}
+		var leaves []string
+		var walk func(prefix string, node map[string]any)
+		walk = func(prefix string, node map[string]any) {
+			props, _ := node["properties"].(map[string]any)
+			if len(props) == 0 || whole[prefix] {
+				leaves = append(leaves, prefix)
+				return
+			}
+			for k, v := range props {
+				child, _ := v.(map[string]any)
+				walk(strings.TrimPrefix(prefix+"."+k, "."), child)
+			}
+		}
+		walk("", schema)
+		sort.Strings(leaves)
+		doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "install.md"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		section := string(doc)
+		if i := strings.Index(section, "\n## Values\n"); i >= 0 {
+			section = section[i+len("\n## Values\n"):]
+		}
+		if i := strings.Index(section, "\n## "); i >= 0 {
+			section = section[:i]
+		}
+		var documented []string
+		for _, m := range regexp.MustCompile("(?m)^\\| `([A-Za-z.]+)` \\|").FindAllStringSubmatch(section, -1) {
+			documented = append(documented, m[1])
+		}
+		sort.Strings(documented)
+		if len(leaves) < 30 {
+			t.Fatalf("found only %d values in values.schema.json: %v", len(leaves), leaves)
+		}
+		if !reflect.DeepEqual(documented, leaves) {
+			t.Errorf("docs/install.md's values table lists %v,\nvalues.schema.json has %v", documented, leaves)
 		}
 	})
 
