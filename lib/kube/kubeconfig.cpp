@@ -275,9 +275,12 @@ ConfigResult InClusterConfig(const EnvLookup& env, const std::string& sa_dir) {
 }
 
 ConfigResult LoadRestConfig(const std::string& explicit_path, const std::string& context) {
-  if (explicit_path.empty()) {
-    const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
-    if (host != nullptr && *host != '\0') return InClusterConfig();
+  // controller-runtime's order: --kubeconfig, $KUBECONFIG, in-cluster, ~/.kube/config.
+  const char* kubeconfig = std::getenv("KUBECONFIG");
+  const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
+  if (explicit_path.empty() && (kubeconfig == nullptr || *kubeconfig == '\0') && host != nullptr &&
+      *host != '\0') {
+    return InClusterConfig();
   }
   return LoadKubeconfig(KubeconfigFiles(explicit_path), context);
 }

@@ -57,8 +57,9 @@ ConfigResult InClusterConfig(const EnvLookup& env = {},
                              const std::string& sa_dir =
                                  "/var/run/secrets/kubernetes.io/serviceaccount");
 
-// What `capwatch controller --kubeconfig` does: the explicit path, else in-cluster when
-// KUBERNETES_SERVICE_HOST is set, else KUBECONFIG / ~/.kube/config.
+// What `capwatch controller --kubeconfig` does (controller-runtime's order): the explicit
+// path, else $KUBECONFIG, else in-cluster when KUBERNETES_SERVICE_HOST is set, else
+// ~/.kube/config.
 ConfigResult LoadRestConfig(const std::string& explicit_path, const std::string& context = {});
 
 }  // namespace capwatch::kube

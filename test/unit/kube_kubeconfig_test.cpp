@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "kube/kubeconfig.h"
 #include "kube/time_format.h"
 #include "kube_fake_server.h"
@@ -171,6 +173,40 @@ contexts:
   ASSERT_EQ(r.config->exec->env.size(), 1u);
   EXPECT_EQ(r.config->exec->env[0].first, "AWS_PROFILE");
   EXPECT_TRUE(r.config->exec->provide_cluster_info);
+}
+
+// ctest runs each test in its own process, so changing the environment here is contained.
+TEST(Kubeconfig, KubeconfigVariableListsFilesInOrderAndSkipsMissingOnes) {
+  TempDir dir;
+  const std::string one = R"(current-context: a
+clusters: [{name: a, cluster: {server: "https://one"}}]
+contexts: [{name: a, context: {cluster: a}}]
+)";
+  const std::string two = R"(current-context: b
+clusters: [{name: b, cluster: {server: "https://two"}}]
+contexts: [{name: b, context: {cluster: b}}]
+)";
+  dir.Write("one", one);
+  dir.Write("two", two);
+  const std::string saved = std::getenv("KUBECONFIG") ? std::getenv("KUBECONFIG") : "";
+  const std::string list = dir.File("missing") + ":" + dir.File("two") + ":" + dir.File("one");
+  setenv("KUBECONFIG", list.c_str(), 1);
+  EXPECT_EQ(KubeconfigFiles(""), (std::vector<std::string>{dir.File("two"), dir.File("one")}));
+  EXPECT_EQ(KubeconfigFiles("/explicit"), std::vector<std::string>{"/explicit"});
+  // $KUBECONFIG wins over the in-cluster configuration, as in controller-runtime.
+  setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+  auto r = LoadRestConfig("");
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.config->server, "https://two");
+  auto a = LoadRestConfig("", "a");
+  ASSERT_TRUE(a.ok()) << a.error;
+  EXPECT_EQ(a.config->server, "https://one");
+  unsetenv("KUBERNETES_SERVICE_HOST");
+  if (saved.empty()) {
+    unsetenv("KUBECONFIG");
+  } else {
+    setenv("KUBECONFIG", saved.c_str(), 1);
+  }
 }
 
 TEST(InClusterConfig, ServiceAccountFiles) {
