@@ -634,7 +634,7 @@ func TestHelmInstallRBAC(t *testing.T) {
 	}
 
 	kubeconfig, saConfig := serviceAccountKubeconfig(t, ns, sa)
-	ctrl := startController(t, "--kubeconfig", kubeconfig, "--leader-elect",
+	ctrl := startControllerAs(t, kubeconfig, "--leader-elect",
 		"--leader-election-namespace", ns, "--leader-election-id", "capwatch-rbac")
 
 	eventually(t, 2*time.Minute, "the report, the Event, the policy status and the Lease", func(ctx context.Context) (bool, string, error) {
