@@ -37,19 +37,32 @@ constexpr ReasonName kReasonNames[] = {
 // What the API server means by a bare HTTP code (k8s.io/apimachinery/pkg/api/errors).
 StatusReason ReasonFromCode(int code) {
   switch (code) {
-    case 400: return StatusReason::kBadRequest;
-    case 401: return StatusReason::kUnauthorized;
-    case 403: return StatusReason::kForbidden;
-    case 404: return StatusReason::kNotFound;
-    case 405: return StatusReason::kMethodNotAllowed;
-    case 409: return StatusReason::kConflict;
-    case 410: return StatusReason::kGone;
-    case 422: return StatusReason::kInvalid;
-    case 429: return StatusReason::kTooManyRequests;
-    case 500: return StatusReason::kInternalError;
-    case 503: return StatusReason::kServiceUnavailable;
-    case 504: return StatusReason::kServerTimeout;
-    default: return StatusReason::kUnknown;
+    case 400:
+      return StatusReason::kBadRequest;
+    case 401:
+      return StatusReason::kUnauthorized;
+    case 403:
+      return StatusReason::kForbidden;
+    case 404:
+      return StatusReason::kNotFound;
+    case 405:
+      return StatusReason::kMethodNotAllowed;
+    case 409:
+      return StatusReason::kConflict;
+    case 410:
+      return StatusReason::kGone;
+    case 422:
+      return StatusReason::kInvalid;
+    case 429:
+      return StatusReason::kTooManyRequests;
+    case 500:
+      return StatusReason::kInternalError;
+    case 503:
+      return StatusReason::kServiceUnavailable;
+    case 504:
+      return StatusReason::kServerTimeout;
+    default:
+      return StatusReason::kUnknown;
   }
 }
 

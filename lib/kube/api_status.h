@@ -28,11 +28,11 @@ enum class StatusReason {
   kServerTimeout,
   kInternalError,
   kServiceUnavailable,
-  kUnknown,     // an HTTP error without a reason we know
-  kTransport,   // no HTTP response: connect, TLS, read timeout, dropped connection
-  kDecode,      // a response we could not understand
-  kCancelled,   // the caller stopped the request
-  kConfig,      // bad client configuration or credentials we could not obtain
+  kUnknown,    // an HTTP error without a reason we know
+  kTransport,  // no HTTP response: connect, TLS, read timeout, dropped connection
+  kDecode,     // a response we could not understand
+  kCancelled,  // the caller stopped the request
+  kConfig,     // bad client configuration or credentials we could not obtain
 };
 
 std::string_view StatusReasonName(StatusReason reason);
@@ -49,7 +49,9 @@ struct StatusCause {
 class [[nodiscard]] ApiStatus {
  public:
   ApiStatus() = default;
-  static ApiStatus Ok(int http_status = 200) { return ApiStatus(http_status, StatusReason::kOk, {}); }
+  static ApiStatus Ok(int http_status = 200) {
+    return ApiStatus(http_status, StatusReason::kOk, {});
+  }
   ApiStatus(int http_status, StatusReason reason, std::string message)
       : http_status_(http_status), reason_(reason), message_(std::move(message)) {}
 
@@ -71,7 +73,9 @@ class [[nodiscard]] ApiStatus {
   bool IsConflict() const { return reason_ == StatusReason::kConflict; }
   bool IsAlreadyExists() const { return reason_ == StatusReason::kAlreadyExists; }
   // 410: the resourceVersion (Gone) or continue token (Expired) is too old.
-  bool IsGone() const { return reason_ == StatusReason::kGone || reason_ == StatusReason::kExpired; }
+  bool IsGone() const {
+    return reason_ == StatusReason::kGone || reason_ == StatusReason::kExpired;
+  }
   bool IsTooManyRequests() const { return reason_ == StatusReason::kTooManyRequests; }
   bool IsServerError() const { return http_status_ >= 500; }
 
@@ -95,7 +99,7 @@ class [[nodiscard]] ApiStatus {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}             // NOLINT: implicit by design
   Result(ApiStatus status) : status_(std::move(status)) {}  // NOLINT: implicit by design
 
   bool ok() const { return status_.ok() && value_.has_value(); }

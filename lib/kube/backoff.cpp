@@ -19,8 +19,8 @@ Clock::Duration Backoff::Next() {
   const auto now = clock_.Now();
   if (healthy_since_set_ && now - healthy_since_ >= options_.reset_after) attempt_ = 0;
   healthy_since_set_ = false;
-  const double base = static_cast<double>(
-      std::chrono::duration_cast<Clock::Duration>(options_.initial).count());
+  const double base =
+      static_cast<double>(std::chrono::duration_cast<Clock::Duration>(options_.initial).count());
   const double cap =
       static_cast<double>(std::chrono::duration_cast<Clock::Duration>(options_.max).count());
   const double raw = std::min(cap, base * std::pow(options_.factor, std::min(attempt_, 62)));

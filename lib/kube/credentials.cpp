@@ -11,8 +11,8 @@
 #include <sstream>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "kube/time_format.h"
 
@@ -192,7 +192,8 @@ Result<Credentials> ExecCredentialPlugin::Run() {
 }
 
 std::unique_ptr<CredentialSource> MakeCredentialSource(const RestConfig& config, Clock& clock) {
-  if (config.exec) return std::make_unique<ExecCredentialPlugin>(*config.exec, config.server, clock);
+  if (config.exec)
+    return std::make_unique<ExecCredentialPlugin>(*config.exec, config.server, clock);
   if (!config.token_file.empty()) return std::make_unique<TokenFile>(config.token_file);
   if (!config.token.empty()) return std::make_unique<StaticToken>(config.token);
   return nullptr;

@@ -15,7 +15,7 @@ namespace capwatch::kube {
 
 // What a request authenticates with right now.
 struct Credentials {
-  std::string token;           // bearer token, empty for none
+  std::string token;            // bearer token, empty for none
   std::string client_cert_pem;  // from an exec plugin; static certificates live in RestConfig
   std::string client_key_pem;
 };

@@ -135,14 +135,18 @@ class Informer final : public ReflectorStore {
       if (it == old.end()) {
         if (notify) {
           Ptr obj = codec_.Unpack(stored);
-          Notify([&](auto& h) { if (h.on_add) h.on_add(*obj); });
+          Notify([&](auto& h) {
+            if (h.on_add) h.on_add(*obj);
+          });
         }
         continue;
       }
       if (notify && codec_.ResourceVersion(it->second) != codec_.ResourceVersion(stored)) {
         Ptr before = codec_.Unpack(it->second);
         Ptr now = codec_.Unpack(stored);
-        Notify([&](auto& h) { if (h.on_update) h.on_update(*before, *now); });
+        Notify([&](auto& h) {
+          if (h.on_update) h.on_update(*before, *now);
+        });
       }
       std::lock_guard lock(mu_);
       codec_.Release(it->second);
@@ -151,7 +155,9 @@ class Informer final : public ReflectorStore {
     for (auto& [key, stored] : old) {
       if (notify) {
         Ptr obj = codec_.Unpack(stored);
-        Notify([&](auto& h) { if (h.on_delete) h.on_delete(*obj); });
+        Notify([&](auto& h) {
+          if (h.on_delete) h.on_delete(*obj);
+        });
       }
       std::lock_guard lock(mu_);
       codec_.Release(stored);
@@ -180,7 +186,10 @@ class Informer final : public ReflectorStore {
         codec_.Release(it->second);
         items_.erase(it);
       }
-      if (notify) Notify([&](auto& h) { if (h.on_delete) h.on_delete(obj); });
+      if (notify)
+        Notify([&](auto& h) {
+          if (h.on_delete) h.on_delete(obj);
+        });
       return true;
     }
     {
@@ -196,9 +205,13 @@ class Informer final : public ReflectorStore {
     }
     if (!notify) return true;
     if (previous) {
-      Notify([&](auto& h) { if (h.on_update) h.on_update(*previous, obj); });
+      Notify([&](auto& h) {
+        if (h.on_update) h.on_update(*previous, obj);
+      });
     } else {
-      Notify([&](auto& h) { if (h.on_add) h.on_add(obj); });
+      Notify([&](auto& h) {
+        if (h.on_add) h.on_add(obj);
+      });
     }
     return true;
   }

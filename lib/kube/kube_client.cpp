@@ -22,21 +22,30 @@ std::string ResourceRef::Describe(std::string_view name) const {
 
 std::string_view VerbName(Verb verb) {
   switch (verb) {
-    case Verb::kGet: return "GET";
-    case Verb::kPost: return "POST";
-    case Verb::kPut: return "PUT";
-    case Verb::kPatch: return "PATCH";
-    case Verb::kDelete: return "DELETE";
+    case Verb::kGet:
+      return "GET";
+    case Verb::kPost:
+      return "POST";
+    case Verb::kPut:
+      return "PUT";
+    case Verb::kPatch:
+      return "PATCH";
+    case Verb::kDelete:
+      return "DELETE";
   }
   return "GET";
 }
 
 std::string_view PatchContentType(PatchType type) {
   switch (type) {
-    case PatchType::kMerge: return "application/merge-patch+json";
-    case PatchType::kJsonPatch: return "application/json-patch+json";
-    case PatchType::kStrategicMerge: return "application/strategic-merge-patch+json";
-    case PatchType::kApply: return "application/apply-patch+yaml";
+    case PatchType::kMerge:
+      return "application/merge-patch+json";
+    case PatchType::kJsonPatch:
+      return "application/json-patch+json";
+    case PatchType::kStrategicMerge:
+      return "application/strategic-merge-patch+json";
+    case PatchType::kApply:
+      return "application/apply-patch+yaml";
   }
   return "application/merge-patch+json";
 }
@@ -102,8 +111,7 @@ Result<std::string> KubeClient::Create(const ResourceRef& r, std::string body,
 Result<std::string> KubeClient::Update(const ResourceRef& r, std::string_view name,
                                        std::string body, const WriteOptions& options,
                                        const std::stop_token& stop) {
-  Request req =
-      Make(Verb::kPut, r.Path(name, options.subresource), "update " + r.Describe(name));
+  Request req = Make(Verb::kPut, r.Path(name, options.subresource), "update " + r.Describe(name));
   req.body = std::move(body);
   req.content_type = "application/json";
   req.query.emplace_back("fieldManager", std::string(kFieldManager));
@@ -114,8 +122,7 @@ Result<std::string> KubeClient::Update(const ResourceRef& r, std::string_view na
 Result<std::string> KubeClient::Patch(const ResourceRef& r, std::string_view name, PatchType type,
                                       std::string body, const WriteOptions& options,
                                       const std::stop_token& stop) {
-  Request req =
-      Make(Verb::kPatch, r.Path(name, options.subresource), "patch " + r.Describe(name));
+  Request req = Make(Verb::kPatch, r.Path(name, options.subresource), "patch " + r.Describe(name));
   req.body = std::move(body);
   req.content_type = std::string(PatchContentType(type));
   req.query.emplace_back("fieldManager", std::string(kFieldManager));

@@ -132,8 +132,8 @@ ConfigResult LoadKubeconfig(const std::vector<std::string>& files, const std::st
     }
     if (!doc || doc.IsNull()) continue;
     if (!doc.IsMap()) return {std::nullopt, file + ": a kubeconfig must be a mapping"};
-    auto merge = [&](const char* list, const char* inner, std::map<std::string, Entry>& into)
-        -> std::string {
+    auto merge = [&](const char* list, const char* inner,
+                     std::map<std::string, Entry>& into) -> std::string {
       const YAML::Node items = doc[list];
       if (!items) return {};
       if (!items.IsSequence()) return file + ": " + list + " must be a list";
@@ -216,7 +216,8 @@ ConfigResult LoadKubeconfig(const std::vector<std::string>& files, const std::st
     if (const YAML::Node e = u["exec"]; e) {
       ExecConfig exec;
       exec.command = Str(e, "command");
-      if (exec.command.empty()) return {std::nullopt, file + ": " + where + ".exec.command is missing"};
+      if (exec.command.empty())
+        return {std::nullopt, file + ": " + where + ".exec.command is missing"};
       if (exec.command.find('/') != std::string::npos) exec.command = Resolve(exec.command, file);
       exec.api_version = Str(e, "apiVersion");
       if (exec.api_version != "client.authentication.k8s.io/v1" &&
@@ -240,9 +241,10 @@ ConfigResult LoadKubeconfig(const std::vector<std::string>& files, const std::st
     }
   }
   if (cfg.insecure_skip_tls_verify) {
-    spdlog::warn("TLS verification of {} is OFF (insecure-skip-tls-verify in {}): anyone on the "
-                 "network path can read and forge API traffic",
-                 cfg.server, cfg.source);
+    spdlog::warn(
+        "TLS verification of {} is OFF (insecure-skip-tls-verify in {}): anyone on the "
+        "network path can read and forge API traffic",
+        cfg.server, cfg.source);
   }
   return {std::move(cfg), {}};
 }
@@ -256,8 +258,9 @@ ConfigResult InClusterConfig(const EnvLookup& env, const std::string& sa_dir) {
   const auto host = lookup("KUBERNETES_SERVICE_HOST");
   const auto port = lookup("KUBERNETES_SERVICE_PORT");
   if (!host || host->empty() || !port || port->empty()) {
-    return {std::nullopt, "not in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT "
-                          "must be set"};
+    return {std::nullopt,
+            "not in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT "
+            "must be set"};
   }
   RestConfig cfg;
   // An IPv6 service address needs brackets in a URL.

@@ -53,9 +53,9 @@ std::vector<std::string> KubeconfigFiles(const std::string& explicit_path);
 // In-cluster: KUBERNETES_SERVICE_HOST/PORT, the service account's CA and token file (re-read
 // when it changes). `sa_dir` is /var/run/secrets/kubernetes.io/serviceaccount outside tests.
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
-ConfigResult InClusterConfig(const EnvLookup& env = {},
-                             const std::string& sa_dir =
-                                 "/var/run/secrets/kubernetes.io/serviceaccount");
+ConfigResult InClusterConfig(
+    const EnvLookup& env = {},
+    const std::string& sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount");
 
 // What `capwatch controller --kubeconfig` does (controller-runtime's order): the explicit
 // path, else $KUBECONFIG, else in-cluster when KUBERNETES_SERVICE_HOST is set, else

@@ -2,8 +2,8 @@
 
 #include <thread>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "kube/time_format.h"
 
@@ -57,7 +57,8 @@ bool ParseLease(const std::string& body, LeaseRecord& out, std::string& rv) {
 }  // namespace
 
 LeaseLock::LeaseLock(KubeClient& client, std::string namespace_name, std::string name)
-    : client_(client), resource_(ResourceRef::Leases(std::move(namespace_name))),
+    : client_(client),
+      resource_(ResourceRef::Leases(std::move(namespace_name))),
       name_(std::move(name)) {}
 
 std::string LeaseLock::Describe() const { return resource_.Describe(name_); }
@@ -216,10 +217,9 @@ void LeaderElector::Run(const std::stop_token& stop, const LeaderCallbacks& call
       last = last_renew_;
     }
     if (clock_.Now() - last >= options_.renew_deadline || !IsLeader()) {
-      spdlog::error("leader election: could not renew {} for {} ms; stepping down",
-                    lock_.Describe(),
-                    std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - last)
-                        .count());
+      spdlog::error(
+          "leader election: could not renew {} for {} ms; stepping down", lock_.Describe(),
+          std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - last).count());
       break;
     }
   }

@@ -33,9 +33,10 @@ class StringPool {
 };
 
 // A PodView packed into one allocation (every field of PodView: a field added there must be
-// added to Pack and Walk in pod_store.cpp, which kube_pod_store_test checks): the Pod's own strings (name, uid, resourceVersion)
-// inline, everything that repeats as a StringPool id, all lengths and ids as varints. About
-// 150 bytes for a Pod whose PodView takes 2.4 KB of heap (see test/bench/watch_bench.cpp).
+// added to Pack and Walk in pod_store.cpp, which kube_pod_store_test checks): the Pod's own strings
+// (name, uid, resourceVersion) inline, everything that repeats as a StringPool id, all lengths and
+// ids as varints. About 150 bytes for a Pod whose PodView takes 2.4 KB of heap (see
+// test/bench/watch_bench.cpp).
 class PackedPod {
  public:
   PackedPod() = default;

@@ -26,7 +26,8 @@ Clock::Duration TokenBucket::ReserveLocked() {
   Refill();
   tokens_ -= 1.0;  // may go negative: the debt is what later callers wait for
   if (tokens_ >= 0) return Clock::Duration::zero();
-  return std::chrono::duration_cast<Clock::Duration>(std::chrono::duration<double>(-tokens_ / qps_));
+  return std::chrono::duration_cast<Clock::Duration>(
+      std::chrono::duration<double>(-tokens_ / qps_));
 }
 
 bool TokenBucket::Wait(const std::stop_token& stop) {

@@ -1,15 +1,18 @@
 #include "kube/reflector.h"
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 namespace capwatch::kube {
 
 std::string_view ReflectorStateName(ReflectorState state) {
   switch (state) {
-    case ReflectorState::kListing: return "Listing";
-    case ReflectorState::kWatching: return "Watching";
-    case ReflectorState::kBackoff: return "Backoff";
+    case ReflectorState::kListing:
+      return "Listing";
+    case ReflectorState::kWatching:
+      return "Watching";
+    case ReflectorState::kBackoff:
+      return "Backoff";
   }
   return "Unknown";
 }
@@ -40,9 +43,15 @@ void Reflector::SetResourceVersion(std::string rv) {
 ReflectorState Reflector::Step(const std::stop_token& stop) {
   ReflectorState next = state_.load();
   switch (next) {
-    case ReflectorState::kListing: next = DoList(stop); break;
-    case ReflectorState::kWatching: next = DoWatch(stop); break;
-    case ReflectorState::kBackoff: next = DoBackoff(stop); break;
+    case ReflectorState::kListing:
+      next = DoList(stop);
+      break;
+    case ReflectorState::kWatching:
+      next = DoWatch(stop);
+      break;
+    case ReflectorState::kBackoff:
+      next = DoBackoff(stop);
+      break;
   }
   state_.store(next);
   return next;

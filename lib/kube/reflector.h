@@ -58,15 +58,15 @@ struct ReflectorOptions {
 };
 
 struct ReflectorStats {
-  std::uint64_t lists = 0;           // complete lists committed
+  std::uint64_t lists = 0;  // complete lists committed
   std::uint64_t list_pages = 0;
-  std::uint64_t list_restarts = 0;   // an expired continue token restarted a list
-  std::uint64_t relists_gone = 0;    // 410 Gone on a watch sent us back to listing
-  std::uint64_t watches = 0;         // watch requests that were answered 200
-  std::uint64_t events = 0;          // ADDED/MODIFIED/DELETED applied
+  std::uint64_t list_restarts = 0;  // an expired continue token restarted a list
+  std::uint64_t relists_gone = 0;   // 410 Gone on a watch sent us back to listing
+  std::uint64_t watches = 0;        // watch requests that were answered 200
+  std::uint64_t events = 0;         // ADDED/MODIFIED/DELETED applied
   std::uint64_t bookmarks = 0;
-  std::uint64_t error_events = 0;    // ERROR events
-  std::uint64_t decode_errors = 0;   // events or pages we could not decode (skipped, logged)
+  std::uint64_t error_events = 0;   // ERROR events
+  std::uint64_t decode_errors = 0;  // events or pages we could not decode (skipped, logged)
   std::uint64_t backoffs = 0;
 };
 

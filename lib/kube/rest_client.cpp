@@ -86,8 +86,8 @@ bool UseClientCert(boost::asio::ssl::context& ctx, const std::string& cert, cons
     error = "client certificate: " + ec.message();
     return false;
   }
-  ctx.use_private_key(boost::asio::buffer(key.data(), key.size()),
-                      boost::asio::ssl::context::pem, ec);
+  ctx.use_private_key(boost::asio::buffer(key.data(), key.size()), boost::asio::ssl::context::pem,
+                      ec);
   if (ec) {
     error = "client key: " + ec.message();
     return false;
@@ -132,11 +132,16 @@ client::http_client_config ClientConfig(const std::shared_ptr<TlsState>& tls,
 
 http::method MethodOf(Verb verb) {
   switch (verb) {
-    case Verb::kGet: return http::methods::GET;
-    case Verb::kPost: return http::methods::POST;
-    case Verb::kPut: return http::methods::PUT;
-    case Verb::kPatch: return http::methods::PATCH;
-    case Verb::kDelete: return http::methods::DEL;
+    case Verb::kGet:
+      return http::methods::GET;
+    case Verb::kPost:
+      return http::methods::POST;
+    case Verb::kPut:
+      return http::methods::PUT;
+    case Verb::kPatch:
+      return http::methods::PATCH;
+    case Verb::kDelete:
+      return http::methods::DEL;
   }
   return http::methods::GET;
 }
@@ -278,13 +283,15 @@ struct RestClient::Impl {
 };
 
 RestClient::RestClient(RestConfig config, TransportOptions options, Clock& clock)
-    : config_(std::move(config)), options_(std::move(options)), clock_(clock),
+    : config_(std::move(config)),
+      options_(std::move(options)),
+      clock_(clock),
       impl_(std::make_unique<Impl>()) {}
 
 RestClient::~RestClient() = default;
 
 Result<std::unique_ptr<RestClient>> RestClient::Make(RestConfig config, TransportOptions options,
-                                                       Clock& clock) {
+                                                     Clock& clock) {
   const std::string source = config.source;
   auto bad = [&source](const std::string& m) {
     return ApiStatus(0, StatusReason::kConfig, source.empty() ? m : source + ": " + m);
@@ -360,8 +367,7 @@ Result<std::string> RestClient::Send(const Request& request, const std::stop_tok
       reauthenticated = true;
       continue;
     }
-    const bool retryable =
-        code == 429 || (request.IsRead() && (code == 0 || code >= 500));
+    const bool retryable = code == 429 || (request.IsRead() && (code == 0 || code >= 500));
     if (!retryable || attempt >= options_.max_retries) return status.WithContext(request.what);
     Clock::Duration delay = backoff.Next();
     if (status.retry_after()) {
@@ -391,9 +397,8 @@ Result<std::unique_ptr<WatchStream>> RestClient::Watch(const ResourceRef& resour
   if (!status.ok()) return status.WithContext(request.what);
 
   // Its own client: the read timeout must outlast the server-side timeoutSeconds.
-  const auto server_timeout = std::chrono::seconds(options.timeout_seconds > 0
-                                                       ? options.timeout_seconds
-                                                       : 1800);
+  const auto server_timeout =
+      std::chrono::seconds(options.timeout_seconds > 0 ? options.timeout_seconds : 1800);
   auto http = std::make_unique<client::http_client>(
       impl_->http->base_uri(),
       ClientConfig(impl_->tls, std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -419,7 +424,8 @@ Result<std::unique_ptr<WatchStream>> RestClient::Watch(const ResourceRef& resour
     } catch (const std::exception&) {
     }
     status = ApiStatus::FromResponse(code, body);
-    if (auto ra = RetryAfterHeader(response); ra && !status.retry_after()) status.set_retry_after(*ra);
+    if (auto ra = RetryAfterHeader(response); ra && !status.retry_after())
+      status.set_retry_after(*ra);
     if (code == 401 && impl_->credentials) impl_->credentials->Invalidate();
     return status.WithContext(request.what);
   }

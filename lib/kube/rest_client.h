@@ -43,7 +43,7 @@ class RestClient final : public KubeClient {
   // Checks the TLS material up front so a bad certificate is a configuration error, not a
   // failure of every request.
   static Result<std::unique_ptr<RestClient>> Make(RestConfig config, TransportOptions options = {},
-                                                    Clock& clock = SystemClock());
+                                                  Clock& clock = SystemClock());
   ~RestClient() override;
 
   Result<std::string> Send(const Request& request, const std::stop_token& stop) override;

@@ -39,7 +39,8 @@ std::optional<system_clock::time_point> ParseRfc3339(std::string_view s) {
       !Digits(s, 17, 2, sec)) {
     return std::nullopt;
   }
-  const year_month_day ymd{year(y), month(static_cast<unsigned>(mo)), day(static_cast<unsigned>(d))};
+  const year_month_day ymd{year(y), month(static_cast<unsigned>(mo)),
+                           day(static_cast<unsigned>(d))};
   if (!ymd.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
   std::size_t pos = 19;
   nanoseconds frac{0};

@@ -44,8 +44,7 @@ bool WatchEventDecoder::Decode(std::string_view line, WatchEvent& event, std::st
   if (line.substr(0, kPrefix.size()) == kPrefix && line.size() > kPrefix.size() + 2 &&
       line.back() == '}') {
     const std::size_t type_end = line.find('"', kPrefix.size());
-    if (type_end != std::string_view::npos &&
-        line.substr(type_end, kObject.size()) == kObject &&
+    if (type_end != std::string_view::npos && line.substr(type_end, kObject.size()) == kObject &&
         TypeFromName(line.substr(kPrefix.size(), type_end - kPrefix.size()), event.type)) {
       std::string_view object = line.substr(type_end + kObject.size());
       object.remove_suffix(1);  // the event's closing brace
@@ -64,7 +63,8 @@ bool WatchEventDecoder::Decode(std::string_view line, WatchEvent& event, std::st
   }
   auto type = doc.find("type");
   auto object = doc.find("object");
-  if (type == doc.end() || !type->is_string() || !TypeFromName(type->get<std::string>(), event.type)) {
+  if (type == doc.end() || !type->is_string() ||
+      !TypeFromName(type->get<std::string>(), event.type)) {
     error = "watch event has no known type: " + std::string(line.substr(0, 120));
     return false;
   }

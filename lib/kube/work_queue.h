@@ -1,13 +1,13 @@
 #pragma once
 
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
-#include <deque>
 
 #include "kube/clock.h"
 #include "kube/rate_limiter.h"
@@ -62,7 +62,7 @@ class WorkQueue {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::string> queue_;
-  std::unordered_set<std::string> dirty_;       // queued or to be re-queued after Done
+  std::unordered_set<std::string> dirty_;  // queued or to be re-queued after Done
   std::unordered_set<std::string> processing_;
   std::multimap<Clock::TimePoint, std::string> waiting_;
   std::unordered_map<std::string, Clock::TimePoint> waiting_at_;  // earliest due time per key

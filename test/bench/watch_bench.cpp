@@ -73,7 +73,8 @@ class PodGenerator {
            {"env",
             {{{"name", "LOG_LEVEL"}, {"value", "info"}},
              {{"name", "POD_NAME"},
-              {"valueFrom", {{"fieldRef", {{"apiVersion", "v1"}, {"fieldPath", "metadata.name"}}}}}},
+              {"valueFrom",
+               {{"fieldRef", {{"apiVersion", "v1"}, {"fieldPath", "metadata.name"}}}}}},
              {{"name", "UPSTREAM"}, {"value", "http://" + app + "." + ns + ".svc:8080"}}}},
            {"resources",
             {{"limits", {{"cpu", "500m"}, {"memory", "256Mi"}}},
@@ -90,40 +91,50 @@ class PodGenerator {
            {"terminationMessagePolicy", "File"},
            {"imagePullPolicy", "IfNotPresent"},
            {"securityContext", security}});
-      statuses.push_back({{"name", roles[c]},
-                          {"state", {{"running", {{"startedAt", "2026-11-29T10:00:00Z"}}}}},
-                          {"ready", true},
-                          {"restartCount", 0},
-                          {"image", image},
-                          {"imageID", "registry.example.com/platform/" + app + "@sha256:" +
-                                          Hex(static_cast<std::uint64_t>(deployment) * 31 + c, 64)},
-                          {"containerID", "containerd://" + Hex(static_cast<std::uint64_t>(rng_()), 64)},
-                          {"started", true}});
+      statuses.push_back(
+          {{"name", roles[c]},
+           {"state", {{"running", {{"startedAt", "2026-11-29T10:00:00Z"}}}}},
+           {"ready", true},
+           {"restartCount", 0},
+           {"image", image},
+           {"imageID", "registry.example.com/platform/" + app +
+                           "@sha256:" + Hex(static_cast<std::uint64_t>(deployment) * 31 + c, 64)},
+           {"containerID", "containerd://" + Hex(static_cast<std::uint64_t>(rng_()), 64)},
+           {"started", true}});
     }
     Json managed = Json::array();
-    managed.push_back(
-        {{"manager", "kube-controller-manager"},
-         {"operation", "Update"},
-         {"apiVersion", "v1"},
-         {"time", "2026-11-29T10:00:00Z"},
-         {"fieldsType", "FieldsV1"},
-         {"fieldsV1",
-          {{"f:metadata",
-            {{"f:generateName", Json::object()},
-             {"f:labels", {{".", Json::object()}, {"f:app", Json::object()},
-                           {"f:pod-template-hash", Json::object()}}},
-             {"f:ownerReferences", {{".", Json::object()}, {"k:{\"uid\":\"" + Uid(deployment) + "\"}", Json::object()}}}}},
-           {"f:spec",
-            {{"f:containers",
-              {{"k:{\"name\":\"app\"}", {{".", Json::object()}, {"f:env", Json::object()},
-                                         {"f:image", Json::object()}, {"f:name", Json::object()},
-                                         {"f:ports", Json::object()}, {"f:resources", Json::object()},
-                                         {"f:securityContext", Json::object()}}},
-               {"k:{\"name\":\"sidecar-proxy\"}", {{".", Json::object()}, {"f:image", Json::object()}}},
-               {"k:{\"name\":\"log-shipper\"}", {{".", Json::object()}, {"f:image", Json::object()}}}}},
-             {"f:dnsPolicy", Json::object()},
-             {"f:restartPolicy", Json::object()},
-             {"f:securityContext", Json::object()}}}}}});
+    managed.push_back({{"manager", "kube-controller-manager"},
+                       {"operation", "Update"},
+                       {"apiVersion", "v1"},
+                       {"time", "2026-11-29T10:00:00Z"},
+                       {"fieldsType", "FieldsV1"},
+                       {"fieldsV1",
+                        {{"f:metadata",
+                          {{"f:generateName", Json::object()},
+                           {"f:labels",
+                            {{".", Json::object()},
+                             {"f:app", Json::object()},
+                             {"f:pod-template-hash", Json::object()}}},
+                           {"f:ownerReferences",
+                            {{".", Json::object()},
+                             {"k:{\"uid\":\"" + Uid(deployment) + "\"}", Json::object()}}}}},
+                         {"f:spec",
+                          {{"f:containers",
+                            {{"k:{\"name\":\"app\"}",
+                              {{".", Json::object()},
+                               {"f:env", Json::object()},
+                               {"f:image", Json::object()},
+                               {"f:name", Json::object()},
+                               {"f:ports", Json::object()},
+                               {"f:resources", Json::object()},
+                               {"f:securityContext", Json::object()}}},
+                             {"k:{\"name\":\"sidecar-proxy\"}",
+                              {{".", Json::object()}, {"f:image", Json::object()}}},
+                             {"k:{\"name\":\"log-shipper\"}",
+                              {{".", Json::object()}, {"f:image", Json::object()}}}}},
+                           {"f:dnsPolicy", Json::object()},
+                           {"f:restartPolicy", Json::object()},
+                           {"f:securityContext", Json::object()}}}}}});
     managed.push_back({{"manager", "kubelet"},
                        {"operation", "Update"},
                        {"apiVersion", "v1"},
@@ -148,7 +159,8 @@ class PodGenerator {
           {"uid", Uid(static_cast<std::uint64_t>(index) * 2654435761ULL + 1)},
           {"resourceVersion", std::to_string(rv)},
           {"creationTimestamp", "2026-11-29T10:00:00Z"},
-          {"labels", {{"app", app}, {"pod-template-hash", hash}, {"team", ns}, {"tier", "backend"}}},
+          {"labels",
+           {{"app", app}, {"pod-template-hash", hash}, {"team", ns}, {"tier", "backend"}}},
           {"annotations",
            {{"kubectl.kubernetes.io/restartedAt", "2026-11-28T09:00:00Z"},
             {"prometheus.io/scrape", "true"},
@@ -167,8 +179,9 @@ class PodGenerator {
              {"projected",
               {{"sources",
                 {{{"serviceAccountToken", {{"expirationSeconds", 3607}, {"path", "token"}}}},
-                 {{"configMap", {{"name", "kube-root-ca.crt"},
-                                 {"items", {{{"key", "ca.crt"}, {"path", "ca.crt"}}}}}}}}},
+                 {{"configMap",
+                   {{"name", "kube-root-ca.crt"},
+                    {"items", {{{"key", "ca.crt"}, {"path", "ca.crt"}}}}}}}}},
                {"defaultMode", 420}}}}}},
           {"containers", containers},
           {"restartPolicy", "Always"},
@@ -179,20 +192,30 @@ class PodGenerator {
           {"securityContext", {{"runAsNonRoot", true}, {"runAsUser", 10001}}},
           {"schedulerName", "default-scheduler"},
           {"tolerations",
-           {{{"key", "node.kubernetes.io/not-ready"}, {"operator", "Exists"},
-             {"effect", "NoExecute"}, {"tolerationSeconds", 300}},
-            {{"key", "node.kubernetes.io/unreachable"}, {"operator", "Exists"},
-             {"effect", "NoExecute"}, {"tolerationSeconds", 300}}}},
+           {{{"key", "node.kubernetes.io/not-ready"},
+             {"operator", "Exists"},
+             {"effect", "NoExecute"},
+             {"tolerationSeconds", 300}},
+            {{"key", "node.kubernetes.io/unreachable"},
+             {"operator", "Exists"},
+             {"effect", "NoExecute"},
+             {"tolerationSeconds", 300}}}},
           {"priority", 0},
           {"enableServiceLinks", true},
           {"preemptionPolicy", "PreemptLowerPriority"}}},
         {"status",
          {{"phase", "Running"},
           {"conditions",
-           {{{"type", "Initialized"}, {"status", "True"}, {"lastTransitionTime", "2026-11-29T10:00:00Z"}},
+           {{{"type", "Initialized"},
+             {"status", "True"},
+             {"lastTransitionTime", "2026-11-29T10:00:00Z"}},
             {{"type", "Ready"}, {"status", "True"}, {"lastTransitionTime", "2026-11-29T10:00:05Z"}},
-            {{"type", "ContainersReady"}, {"status", "True"}, {"lastTransitionTime", "2026-11-29T10:00:05Z"}},
-            {{"type", "PodScheduled"}, {"status", "True"}, {"lastTransitionTime", "2026-11-29T10:00:00Z"}}}},
+            {{"type", "ContainersReady"},
+             {"status", "True"},
+             {"lastTransitionTime", "2026-11-29T10:00:05Z"}},
+            {{"type", "PodScheduled"},
+             {"status", "True"},
+             {"lastTransitionTime", "2026-11-29T10:00:00Z"}}}},
           {"hostIP", "10.0.0." + std::to_string(index % 250)},
           {"podIP", "10.244." + std::to_string(index % 250) + "." + std::to_string(index % 200)},
           {"startTime", "2026-11-29T10:00:00Z"},
@@ -277,10 +300,11 @@ int Main(int argc, char** argv) {
     stream += pod;
     stream += "}\n";
   }
-  std::printf("corpus: %d watch events, %.1f MB, average Pod %.0f bytes (3 containers, "
-              "managedFields)\n",
-              args.events, static_cast<double>(stream.size()) / 1e6,
-              static_cast<double>(pod_bytes) / args.events);
+  std::printf(
+      "corpus: %d watch events, %.1f MB, average Pod %.0f bytes (3 containers, "
+      "managedFields)\n",
+      args.events, static_cast<double>(stream.size()) / 1e6,
+      static_cast<double>(pod_bytes) / args.events);
 
   NoClient client;
   // 1. Watch decode, as the reflector runs it.
@@ -306,10 +330,11 @@ int Main(int argc, char** argv) {
     const double s = Seconds(Clock::now() - start);
     best_watch = std::max(best_watch, static_cast<double>(applied) / s);
     if (round == 2) {
-      std::printf("watch, split + decode + cache update:  %8.0f MB/s  %9.0f events/s  "
-                  "(%.2f us/event; %zu applied, %zu failed, cache %zu)\n",
-                  static_cast<double>(stream.size()) / 1e6 / s, best_watch, 1e6 / best_watch,
-                  applied, failed, informer.size());
+      std::printf(
+          "watch, split + decode + cache update:  %8.0f MB/s  %9.0f events/s  "
+          "(%.2f us/event; %zu applied, %zu failed, cache %zu)\n",
+          static_cast<double>(stream.size()) / 1e6 / s, best_watch, 1e6 / best_watch, applied,
+          failed, informer.size());
     }
   }
 
@@ -330,9 +355,10 @@ int Main(int argc, char** argv) {
       });
     }
     const double s = Seconds(Clock::now() - start);
-    std::printf("watch, nlohmann event parse instead:    %8.0f MB/s  %9.0f events/s  (the path "
-                "not taken)\n",
-                static_cast<double>(limit) / 1e6 / s, static_cast<double>(n) / s);
+    std::printf(
+        "watch, nlohmann event parse instead:    %8.0f MB/s  %9.0f events/s  (the path "
+        "not taken)\n",
+        static_cast<double>(limit) / 1e6 / s, static_cast<double>(n) / s);
   }
 
   // 2. List decode: pages of 500, as the reflector lists.
@@ -341,7 +367,8 @@ int Main(int argc, char** argv) {
     std::vector<std::string> pages;
     std::size_t bytes = 0;
     for (int p = 0; p * page < distinct; ++p) {
-      std::string body = R"({"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"99","continue":"x"},"items":[)";
+      std::string body =
+          R"({"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"99","continue":"x"},"items":[)";
       for (int i = p * page; i < std::min(distinct, (p + 1) * page); ++i) {
         if (i != p * page) body += ",";
         body += pods[static_cast<std::size_t>(i)];
@@ -358,15 +385,17 @@ int Main(int argc, char** argv) {
       const auto start = Clock::now();
       for (const auto& body : pages) {
         ListPageMeta meta;
-        if (!informer.AddListPage(body, meta, error)) std::printf("list error: %s\n", error.c_str());
+        if (!informer.AddListPage(body, meta, error))
+          std::printf("list error: %s\n", error.c_str());
       }
       informer.CommitList();
       const double s = Seconds(Clock::now() - start);
       best = std::max(best, static_cast<double>(distinct) / s);
       if (round == 2) {
-        std::printf("list, pages of %d + cache replace:     %8.0f MB/s  %9.0f pods/s    "
-                    "(%.2f us/pod, cache %zu)\n",
-                    page, static_cast<double>(bytes) / 1e6 / s, best, 1e6 / best, informer.size());
+        std::printf(
+            "list, pages of %d + cache replace:     %8.0f MB/s  %9.0f pods/s    "
+            "(%.2f us/pod, cache %zu)\n",
+            page, static_cast<double>(bytes) / 1e6 / s, best, 1e6 / best, informer.size());
       }
     }
   }
@@ -391,10 +420,11 @@ int Main(int argc, char** argv) {
     }
     malloc_trim(0);
     const long after = ResidentBytes();
-    std::printf("memory: %d Pods in the informer cache, RSS +%.1f MiB, %.0f bytes per cached Pod "
-                "(target <= 1536; %zu distinct pooled strings)\n",
-                args.pods, static_cast<double>(after - before) / (1024.0 * 1024.0),
-                static_cast<double>(after - before) / args.pods, informer.codec().pooled_strings());
+    std::printf(
+        "memory: %d Pods in the informer cache, RSS +%.1f MiB, %.0f bytes per cached Pod "
+        "(target <= 1536; %zu distinct pooled strings)\n",
+        args.pods, static_cast<double>(after - before) / (1024.0 * 1024.0),
+        static_cast<double>(after - before) / args.pods, informer.codec().pooled_strings());
   }
   malloc_trim(0);
   {
@@ -412,12 +442,13 @@ int Main(int argc, char** argv) {
     }
     malloc_trim(0);
     const long after = ResidentBytes();
-    std::printf("        the same Pods as PodViews (shared_ptr in a map): %.0f bytes per Pod; "
-                "sizeof(PodView) %zu, sizeof(ContainerView) %zu\n",
-                static_cast<double>(after - before) / args.pods, sizeof(PodView),
-                sizeof(ContainerView));
+    std::printf(
+        "        the same Pods as PodViews (shared_ptr in a map): %.0f bytes per Pod; "
+        "sizeof(PodView) %zu, sizeof(ContainerView) %zu\n",
+        static_cast<double>(after - before) / args.pods, sizeof(PodView), sizeof(ContainerView));
   }
-  std::printf("targets (DESIGN §7): >= 50,000 Pod events/s on one core, <= 1.5 KB per cached Pod\n");
+  std::printf(
+      "targets (DESIGN §7): >= 50,000 Pod events/s on one core, <= 1.5 KB per cached Pod\n");
   return 0;
 }
 

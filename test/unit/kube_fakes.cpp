@@ -5,8 +5,8 @@
 namespace capwatch::kube::testing {
 
 std::string StatusJson(int code, const std::string& reason, const std::string& message) {
-  return nlohmann::json{{"kind", "Status"},  {"apiVersion", "v1"}, {"status", "Failure"},
-                        {"message", message}, {"reason", reason},  {"code", code}}
+  return nlohmann::json{{"kind", "Status"},   {"apiVersion", "v1"}, {"status", "Failure"},
+                        {"message", message}, {"reason", reason},   {"code", code}}
       .dump();
 }
 
@@ -168,8 +168,8 @@ void FakePodsApi::List(const HttpRequest& req, Connection& conn) {
                      std::to_string(list_rv) + "\"";
   std::vector<std::string> keys;
   for (const auto& [k, v] : pods_) keys.push_back(k);
-  const std::size_t end = limit > 0 ? std::min(keys.size(), offset + static_cast<std::size_t>(limit))
-                                    : keys.size();
+  const std::size_t end =
+      limit > 0 ? std::min(keys.size(), offset + static_cast<std::size_t>(limit)) : keys.size();
   if (end < keys.size()) {
     body += R"(,"continue":")" + std::to_string(end) + ":" + std::to_string(list_rv) + "\"";
   }
@@ -187,7 +187,8 @@ void FakePodsApi::Watch(const HttpRequest& req, Connection& conn) {
   ++watches;
   const std::string rv_text = req.Query("resourceVersion");
   const long long from = rv_text.empty() ? 0 : std::stoll(rv_text);
-  const int timeout_s = req.Query("timeoutSeconds").empty() ? 5 : std::stoi(req.Query("timeoutSeconds"));
+  const int timeout_s =
+      req.Query("timeoutSeconds").empty() ? 5 : std::stoi(req.Query("timeoutSeconds"));
   {
     std::lock_guard lock(mu_);
     watch_rvs_.push_back(rv_text);
@@ -233,8 +234,8 @@ void FakePodsApi::Watch(const HttpRequest& req, Connection& conn) {
     if (expire_open_watches_) {
       expire_open_watches_ = false;
       lock.unlock();
-      send(R"({"type":"ERROR","object":)" +
-           StatusJson(410, "Expired", "too old resource version") + "}\n");
+      send(R"({"type":"ERROR","object":)" + StatusJson(410, "Expired", "too old resource version") +
+           "}\n");
       conn.EndChunked();
       return;
     }
@@ -264,8 +265,9 @@ void FakePodsApi::Watch(const HttpRequest& req, Connection& conn) {
   const long long now = rv_;
   lock.unlock();
   if (bookmark_at_end && req.Query("allowWatchBookmarks") == "true") {
-    send(R"({"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":")" +
-         std::to_string(now) + "\"}}}\n");
+    send(
+        R"({"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":")" +
+        std::to_string(now) + "\"}}}\n");
   }
   conn.EndChunked();
 }

@@ -47,8 +47,8 @@ class FakeClock final : public Clock {
  private:
   mutable std::mutex mu_;
   TimePoint now_{std::chrono::hours(1000)};
-  std::chrono::system_clock::time_point wall_{std::chrono::sys_days{std::chrono::year{2026} /
-                                                                    11 / 29}};
+  std::chrono::system_clock::time_point wall_{
+      std::chrono::sys_days{std::chrono::year{2026} / 11 / 29}};
   std::vector<Duration> slept_;
 };
 
@@ -86,13 +86,13 @@ class FakePodsApi {
   void Handle(const HttpRequest& req, Connection& conn);
 
   // Faults, each consumed when it fires.
-  std::atomic<int> list_500{0};           // next N lists answer 500
-  std::atomic<int> expire_continue{0};    // next N continue tokens are Expired
-  std::atomic<int> watch_gone_http{0};    // next N watches answer HTTP 410
-  std::atomic<int> watch_error_500{0};    // next N watches send an ERROR event with code 500
-  std::atomic<int> drop_mid_event{0};     // next N watches drop the connection mid-event
-  std::atomic<int> hang_watch{0};         // next N watches send headers and then nothing
-  std::atomic<bool> byte_chunks{false};   // send each byte of a watch as its own chunk
+  std::atomic<int> list_500{0};              // next N lists answer 500
+  std::atomic<int> expire_continue{0};       // next N continue tokens are Expired
+  std::atomic<int> watch_gone_http{0};       // next N watches answer HTTP 410
+  std::atomic<int> watch_error_500{0};       // next N watches send an ERROR event with code 500
+  std::atomic<int> drop_mid_event{0};        // next N watches drop the connection mid-event
+  std::atomic<int> hang_watch{0};            // next N watches send headers and then nothing
+  std::atomic<bool> byte_chunks{false};      // send each byte of a watch as its own chunk
   std::atomic<bool> bookmark_at_end{false};  // a BOOKMARK with the current rv before closing
 
   // Observations.

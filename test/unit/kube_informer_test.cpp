@@ -15,8 +15,8 @@ namespace capwatch::kube {
 namespace {
 
 using namespace std::chrono_literals;
-using ::testing::ElementsAre;
 using testing::Connection;
+using ::testing::ElementsAre;
 using testing::FakeApiServer;
 using testing::FakePodsApi;
 using testing::HttpRequest;
@@ -51,12 +51,11 @@ class Harness {
     o.backoff.initial = 10ms;
     o.backoff.max = 100ms;
     informer_ = std::make_unique<PodInformer>(*client_, SystemClock(), o);
-    informer_->AddHandlers(
-        {[this](const PodView& p) { Log("ADD " + Key(p) + " " + Tag(p)); },
-         [this](const PodView& a, const PodView& b) {
-           Log("UPDATE " + Key(b) + " " + Tag(a) + "->" + Tag(b));
-         },
-         [this](const PodView& p) { Log("DELETE " + Key(p)); }});
+    informer_->AddHandlers({[this](const PodView& p) { Log("ADD " + Key(p) + " " + Tag(p)); },
+                            [this](const PodView& a, const PodView& b) {
+                              Log("UPDATE " + Key(b) + " " + Tag(a) + "->" + Tag(b));
+                            },
+                            [this](const PodView& p) { Log("DELETE " + Key(p)); }});
   }
   ~Harness() { Stop(); }
 
@@ -148,9 +147,9 @@ TEST(PodInformer, GoneInTheMiddleOfAWatchRelistsAndReplacesTheCache) {
   ASSERT_TRUE(Eventually([&] { return h.LogHas(6); }));
   const auto log = h.log();
   // The relist's difference, each once: d added, b updated, a deleted.
-  EXPECT_THAT(std::vector<std::string>(log.begin() + 3, log.end()),
-              ::testing::UnorderedElementsAre("ADD prod/d v1", "UPDATE prod/b v1->v2",
-                                              "DELETE prod/a"));
+  EXPECT_THAT(
+      std::vector<std::string>(log.begin() + 3, log.end()),
+      ::testing::UnorderedElementsAre("ADD prod/d v1", "UPDATE prod/b v1->v2", "DELETE prod/a"));
   EXPECT_GE(h.informer().reflector().stats().relists_gone, 1u);
   EXPECT_GE(h.informer().reflector().stats().lists, 2u);
 
@@ -332,7 +331,8 @@ TEST(MetadataInformer, ReadsPartialObjectMetadataAndResolvesOwners) {
   server.Stop();
   {
     std::lock_guard lock(mu);
-    for (const auto& a : accepts) EXPECT_NE(a.find("as=PartialObjectMetadata"), std::string::npos) << a;
+    for (const auto& a : accepts)
+      EXPECT_NE(a.find("as=PartialObjectMetadata"), std::string::npos) << a;
   }
   const OwnerLookup lookup = MakeOwnerLookup(rs, jobs);
   PodView pod;

@@ -238,19 +238,20 @@ TEST(InClusterConfig, ServiceAccountFiles) {
   ASSERT_TRUE(v6.ok());
   EXPECT_EQ(v6.config->server, "https://[fd00::1]:443");
 
-  auto outside = InClusterConfig([](const std::string&) { return std::optional<std::string>(); },
-                                 dir.path());
+  auto outside =
+      InClusterConfig([](const std::string&) { return std::optional<std::string>(); }, dir.path());
   EXPECT_FALSE(outside.ok());
 }
 
 TEST(TimeFormat, MicroTimeRoundTrips) {
   using namespace std::chrono;
-  const auto t = sys_days{year{2026} / 11 / 29} + hours(13) + minutes(51) + seconds(30) +
-                 microseconds(123456);
+  const auto t =
+      sys_days{year{2026} / 11 / 29} + hours(13) + minutes(51) + seconds(30) + microseconds(123456);
   EXPECT_EQ(FormatMicroTime(t), "2026-11-29T13:51:30.123456Z");
   EXPECT_EQ(ParseRfc3339("2026-11-29T13:51:30.123456Z"), t);
   EXPECT_EQ(ParseRfc3339("2026-11-29T14:51:30.123456+01:00"), t);
-  EXPECT_EQ(ParseRfc3339("2026-11-29T13:51:30Z"), sys_days{year{2026} / 11 / 29} + 13h + 51min + 30s);
+  EXPECT_EQ(ParseRfc3339("2026-11-29T13:51:30Z"),
+            sys_days{year{2026} / 11 / 29} + 13h + 51min + 30s);
   EXPECT_FALSE(ParseRfc3339("2026-11-29 nope").has_value());
   EXPECT_FALSE(ParseRfc3339("2026-13-29T13:51:30Z").has_value());
 }

@@ -98,9 +98,7 @@ class ScriptedClient final : public KubeClient {
       line = w_.lines[i_++];
       return true;
     }
-    const ApiStatus& status() const override {
-      return i_ >= w_.lines.size() ? w_.end : ok_;
-    }
+    const ApiStatus& status() const override { return i_ >= w_.lines.size() ? w_.end : ok_; }
 
    private:
     WatchScript w_;
@@ -122,7 +120,8 @@ std::string PodList(const std::string& rv, const std::vector<std::string>& names
 }
 
 std::string Event(const std::string& type, const std::string& name, long long rv) {
-  return R"({"type":")" + type + R"(","object":)" + testing::MakePodJson("ns", name, rv, "v1") + "}";
+  return R"({"type":")" + type + R"(","object":)" + testing::MakePodJson("ns", name, rv, "v1") +
+         "}";
 }
 
 TEST(Reflector, StateMachineStepByStep) {
@@ -149,10 +148,11 @@ TEST(Reflector, StateMachineStepByStep) {
   EXPECT_EQ(client.list_calls.back().continue_token, "next");
 
   // A watch session: an event, a bookmark, then the server's clean end -> watch again.
-  client.watches.push_back({ApiStatus::Ok(),
-                            {Event("ADDED", "c", 11),
-                             R"({"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"15"}}})"},
-                            ApiStatus::Ok()});
+  client.watches.push_back(
+      {ApiStatus::Ok(),
+       {Event("ADDED", "c", 11),
+        R"({"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"15"}}})"},
+       ApiStatus::Ok()});
   EXPECT_EQ(r.Step({}), ReflectorState::kWatching);
   EXPECT_EQ(client.watch_calls.back().resource_version, "10");
   EXPECT_GE(client.watch_calls.back().timeout_seconds, 300);
@@ -245,10 +245,10 @@ TEST(Reflector, UndecodableEventsAreSkippedNotFatal) {
   PodInformer informer(client, clock, PodReflectorOptions());
   client.lists.push_back(PodList("10", {}));
   ASSERT_EQ(informer.reflector().Step({}), ReflectorState::kWatching);
-  client.watches.push_back(
-      {ApiStatus::Ok(),
-       {"garbage", R"({"type":"ADDED","object":{"metadata":{"name":1}}})", Event("ADDED", "ok", 12)},
-       ApiStatus::Ok()});
+  client.watches.push_back({ApiStatus::Ok(),
+                            {"garbage", R"({"type":"ADDED","object":{"metadata":{"name":1}}})",
+                             Event("ADDED", "ok", 12)},
+                            ApiStatus::Ok()});
   EXPECT_EQ(informer.reflector().Step({}), ReflectorState::kWatching);
   EXPECT_EQ(informer.size(), 1u);
   EXPECT_EQ(informer.reflector().stats().decode_errors, 2u);

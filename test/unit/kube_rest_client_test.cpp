@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <thread>
@@ -97,7 +97,8 @@ TEST(RestClient, VerbsBuildTheRightRequests) {
   ASSERT_TRUE(client->Update(reports, "deployment-web", R"({"b":2})", status).ok());
   r = rec.last();
   EXPECT_EQ(r.method, "PUT");
-  EXPECT_EQ(r.path, "/apis/capwatch.io/v1alpha1/namespaces/prod/capabilityreports/deployment-web/status");
+  EXPECT_EQ(r.path,
+            "/apis/capwatch.io/v1alpha1/namespaces/prod/capabilityreports/deployment-web/status");
 
   struct Case {
     PatchType type;
@@ -112,7 +113,8 @@ TEST(RestClient, VerbsBuildTheRightRequests) {
     ASSERT_TRUE(client->Patch(reports, "deployment-web", c.type, "{}", wo).ok());
     r = rec.last();
     EXPECT_EQ(r.method, "PATCH");
-    EXPECT_EQ(r.Header("content-type").substr(0, std::string(c.content_type).size()), c.content_type);
+    EXPECT_EQ(r.Header("content-type").substr(0, std::string(c.content_type).size()),
+              c.content_type);
     EXPECT_EQ(r.Query("fieldManager"), "capwatch");
     EXPECT_EQ(r.Query("force"), c.type == PatchType::kApply ? "true" : "");
   }
@@ -265,12 +267,18 @@ TEST(RestClient, ExecPluginTokenIsCachedUntilItExpires) {
   auto write_plugin = [&](const std::string& expiry) {
     dir.Write("get-token.sh",
               "#!/bin/sh\n"
-              "echo run >> '" + dir.File("runs") + "'\n"
-              "printf '%s' \"$KUBERNETES_EXEC_INFO\" > '" + dir.File("info") + "'\n"
-              "cat <<JSON\n"
-              "{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\","
-              "\"status\":{\"token\":\"exec-token-$1\",\"expirationTimestamp\":\"" + expiry + "\"}}\n"
-              "JSON\n");
+              "echo run >> '" +
+                  dir.File("runs") +
+                  "'\n"
+                  "printf '%s' \"$KUBERNETES_EXEC_INFO\" > '" +
+                  dir.File("info") +
+                  "'\n"
+                  "cat <<JSON\n"
+                  "{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\","
+                  "\"status\":{\"token\":\"exec-token-$1\",\"expirationTimestamp\":\"" +
+                  expiry +
+                  "\"}}\n"
+                  "JSON\n");
     ASSERT_EQ(testing::Shell("chmod +x '" + script + "'"), 0);
   };
   write_plugin("2099-01-01T00:00:00Z");
@@ -341,11 +349,13 @@ TEST(RestClient, WatchHandsOutEachLineAsItArrives) {
     EXPECT_EQ(r.Query("timeoutSeconds"), "5");
     EXPECT_EQ(r.Query("resourceVersion"), "7");
     c.StartChunked(200);
-    c.Chunk(R"({"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"8"}}})" "\n");
+    c.Chunk(R"({"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"8"}}})"
+            "\n");
     // The second event is only sent once the client has seen the first (or after 5 s, so a
     // broken client fails the test instead of hanging it).
     for (int i = 0; i < 500 && !first_read; ++i) c.Sleep(10ms);
-    c.Chunk(R"({"type":"DELETED","object":{"metadata":{"name":"a","resourceVersion":"9"}}})" "\n");
+    c.Chunk(R"({"type":"DELETED","object":{"metadata":{"name":"a","resourceVersion":"9"}}})"
+            "\n");
     c.EndChunked();
   });
   auto client = Client(server.url());
@@ -361,7 +371,8 @@ TEST(RestClient, WatchHandsOutEachLineAsItArrives) {
   ASSERT_TRUE(watch.value()->NextLine(line));
   EXPECT_NE(line.find("DELETED"), std::string::npos);
   EXPECT_FALSE(watch.value()->NextLine(line));
-  EXPECT_TRUE(watch.value()->status().ok()) << "a clean end: " << watch.value()->status().ToString();
+  EXPECT_TRUE(watch.value()->status().ok())
+      << "a clean end: " << watch.value()->status().ToString();
 }
 
 TEST(RestClient, StoppingAWatchEndsItPromptly) {

@@ -1,6 +1,5 @@
 #include <gtest/gtest.h>
 
-
 #include <nlohmann/json.hpp>
 
 #include "kube/rest_client.h"
@@ -32,17 +31,20 @@ class KubeTls : public ::testing::Test {
       dir_->Write(name + ".ext", ext + "\n");
       return testing::Shell("cd " + d + " && openssl req " + key + " -keyout " + name +
                             ".key -out " + name + ".csr -subj " + subject + q +
-                            " && openssl x509 -req -in " + name + ".csr -CA ca.crt -CAkey ca.key "
-                            "-CAcreateserial -days 2 -out " + name + ".crt -extfile " + name +
-                            ".ext" + q);
+                            " && openssl x509 -req -in " + name +
+                            ".csr -CA ca.crt -CAkey ca.key "
+                            "-CAcreateserial -days 2 -out " +
+                            name + ".crt -extfile " + name + ".ext" + q);
     };
-    ok_ = testing::Shell("cd " + d + " && openssl req -x509 " + key +
-                         " -keyout ca.key -out ca.crt -days 2 -subj /CN=capwatch-test-ca" + q) == 0 &&
-          testing::Shell("cd " + d + " && openssl req -x509 " + key +
-                         " -keyout other-ca.key -out other-ca.crt -days 2 -subj /CN=other-ca" + q) == 0 &&
-          sign("server", "/CN=kube-apiserver", "subjectAltName=IP:127.0.0.1,DNS:localhost") == 0 &&
-          sign("named", "/CN=kube-apiserver", "subjectAltName=DNS:kubernetes.default") == 0 &&
-          sign("client", "/CN=capwatch-test", "extendedKeyUsage=clientAuth") == 0;
+    ok_ =
+        testing::Shell("cd " + d + " && openssl req -x509 " + key +
+                       " -keyout ca.key -out ca.crt -days 2 -subj /CN=capwatch-test-ca" + q) == 0 &&
+        testing::Shell("cd " + d + " && openssl req -x509 " + key +
+                       " -keyout other-ca.key -out other-ca.crt -days 2 -subj /CN=other-ca" + q) ==
+            0 &&
+        sign("server", "/CN=kube-apiserver", "subjectAltName=IP:127.0.0.1,DNS:localhost") == 0 &&
+        sign("named", "/CN=kube-apiserver", "subjectAltName=DNS:kubernetes.default") == 0 &&
+        sign("client", "/CN=capwatch-test", "extendedKeyUsage=clientAuth") == 0;
   }
   static void TearDownTestSuite() {
     delete dir_;
@@ -138,12 +140,11 @@ TEST_F(KubeTls, ExecPluginClientCertificate) {
         c.Respond(200, "{}");
       },
       Server("server", /*require_client_cert=*/true));
-  const nlohmann::json credential = {
-      {"apiVersion", "client.authentication.k8s.io/v1"},
-      {"kind", "ExecCredential"},
-      {"status",
-       {{"clientCertificateData", Read(File("client.crt"))},
-        {"clientKeyData", Read(File("client.key"))}}}};
+  const nlohmann::json credential = {{"apiVersion", "client.authentication.k8s.io/v1"},
+                                     {"kind", "ExecCredential"},
+                                     {"status",
+                                      {{"clientCertificateData", Read(File("client.crt"))},
+                                       {"clientKeyData", Read(File("client.key"))}}}};
   dir_->Write("credential.json", credential.dump());
   dir_->Write("cert-plugin.sh", "#!/bin/sh\ncat '" + File("credential.json") + "'\n");
   ASSERT_EQ(testing::Shell("chmod +x '" + File("cert-plugin.sh") + "'"), 0);

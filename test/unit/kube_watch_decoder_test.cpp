@@ -13,9 +13,10 @@ namespace {
 std::string Stream() {
   std::string s;
   s += R"({"type":"ADDED","object":)" + testing::MakePodJson("prod", "web-1", 11, "v1") + "}\n";
-  s += R"({"type":"MODIFIED","object":)" + testing::MakePodJson("prod", "web-1", 12, "v2") +
-       "}\r\n";
-  s += R"({"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"13"}}})" "\n";
+  s +=
+      R"({"type":"MODIFIED","object":)" + testing::MakePodJson("prod", "web-1", 12, "v2") + "}\r\n";
+  s += R"({"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"13"}}})"
+       "\n";
   s += R"({"type":"DELETED","object":)" + testing::MakePodJson("prod", "web-1", 14, "v2") + "}\n";
   return s;
 }
@@ -77,8 +78,8 @@ TEST(WatchEventDecoder, AcceptsOtherKeyOrdersThroughTheFullParse) {
   WatchEventDecoder decoder;
   WatchEvent event;
   std::string error;
-  ASSERT_TRUE(decoder.Decode(R"( {"object": {"metadata":{"resourceVersion":"9"}}, "type": "BOOKMARK"})",
-                             event, error))
+  ASSERT_TRUE(decoder.Decode(
+      R"( {"object": {"metadata":{"resourceVersion":"9"}}, "type": "BOOKMARK"})", event, error))
       << error;
   EXPECT_EQ(event.type, WatchEventType::kBookmark);
   EXPECT_EQ(ResourceVersionOf(event.object), "9");
