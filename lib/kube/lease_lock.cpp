@@ -205,7 +205,8 @@ void LeaderElector::Run(const std::stop_token& stop, const LeaderCallbacks& call
   if (callbacks.on_new_leader) callbacks.on_new_leader(options_.identity);
   std::jthread leader;
   if (callbacks.on_started_leading) {
-    leader = std::jthread([&callbacks](std::stop_token s) { callbacks.on_started_leading(s); });
+    leader = std::jthread(
+        [&callbacks](std::stop_token s) { callbacks.on_started_leading(std::move(s)); });
   }
   // Renew.
   while (!stop.stop_requested()) {
