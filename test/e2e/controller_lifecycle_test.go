@@ -425,17 +425,19 @@ func grepLines(body, prefix string) string {
 	return strings.Join(out, "\n")
 }
 
-// settle waits until the controller has been idle for quietFor: no report write, no API request
-// and no watch event between two scrapes that far apart. The controller coalesces a workload's
-// events for 1 s before it reconciles, so 3 s of quiet means the queue has drained.
+// settle waits until the controller has been idle for quietFor: no report write, no POST or
+// DELETE (Events, reports) and no watch event that changed an object between two scrapes that
+// far apart. The controller coalesces a workload's events for 1 s before it reconciles, so 3 s
+// of quiet means the queue has drained. (Lease renewals and bookmarks go on: they are ignored.)
 func settle(t *testing.T, p *controllerProcess) {
 	t.Helper()
 	const quietFor = 3 * time.Second
 	activity := func() string {
 		body := scrape(t, p)
 		return fmt.Sprint(metricSum(body, "capwatch_report_writes_total", nil),
-			metricSum(body, "capwatch_api_requests_total", nil),
-			metricSum(body, "capwatch_watch_events_total", nil))
+			metricSum(body, "capwatch_api_requests_total", map[string]string{"verb": "POST"}),
+			metricSum(body, "capwatch_api_requests_total", map[string]string{"verb": "DELETE"}),
+			metricSum(body, "capwatch_watch_events_total", map[string]string{"type": "applied"}))
 	}
 	deadline := time.Now().Add(time.Minute)
 	last := activity()

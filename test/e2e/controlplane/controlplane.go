@@ -65,11 +65,15 @@ type ControlPlane struct {
 	// LogDir holds the components' logs.
 	LogDir string
 
-	env      *envtest.Environment
-	kcm      *process
-	workDir  string
-	logFiles []*os.File
-	adminKC  string
+	env *envtest.Environment
+	kcm *process
+	// apiserver is kube-apiserver once StartAPIServer restarted it (envtest's before that);
+	// apiserverArgs its arguments while StopAPIServer has it stopped.
+	apiserver     *process
+	apiserverArgs []string
+	workDir       string
+	logFiles      []*os.File
+	adminKC       string
 }
 
 // AssetsDirFromEnv returns $CAPWATCH_E2E_ASSETS after checking that it holds the binaries.
@@ -220,6 +224,10 @@ func (cp *ControlPlane) Stop() error {
 	if cp.kcm != nil {
 		errs = append(errs, cp.kcm.stop(15*time.Second))
 		cp.kcm = nil
+	}
+	if cp.apiserver != nil {
+		errs = append(errs, cp.apiserver.stop(30*time.Second))
+		cp.apiserver = nil
 	}
 	if cp.env != nil {
 		errs = append(errs, cp.env.Stop())
