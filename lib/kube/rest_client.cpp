@@ -36,6 +36,7 @@ namespace client = web::http::client;
 struct TlsState {
   std::string ca_pem;
   std::string verify_host;  // tls-server-name, or the server's host
+  std::string server_name;  // tls-server-name only
   bool verify = true;
   std::string static_cert_pem, static_key_pem;
   std::mutex mu;  // guards the exec plugin's certificate, which may rotate
@@ -265,6 +266,10 @@ struct RestClient::Impl {
     for (const auto& [k, v] : r.query) uri.append_query(k, v, /*do_encoding=*/true);
     out.set_request_uri(uri.to_uri());
     out.headers().add("User-Agent", user_agent);
+    // cpprestsdk takes the TLS server name (SNI) from the Host header when one is set: with
+    // tls-server-name that is how the API server (--tls-sni-cert-key) sees the name we
+    // verify its certificate against. The API server does not route on Host.
+    if (!tls->server_name.empty()) out.headers().add("Host", tls->server_name);
     out.headers().add("Accept", r.accept);
     if (credentials) {
       auto creds = credentials->Get();
@@ -311,6 +316,7 @@ Result<std::unique_ptr<RestClient>> RestClient::Make(RestConfig config, Transpor
   impl.tls->ca_pem = cfg.ca_pem;
   impl.tls->verify = !cfg.insecure_skip_tls_verify;
   impl.tls->verify_host = cfg.tls_server_name.empty() ? uri.host() : cfg.tls_server_name;
+  impl.tls->server_name = cfg.tls_server_name;
   impl.tls->static_cert_pem = cfg.client_cert_pem;
   impl.tls->static_key_pem = cfg.client_key_pem;
   if (uri.scheme() == "https") {

@@ -208,6 +208,7 @@ void FakeApiServer::AcceptLoop() {
 void FakeApiServer::Serve(int fd) {
   SSL* ssl = nullptr;
   std::string client_cn;
+  std::string sni;
   if (ssl_ctx_ != nullptr) {
     ssl = SSL_new(static_cast<SSL_CTX*>(ssl_ctx_));
     SSL_set_fd(ssl, fd);
@@ -222,6 +223,7 @@ void FakeApiServer::Serve(int fd) {
       std::erase(open_fds_, fd);
       return;
     }
+    if (const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) sni = name;
     if (X509* peer = SSL_get1_peer_certificate(ssl)) {
       char cn[256] = {0};
       X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn, sizeof cn);
@@ -255,6 +257,7 @@ void FakeApiServer::Serve(int fd) {
     }
     HttpRequest req;
     req.client_cert_cn = client_cn;
+    req.sni = sni;
     {
       const std::string head = in.substr(0, end);
       in.erase(0, end + 4);

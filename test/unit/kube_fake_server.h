@@ -28,6 +28,7 @@ struct HttpRequest {
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
   std::string client_cert_cn;  // the TLS client certificate's CN, if one was presented
+  std::string sni;             // the TLS server name the client asked for
 
   std::string Query(const std::string& key) const {
     auto it = query.find(key);

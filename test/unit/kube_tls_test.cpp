@@ -162,7 +162,13 @@ TEST_F(KubeTls, ExecPluginClientCertificate) {
 }
 
 TEST_F(KubeTls, TlsServerNameIsWhatTheCertificateIsCheckedAgainst) {
-  FakeApiServer server(Ok, Server("named"));
+  std::string sni;
+  FakeApiServer server(
+      [&](const HttpRequest& r, Connection& c) {
+        sni = r.sni;
+        c.Respond(200, "{}");
+      },
+      Server("named"));
   RestConfig cfg;
   cfg.server = server.url();
   cfg.ca_pem = Read(File("ca.crt"));
@@ -176,6 +182,7 @@ TEST_F(KubeTls, TlsServerNameIsWhatTheCertificateIsCheckedAgainst) {
   ASSERT_TRUE(named.ok());
   auto r = named.value()->Get(ResourceRef::Pods("a"), "b");
   EXPECT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(sni, "kubernetes.default") << "the server is asked for the name we verify";
 }
 
 TEST_F(KubeTls, InsecureSkipVerifyConnectsAnyway) {
