@@ -76,7 +76,8 @@ class Informer final : public ReflectorStore {
     auto it = items_.find(key);
     return it == items_.end() ? nullptr : codec_.Unpack(it->second);
   }
-  // A snapshot of every cached object.
+  // A snapshot of every cached object. For Pods each one is unpacked (about 1 us and 2.4 KB
+  // apiece, under the cache's lock): prefer Get, or ForEach with a namespace prefix.
   std::vector<Ptr> List() const {
     std::lock_guard lock(mu_);
     std::vector<Ptr> out;
