@@ -1,5 +1,7 @@
 #include "kube/pod_informer.h"
 
+#include <spdlog/spdlog.h>
+
 namespace capwatch::kube {
 
 std::string ObjectKey(std::string_view namespace_name, std::string_view name) {
@@ -14,7 +16,10 @@ bool PodCodec::DecodeList(std::string_view body, const std::function<void(PodVie
                           ListPageMeta& meta, std::string& error) {
   PodDecoder::ListMeta list_meta;
   DecodeError decode_error;
-  if (!decoder_.DecodePodList(body, on_pod, list_meta, decode_error)) {
+  auto skip = [](const DecodeError& e) {
+    spdlog::warn("skipping a Pod that cannot be read: {}", e.ToString());
+  };
+  if (!decoder_.DecodePodList(body, on_pod, list_meta, decode_error, skip)) {
     error = "pod list: " + decode_error.ToString();
     return false;
   }

@@ -401,7 +401,8 @@ bool PodDecoder::DecodePod(std::string_view json, PodView& out, DecodeError& err
 }
 
 bool PodDecoder::DecodePodList(std::string_view json, const std::function<void(PodView&&)>& on_pod,
-                               ListMeta& meta, DecodeError& error) {
+                               ListMeta& meta, DecodeError& error,
+                               const std::function<void(const DecodeError&)>& on_item_error) {
   return impl_->Guard(error, [&] {
     od::document doc = impl_->Iterate(json);
     od::object obj;
@@ -427,11 +428,19 @@ bool PodDecoder::DecodePodList(std::string_view json, const std::function<void(P
         int i = 0;
         for (auto item : items) {
           Impl::Scope is(*impl_, {}, i++);
-          od::value pv = item.value();
-          od::object pod_obj;
-          if (!impl_->Object(pv, pod_obj)) continue;
+          const std::size_t depth = impl_->path.size();
           PodView pod;
-          impl_->Pod(pod_obj, pod);
+          try {
+            od::value pv = item.value();
+            od::object pod_obj;
+            if (!impl_->Object(pv, pod_obj)) continue;
+            impl_->Pod(pod_obj, pod);
+          } catch (const TypeMismatch& e) {
+            if (!on_item_error) throw;
+            on_item_error({impl_->PathString(), e.message});
+            impl_->path.resize(depth);  // the scopes the error unwound left their frames
+            continue;
+          }
           on_pod(std::move(pod));
         }
       }

@@ -35,9 +35,11 @@ class PodDecoder {
     std::string resource_version;
     std::string continue_token;
   };
-  [[nodiscard]] bool DecodePodList(std::string_view json,
-                                   const std::function<void(PodView&&)>& on_pod, ListMeta& meta,
-                                   DecodeError& error);
+  // With `on_item_error`, an item with a wrong type (a strange Pod) is reported there and
+  // skipped, so one bad object does not lose the others; without it, it fails the list.
+  [[nodiscard]] bool DecodePodList(
+      std::string_view json, const std::function<void(PodView&&)>& on_pod, ListMeta& meta,
+      DecodeError& error, const std::function<void(const DecodeError&)>& on_item_error = {});
 
  private:
   struct Impl;

@@ -120,6 +120,30 @@ TEST(PodDecoder, DecodesAListBody) {
   EXPECT_EQ(meta.continue_token, "tok");
 }
 
+TEST(PodDecoder, ListSkipsAStrangePodWhenAskedAndKeepsTheOthers) {
+  const std::string bad =
+      R"({"metadata": {"name": "bad"}, "spec": {"containers": [{"name": "c", "securityContext": {"privileged": "yes"}}]}})";
+  const std::string list =
+      std::string(R"({"items": [)") + kPodJson + "," + bad + "," + kPodJson + "]}";
+  PodDecoder decoder;
+  std::vector<std::string> names;
+  std::vector<DecodeError> skipped;
+  PodDecoder::ListMeta meta;
+  DecodeError error;
+  ASSERT_TRUE(decoder.DecodePodList(
+      list, [&](PodView&& p) { names.push_back(p.name); }, meta, error,
+      [&](const DecodeError& e) { skipped.push_back(e); }))
+      << error.ToString();
+  EXPECT_EQ(names.size(), 2u);
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_EQ(skipped[0].path, ".items[1].spec.containers[0].securityContext.privileged");
+  // Without the callback the list fails, naming the field.
+  names.clear();
+  EXPECT_FALSE(decoder.DecodePodList(
+      list, [&](PodView&& p) { names.push_back(p.name); }, meta, error));
+  EXPECT_EQ(error.path, ".items[1].spec.containers[0].securityContext.privileged");
+}
+
 TEST(PodDecoder, IsReusableAcrossCalls) {
   PodDecoder decoder;
   for (int i = 0; i < 3; ++i) {
