@@ -334,9 +334,30 @@ func TestControllerLifecycle(t *testing.T) {
 	}
 
 	// 3b. capwatch's own clean-up of what changed while it was not running: a namespace the
-	// policy no longer matches, and a report (with capwatch's label) for a workload that does
-	// not exist.
+	// policy no longer matches, a Deployment deleted with --cascade=orphan (the garbage
+	// collector strips the ownerReferences from its ReplicaSet and its report instead of
+	// deleting them, so only capwatch can know the report is stale), and a report (with
+	// capwatch's label) for a workload that does not exist.
 	ctrl.stop(t)
+	if err := clientset.AppsV1().Deployments(ns).Delete(ctx, "web", metav1.DeleteOptions{PropagationPolicy: ptr(metav1.DeletePropagationOrphan)}); err != nil {
+		t.Fatal(err)
+	}
+	waitReport(t, dyn, ns, "deployment-web", time.Minute, func(r *unstructured.Unstructured) (bool, string) {
+		return len(r.GetOwnerReferences()) == 0, fmt.Sprintf("ownerReferences %v", r.GetOwnerReferences())
+	})
+	rsList, err := clientset.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var orphanRS string
+	for _, rs := range rsList.Items {
+		if rs.Spec.Replicas != nil && *rs.Spec.Replicas > 0 {
+			orphanRS = rs.Name
+		}
+	}
+	if orphanRS == "" {
+		t.Fatalf("no ReplicaSet with replicas left behind by deployment web: %d ReplicaSets", len(rsList.Items))
+	}
 	updatePolicySpec(t, dyn, policy, func(spec map[string]any) {
 		spec["match"] = map[string]any{"namespaces": []any{ns, other}, "excludeNamespaces": []any{other}}
 	})
@@ -357,9 +378,14 @@ func TestControllerLifecycle(t *testing.T) {
 	startController(t)
 	waitReportGone(t, dyn, other, "pod-tools", 15*time.Second)
 	waitReportGone(t, dyn, ns, "deployment-ghost", 15*time.Second)
+	waitReportGone(t, dyn, ns, "deployment-web", 15*time.Second)
+	// The orphaned ReplicaSet is now the Pods' top owner, with a report of its own.
+	waitReport(t, dyn, ns, "replicaset-"+orphanRS, 15*time.Second, func(r *unstructured.Unstructured) (bool, string) {
+		f := strings.Join(reportFindings(r, policy), " ")
+		return strings.Contains(f, "dangerous-capability/app/SYS_ADMIN"), f
+	})
 	// What still matches stays.
 	waitReport(t, dyn, ns, "statefulset-db", time.Second, nil)
-	waitReport(t, dyn, ns, "deployment-web", time.Second, nil)
 }
 
 // severityOf returns the severity the report's finding about capability has (the catalog
