@@ -67,6 +67,9 @@ struct NameCase {
   bool canonical_spelling;
 };
 
+// Test names and failure messages show the case, not its bytes.
+void PrintTo(const NameCase& c, std::ostream* os) { *os << c.written; }
+
 class CapabilityNameTest : public ::testing::TestWithParam<NameCase> {};
 
 TEST_P(CapabilityNameTest, Normalises) {

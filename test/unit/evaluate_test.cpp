@@ -39,6 +39,9 @@ struct PssCase {
   std::vector<std::string> expected;  // Summarise() lines
 };
 
+// Test names and failure messages show the case, not its bytes.
+void PrintTo(const PssCase& c, std::ostream* os) { *os << c.name; }
+
 class PssProfileTest : public ::testing::TestWithParam<PssCase> {};
 
 TEST_P(PssProfileTest, MatchesPodSecurityAdmission) {
@@ -221,6 +224,9 @@ struct RuleCase {
   std::string pod_sc;
   std::vector<std::string> expected;
 };
+
+// Test names and failure messages show the case, not its bytes.
+void PrintTo(const RuleCase& c, std::ostream* os) { *os << c.name; }
 
 class DefaultPolicyTest : public ::testing::TestWithParam<RuleCase> {};
 
@@ -537,6 +543,9 @@ struct GuideCase {
   std::vector<std::string> default_policy;
   std::vector<std::string> restricted;
 };
+
+// Test names and failure messages show the case, not its bytes.
+void PrintTo(const GuideCase& c, std::ostream* os) { *os << c.name; }
 
 class GuideExamples : public ::testing::TestWithParam<GuideCase> {};
 

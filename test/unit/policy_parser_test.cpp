@@ -79,6 +79,9 @@ struct BadPolicy {
   std::string message;
 };
 
+// Test names and failure messages show the case, not its bytes.
+void PrintTo(const BadPolicy& c, std::ostream* os) { *os << c.name; }
+
 class PolicyValidation : public ::testing::TestWithParam<BadPolicy> {};
 
 TEST_P(PolicyValidation, NamesTheFieldPath) {

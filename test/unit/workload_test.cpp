@@ -75,6 +75,9 @@ struct BadPod {
   std::string message;
 };
 
+// Test names and failure messages show the case, not its bytes.
+void PrintTo(const BadPod& c, std::ostream* os) { *os << c.path; }
+
 class PodDecoderErrors : public ::testing::TestWithParam<BadPod> {};
 
 TEST_P(PodDecoderErrors, NameTheField) {
@@ -223,6 +226,9 @@ struct KindCase {
   std::string manifest;
 };
 
+// Test names and failure messages show the case, not its bytes.
+void PrintTo(const KindCase& c, std::ostream* os) { *os << c.kind; }
+
 class ManifestKinds : public ::testing::TestWithParam<KindCase> {};
 
 TEST_P(ManifestKinds, YieldThePodTemplate) {
@@ -349,6 +355,9 @@ struct BadInput {
   std::string path;     // expected field path ("" = any)
   std::string message;  // expected substring
 };
+
+// Test names and failure messages show the case, not its bytes.
+void PrintTo(const BadInput& c, std::ostream* os) { *os << c.name; }
 
 class ManifestErrors : public ::testing::TestWithParam<BadInput> {};
 
