@@ -67,7 +67,7 @@ type ControlPlane struct {
 
 	env *envtest.Environment
 	kcm *process
-	// apiserver is kube-apiserver once StartAPIServer restarted it (envtest's before that);
+	// apiserver is kube-apiserver once StartAPIServer restarted it (nil while envtest's runs);
 	// apiserverArgs its arguments while StopAPIServer has it stopped.
 	apiserver     *process
 	apiserverArgs []string
