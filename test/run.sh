@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The one test command (README, and what .ci/run calls): on a fresh machine it installs what
-# the build needs, builds capwatch with warnings as errors, runs the unit tests, then builds the
-# real control plane (cached outside the repo) and runs the end-to-end suite against it.
+# The one test command (README, and what .ci/run calls). On a fresh machine it installs what
+# the build needs, then:
+#   1. builds capwatch with warnings as errors and runs the unit tests;
+#   2. builds the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer and
+#      runs them;
+#   3. builds the real control plane (cached outside the repo) and runs the end-to-end suite
+#      against it.
 #
-#   bash test/run.sh            everything
-#   CAPWATCH_SKIP_E2E=1 ...     unit tests only (local iteration)
-#   CAPWATCH_SANITIZE=1 ...     build and run the unit tests under ASan + UBSan
+#   bash test/run.sh                  everything
+#   CAPWATCH_SKIP_SANITIZE=1 ...      leave out step 2 (local iteration)
+#   CAPWATCH_SKIP_E2E=1 ...           leave out step 3
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,22 +18,23 @@ lock="/tmp/capwatch-build.lock"
 
 bash test/install-deps.sh
 
-build_dir="build"
-cmake_args=(-G Ninja -DCAPWATCH_WERROR=ON)
-if [[ "${CAPWATCH_SANITIZE:-0}" == "1" ]]; then
-  build_dir="build-asan"
-  cmake_args+=(-DCAPWATCH_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
-fi
-
-echo "run.sh: building capwatch in ${build_dir} (waiting for ${lock})"
-flock "${lock}" cmake -S . -B "${build_dir}" "${cmake_args[@]}" >/dev/null
-flock "${lock}" cmake --build "${build_dir}"
+echo "run.sh: building capwatch in build/ (waiting for ${lock})"
+flock "${lock}" cmake -S . -B build -G Ninja -DCAPWATCH_WERROR=ON >/dev/null
+flock "${lock}" cmake --build build
 
 echo "run.sh: unit tests"
-ctest --test-dir "${build_dir}" --output-on-failure -j 2
+ctest --test-dir build --output-on-failure -j 2
 
 echo "run.sh: docs/capabilities.md's catalog table matches capwatch catalog"
-CAPWATCH="${build_dir}/controller/capwatch" bash docs/gen-catalog.sh --check
+CAPWATCH=build/controller/capwatch bash docs/gen-catalog.sh --check
+
+if [[ "${CAPWATCH_SKIP_SANITIZE:-0}" != "1" ]]; then
+  echo "run.sh: unit tests under ASan + UBSan, in build-asan/ (waiting for ${lock})"
+  flock "${lock}" cmake -S . -B build-asan -G Ninja -DCAPWATCH_WERROR=ON -DCAPWATCH_SANITIZE=ON \
+    -DCMAKE_BUILD_TYPE=Debug -DCAPWATCH_BUILD_BENCHMARKS=OFF >/dev/null
+  flock "${lock}" cmake --build build-asan
+  ctest --test-dir build-asan --output-on-failure -j 2
+fi
 
 if [[ "${CAPWATCH_SKIP_E2E:-0}" == "1" ]]; then
   echo "run.sh: CAPWATCH_SKIP_E2E=1, end-to-end suite not run"
@@ -37,4 +42,4 @@ if [[ "${CAPWATCH_SKIP_E2E:-0}" == "1" ]]; then
 fi
 
 echo "run.sh: end-to-end suite against a real kube-apiserver"
-bash test/e2e/run.sh "${build_dir}/controller/capwatch"
+bash test/e2e/run.sh build/controller/capwatch
