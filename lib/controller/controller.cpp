@@ -125,13 +125,25 @@ void Controller::StartInformers(std::stop_token stop) {
       informer.Run(both.get_token());
     });
   };
-  // Owners, namespaces, policies and reports first: Pods are attributed through them.
+  // Owners, namespaces, policies and reports first. Pods are attributed through their owners,
+  // so the Pod informer starts once ReplicaSets and Jobs are cached: a Pod indexed before its
+  // Job would be filed under the Job, and the CronJob's report would look orphaned.
   start(replica_sets_);
   start(jobs_);
   start(namespaces_);
   start(policies_);
   start(reports_);
-  start(pods_);
+  threads_.emplace_back([this, stop](std::stop_token own) {
+    std::stop_source both;
+    std::stop_callback a(stop, [&] { both.request_stop(); });
+    std::stop_callback b(own, [&] { both.request_stop(); });
+    const auto token = both.get_token();
+    while (!token.stop_requested() &&
+           !(replica_sets_.WaitForSync(token, std::chrono::seconds(1)) &&
+             jobs_.WaitForSync(token, std::chrono::seconds(1)))) {
+    }
+    if (!token.stop_requested()) pods_.Run(token);
+  });
   threads_.emplace_back([this, stop](std::stop_token own) {
     while (!stop.stop_requested() && !own.stop_requested()) {
       ExportInformerStats();

@@ -3,9 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"reflect"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -336,18 +334,7 @@ func TestControllerLifecycle(t *testing.T) {
 		restartErrs = append(restartErrs, fmt.Sprintf("%d DangerousCapabilityGranted events before, %d after", eventsBefore, after))
 	}
 	if len(restartErrs) > 0 {
-		// Known bug, reported to the controller's owner: at start the Pods informer may index a
-		// Pod before its owner (ReplicaSet, Job) is cached, so the Pod is attributed to the
-		// wrong workload for a moment, and the start-up sweep deletes the right workload's
-		// report, which is then written again (and its grants counted and announced again).
-		// Until it is fixed, only that symptom is tolerated, and only without
-		// CAPWATCH_E2E_KNOWN_BUGS=1.
-		if recreated := deletedThenCreated(ctrl.log.String()); len(recreated) > 0 && os.Getenv("CAPWATCH_E2E_KNOWN_BUGS") != "1" {
-			t.Logf("KNOWN BUG: the restart deleted and rewrote reports %v (start-up race between the Pods and owners informers); "+
-				"CAPWATCH_E2E_KNOWN_BUGS=1 makes this fail:\n%s", recreated, strings.Join(restartErrs, "\n"))
-		} else {
-			t.Errorf("restart over an unchanged cluster:\n%s", strings.Join(restartErrs, "\n"))
-		}
+		t.Errorf("restart over an unchanged cluster:\n%s", strings.Join(restartErrs, "\n"))
 	}
 
 	// 3b. capwatch's own clean-up of what changed while it was not running: a namespace the
@@ -496,23 +483,3 @@ func settle(t *testing.T, p *controllerProcess) {
 		last = now
 	}
 }
-
-// deletedThenCreated returns the reports a controller's log says it deleted and then created
-// again.
-func deletedThenCreated(log string) []string {
-	deleted := map[string]bool{}
-	var out []string
-	for _, m := range reportLogLine.FindAllStringSubmatch(log, -1) {
-		switch m[1] {
-		case "deleted":
-			deleted[m[2]] = true
-		case "created":
-			if deleted[m[2]] {
-				out = append(out, m[2])
-			}
-		}
-	}
-	return out
-}
-
-var reportLogLine = regexp.MustCompile(`(deleted|created) report (\S+?):`)
