@@ -1,8 +1,9 @@
 #include "controller/cluster_views.h"
 
-#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
 
+#include "kube/json_codec.h"
 #include "policy/policy_parser.h"
 #include "report/report_builder.h"
 
@@ -35,8 +36,8 @@ bool Meta(const json& object, std::string& ns, std::string& name, std::string& r
 
 bool FromNamespace(const json& o, NamespaceView& out, std::string& error) {
   if (!Meta(o, out.namespace_name, out.name, out.resource_version, error)) return false;
-  if (auto labels = o["metadata"].find("labels"); labels != o["metadata"].end() &&
-                                                   labels->is_object()) {
+  if (auto labels = o["metadata"].find("labels");
+      labels != o["metadata"].end() && labels->is_object()) {
     for (const auto& [k, v] : labels->items()) {
       if (v.is_string()) out.labels.emplace_back(k, v.get<std::string>());
     }
@@ -80,70 +81,31 @@ bool FromReport(const json& o, ReportView& out, std::string& error) {
   return true;
 }
 
-template <typename T, typename From>
-bool DecodeJsonList(std::string_view body, const std::function<void(T&&)>& on_item,
-                    kube::ListPageMeta& meta, std::string& error, From from) {
-  json doc = json::parse(body, nullptr, false);
-  if (!doc.is_object()) {
-    error = "list response is not a JSON object";
-    return false;
-  }
-  if (auto md = doc.find("metadata"); md != doc.end() && md->is_object()) {
-    meta.resource_version = Str(*md, "resourceVersion");
-    meta.continue_token = Str(*md, "continue");
-  }
-  auto items = doc.find("items");
-  if (items == doc.end() || items->is_null()) return true;
-  if (!items->is_array()) {
-    error = ".items is not a list";
-    return false;
-  }
-  for (std::size_t i = 0; i < items->size(); ++i) {
-    T view;
-    if (!from((*items)[i], view, error)) {
-      error = ".items[" + std::to_string(i) + "]: " + error;
-      return false;
-    }
-    on_item(std::move(view));
-  }
-  return true;
-}
-
-template <typename T, typename From>
-bool DecodeJsonObject(std::string_view object, T& out, std::string& error, From from) {
-  json doc = json::parse(object, nullptr, false);
-  if (!doc.is_object()) {
-    error = "object is not JSON";
-    return false;
-  }
-  return from(doc, out, error);
-}
-
 }  // namespace
 
 bool NamespaceCodec::DecodeList(std::string_view body,
                                 const std::function<void(NamespaceView&&)>& on_item,
                                 kube::ListPageMeta& meta, std::string& error) {
-  return DecodeJsonList(body, on_item, meta, error, FromNamespace);
+  return kube::DecodeJsonList(body, on_item, meta, error, FromNamespace);
 }
 bool NamespaceCodec::Decode(std::string_view object, NamespaceView& out, std::string& error) {
-  return DecodeJsonObject(object, out, error, FromNamespace);
+  return kube::DecodeJsonObject(object, out, error, FromNamespace);
 }
 bool PolicyCodec::DecodeList(std::string_view body,
                              const std::function<void(PolicyView&&)>& on_item,
                              kube::ListPageMeta& meta, std::string& error) {
-  return DecodeJsonList(body, on_item, meta, error, FromPolicy);
+  return kube::DecodeJsonList(body, on_item, meta, error, FromPolicy);
 }
 bool PolicyCodec::Decode(std::string_view object, PolicyView& out, std::string& error) {
-  return DecodeJsonObject(object, out, error, FromPolicy);
+  return kube::DecodeJsonObject(object, out, error, FromPolicy);
 }
 bool ReportCodec::DecodeList(std::string_view body,
                              const std::function<void(ReportView&&)>& on_item,
                              kube::ListPageMeta& meta, std::string& error) {
-  return DecodeJsonList(body, on_item, meta, error, FromReport);
+  return kube::DecodeJsonList(body, on_item, meta, error, FromReport);
 }
 bool ReportCodec::Decode(std::string_view object, ReportView& out, std::string& error) {
-  return DecodeJsonObject(object, out, error, FromReport);
+  return kube::DecodeJsonObject(object, out, error, FromReport);
 }
 
 }  // namespace capwatch::controller

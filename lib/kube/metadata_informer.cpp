@@ -1,5 +1,7 @@
 #include "kube/metadata_informer.h"
 
+#include "kube/json_codec.h"
+
 #include <nlohmann/json.hpp>
 
 namespace capwatch::kube {
@@ -46,39 +48,11 @@ bool FromMetadata(const json& object, ObjectMetaView& out, std::string& error) {
 bool MetadataCodec::DecodeList(std::string_view body,
                                const std::function<void(ObjectMetaView&&)>& on_item,
                                ListPageMeta& meta, std::string& error) {
-  auto doc = json::parse(body, nullptr, false);
-  if (!doc.is_object()) {
-    error = "list response is not a JSON object";
-    return false;
-  }
-  if (auto md = doc.find("metadata"); md != doc.end() && md->is_object()) {
-    meta.resource_version = md->value("resourceVersion", "");
-    meta.continue_token = md->value("continue", "");
-  }
-  auto items = doc.find("items");
-  if (items == doc.end() || items->is_null()) return true;
-  if (!items->is_array()) {
-    error = ".items is not a list";
-    return false;
-  }
-  for (std::size_t i = 0; i < items->size(); ++i) {
-    ObjectMetaView view;
-    if (!FromMetadata((*items)[i], view, error)) {
-      error = ".items[" + std::to_string(i) + "]: " + error;
-      return false;
-    }
-    on_item(std::move(view));
-  }
-  return true;
+  return DecodeJsonList(body, on_item, meta, error, FromMetadata);
 }
 
 bool MetadataCodec::Decode(std::string_view object, ObjectMetaView& out, std::string& error) {
-  auto doc = json::parse(object, nullptr, false);
-  if (!doc.is_object()) {
-    error = "object is not JSON";
-    return false;
-  }
-  return FromMetadata(doc, out, error);
+  return DecodeJsonObject(object, out, error, FromMetadata);
 }
 
 ReflectorOptions MetadataReflectorOptions(ResourceRef resource) {
