@@ -31,16 +31,7 @@ PodView MergePods(std::vector<std::shared_ptr<const PodView>> pods) {
     return a->created != b->created ? a->created > b->created : a->name < b->name;
   });
   PodView merged = *pods.front();
-  for (std::size_t i = 1; i < pods.size(); ++i) {
-    for (const auto& c : pods[i]->containers) {
-      const bool known =
-          std::any_of(merged.containers.begin(), merged.containers.end(),
-                      [&](const ContainerView& m) { return m.type == c.type && m.name == c.name; });
-      if (!known) merged.containers.push_back(c);
-    }
-  }
-  std::stable_sort(merged.containers.begin(), merged.containers.end(),
-                   [](const ContainerView& a, const ContainerView& b) { return a.type < b.type; });
+  for (std::size_t i = 1; i < pods.size(); ++i) merged.AddContainersOnlyIn(*pods[i]);
   return merged;
 }
 
@@ -138,9 +129,8 @@ void Controller::StartInformers(std::stop_token stop) {
     std::stop_callback a(stop, [&] { both.request_stop(); });
     std::stop_callback b(own, [&] { both.request_stop(); });
     const auto token = both.get_token();
-    while (!token.stop_requested() &&
-           !(replica_sets_.WaitForSync(token, std::chrono::seconds(1)) &&
-             jobs_.WaitForSync(token, std::chrono::seconds(1)))) {
+    while (!token.stop_requested() && !(replica_sets_.WaitForSync(token, std::chrono::seconds(1)) &&
+                                        jobs_.WaitForSync(token, std::chrono::seconds(1)))) {
     }
     if (!token.stop_requested()) pods_.Run(token);
   });

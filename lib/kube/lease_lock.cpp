@@ -124,11 +124,7 @@ bool LeaderElector::TryAcquireOrRenew(const std::stop_token& stop) {
       spdlog::info("leader election: create {}: {}", lock_.Describe(), s.ToString());
       return false;
     }
-    std::lock_guard lock(mu_);
-    observed_ = mine;
-    observed_at_ = now;
-    last_renew_ = now;
-    holding_ = true;
+    Hold(mine, now);
     return true;
   }
 
@@ -156,12 +152,16 @@ bool LeaderElector::TryAcquireOrRenew(const std::stop_token& stop) {
     spdlog::info("leader election: update {}: {}", lock_.Describe(), s.ToString());
     return false;
   }
+  Hold(mine, now);
+  return true;
+}
+
+void LeaderElector::Hold(const LeaseRecord& record, Clock::TimePoint now) {
   std::lock_guard lock(mu_);
-  observed_ = mine;
+  observed_ = record;
   observed_at_ = now;
   last_renew_ = now;
   holding_ = true;
-  return true;
 }
 
 bool LeaderElector::Release() {

@@ -81,6 +81,9 @@ class LeaderElector {
   std::string observed_leader() const;
 
  private:
+  // Records that this process holds the Lease as written at `now`.
+  void Hold(const LeaseRecord& record, Clock::TimePoint now);
+
   LeaseLock& lock_;
   Clock& clock_;
   LeaderElectionOptions options_;

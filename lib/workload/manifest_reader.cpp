@@ -555,15 +555,7 @@ void AttributePods(ManifestResult& result) {
     if (merged_priority[it->second] < priority[i]) merged_priority[it->second] = priority[i];
     existing.pods = pods;
     // Containers only some Pods have (an ephemeral debug container) are evaluated too.
-    for (auto& c : w.pod.containers) {
-      const bool known =
-          std::any_of(existing.pod.containers.begin(), existing.pod.containers.end(),
-                      [&](const ContainerView& e) { return e.name == c.name && e.type == c.type; });
-      if (!known) existing.pod.containers.push_back(std::move(c));
-    }
-    std::stable_sort(
-        existing.pod.containers.begin(), existing.pod.containers.end(),
-        [](const ContainerView& a, const ContainerView& b) { return a.type < b.type; });
+    existing.pod.AddContainersOnlyIn(w.pod);
   }
   result.workloads = std::move(merged);
 }

@@ -53,6 +53,9 @@ struct PodView {
   std::vector<ContainerView> containers;    // containers, then init, then ephemeral
 
   const OwnerReference* controller_owner() const;
+  // Adds the containers of `other` this pod lacks (same type and name), keeping containers,
+  // init and ephemeral in that order: one view of several Pods of a workload.
+  void AddContainersOnlyIn(const PodView& other);
   bool is_windows() const { return os == "windows"; }
 };
 
