@@ -94,18 +94,56 @@ bool NamespaceCodec::Decode(std::string_view object, NamespaceView& out, std::st
 bool PolicyCodec::DecodeList(std::string_view body,
                              const std::function<void(PolicyView&&)>& on_item,
                              kube::ListPageMeta& meta, std::string& error) {
-  return kube::DecodeJsonList(body, on_item, meta, error, FromPolicy);
+  // The policy parser (lib/policy) throwing on a spec it did not expect makes the policy
+  // invalid, with the reason in its status, not unreadable. (The same in Decode.)
+  auto from = [](const json& o, PolicyView& out, std::string& e) {
+    try {
+      return FromPolicy(o, out, e);
+    } catch (const std::exception& ex) {
+      out.policy.reset();
+      out.errors = {{".spec", std::string("cannot be read: ") + ex.what()}};
+      return !out.name.empty();
+    }
+  };
+  return kube::DecodeJsonList(body, on_item, meta, error, from);
 }
 bool PolicyCodec::Decode(std::string_view object, PolicyView& out, std::string& error) {
-  return kube::DecodeJsonObject(object, out, error, FromPolicy);
+  auto from = [](const json& o, PolicyView& v, std::string& e) {
+    try {
+      return FromPolicy(o, v, e);
+    } catch (const std::exception& ex) {
+      v.policy.reset();
+      v.errors = {{".spec", std::string("cannot be read: ") + ex.what()}};
+      return !v.name.empty();
+    }
+  };
+  return kube::DecodeJsonObject(object, out, error, from);
 }
 bool ReportCodec::DecodeList(std::string_view body,
                              const std::function<void(ReportView&&)>& on_item,
                              kube::ListPageMeta& meta, std::string& error) {
-  return kube::DecodeJsonList(body, on_item, meta, error, FromReport);
+  // What FromReport and DangerousGrantsOf read besides the metadata, which the decoder checks
+  // anyway: a report with another type there is refused by name. (The same in Decode.)
+  return kube::DecodeJsonList(body, on_item, meta, error, FromReport,
+                              {{"workload", kube::JsonType::kObject},
+                               {"workload.pods", kube::JsonType::kNumber},
+                               {"workload.uid", kube::JsonType::kString},
+                               {"containers[].name", kube::JsonType::kString},
+                               {"findings[].result", kube::JsonType::kString},
+                               {"findings[].rule", kube::JsonType::kString},
+                               {"findings[].container", kube::JsonType::kString},
+                               {"findings[].capability", kube::JsonType::kString}});
 }
 bool ReportCodec::Decode(std::string_view object, ReportView& out, std::string& error) {
-  return kube::DecodeJsonObject(object, out, error, FromReport);
+  return kube::DecodeJsonObject(object, out, error, FromReport,
+                                {{"workload", kube::JsonType::kObject},
+                                 {"workload.pods", kube::JsonType::kNumber},
+                                 {"workload.uid", kube::JsonType::kString},
+                                 {"containers[].name", kube::JsonType::kString},
+                                 {"findings[].result", kube::JsonType::kString},
+                                 {"findings[].rule", kube::JsonType::kString},
+                                 {"findings[].container", kube::JsonType::kString},
+                                 {"findings[].capability", kube::JsonType::kString}});
 }
 
 }  // namespace capwatch::controller

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -11,44 +12,66 @@ namespace capwatch::kube {
 
 // List and object decoding with nlohmann/json for the informers of small kinds (ReplicaSet and
 // Job metadata, Namespaces, policies, reports); Pods have their own simdjson decoder.
-// `from(const json& object, T& out, std::string& error)` projects one object.
+//
+// nlohmann throws when a field has another type than its reader expects (`get<std::string>()`
+// on a number, `value()` on a string), and an exception on an informer thread ends the process.
+// So before a codec's `from` sees an object, the object's envelope and metadata (every kind's)
+// and the codec's own `fields` are checked against the types they must have; an object that
+// does not fit is refused with a message naming it and the field. `from` throwing anyway is
+// caught too. A list page skips the objects it refuses, logged and counted in
+// ListPageMeta::skipped_items: one bad object never hides the others.
+
+enum class JsonType { kString, kNumber, kBool, kObject, kArray };
+
+// A field and the type it must have where present. `path` is dotted from the object's root;
+// "[]" stands for every element of a list, "*" for every member of an object:
+// "metadata.ownerReferences[].controller", "metadata.labels.*".
+struct JsonField {
+  std::string_view path;
+  JsonType type;
+};
+
+// The first of `fields` that `object` holds with another type, as
+// ".workload.pods: must be a number, not a string"; empty when all fit. An absent field fits,
+// and so does null for an object or a list (Go writes an empty map or slice as null). A field
+// under a parent of another type is left to the parent's own entry.
+std::string MistypedField(const nlohmann::json& object, std::initializer_list<JsonField> fields);
+
+// "namespace/name" of an object whose metadata says so, else empty.
+std::string ObjectNameOf(const nlohmann::json& object);
+
+// Decodes one object already parsed: reports false with the error.
+using JsonObjectDecoder = std::function<bool(const nlohmann::json& object, std::string& error)>;
+
+// The untyped core of DecodeJsonList: `item` for each item of the page that fits.
+bool DecodeJsonItems(std::string_view body, ListPageMeta& meta, std::string& error,
+                     std::initializer_list<JsonField> fields, const JsonObjectDecoder& item);
+// The untyped core of DecodeJsonObject.
+bool DecodeJsonValue(std::string_view object, std::string& error,
+                     std::initializer_list<JsonField> fields, const JsonObjectDecoder& from);
+
+// `from(const json& object, T& out, std::string& error)` projects one object; `fields` are the
+// kind's own fields `from` reads, with their types (the metadata's are checked anyway).
 template <typename T, typename From>
 bool DecodeJsonList(std::string_view body, const std::function<void(T&&)>& on_item,
-                    ListPageMeta& meta, std::string& error, From from) {
-  const nlohmann::json doc = nlohmann::json::parse(body, nullptr, false);
-  if (!doc.is_object()) {
-    error = "list response is not a JSON object";
-    return false;
-  }
-  if (auto md = doc.find("metadata"); md != doc.end() && md->is_object()) {
-    meta.resource_version = md->value("resourceVersion", "");
-    meta.continue_token = md->value("continue", "");
-  }
-  auto items = doc.find("items");
-  if (items == doc.end() || items->is_null()) return true;
-  if (!items->is_array()) {
-    error = ".items is not a list";
-    return false;
-  }
-  for (std::size_t i = 0; i < items->size(); ++i) {
-    T view;
-    if (!from((*items)[i], view, error)) {
-      error = ".items[" + std::to_string(i) + "]: " + error;
-      return false;
-    }
-    on_item(std::move(view));
-  }
-  return true;
+                    ListPageMeta& meta, std::string& error, From from,
+                    std::initializer_list<JsonField> fields = {}) {
+  return DecodeJsonItems(body, meta, error, fields,
+                         [&](const nlohmann::json& object, std::string& item_error) {
+                           T view;
+                           if (!from(object, view, item_error)) return false;
+                           on_item(std::move(view));
+                           return true;
+                         });
 }
 
 template <typename T, typename From>
-bool DecodeJsonObject(std::string_view object, T& out, std::string& error, From from) {
-  const nlohmann::json doc = nlohmann::json::parse(object, nullptr, false);
-  if (!doc.is_object()) {
-    error = "object is not JSON";
-    return false;
-  }
-  return from(doc, out, error);
+bool DecodeJsonObject(std::string_view object, T& out, std::string& error, From from,
+                      std::initializer_list<JsonField> fields = {}) {
+  return DecodeJsonValue(object, error, fields,
+                         [&](const nlohmann::json& doc, std::string& object_error) {
+                           return from(doc, out, object_error);
+                         });
 }
 
 }  // namespace capwatch::kube

@@ -19,6 +19,8 @@ namespace capwatch::kube {
 struct ListPageMeta {
   std::string resource_version;
   std::string continue_token;
+  // Items the codec could not read and left out (each logged): the rest of the page counts.
+  std::uint64_t skipped_items = 0;
 };
 
 // What a reflector fills: a cache that decodes the objects of one kind. Called from the
