@@ -51,6 +51,61 @@ Severity CapabilitySeverity(const Policy& policy, const CapabilityName& name) {
   return Severity::kMedium;
 }
 
+// The capability, keyword or unknown name an entry stands for, as findings carry it.
+std::string CanonicalName(const CapabilityName& name) {
+  if (name.is_capability()) return std::string(CapabilityByNumber(name.number).name);
+  if (name.is_all()) return "ALL";
+  return std::string(name.written);
+}
+
+bool SameMeaning(const CapabilityName& a, const CapabilityName& b) {
+  if (a.kind != b.kind) return false;
+  if (a.is_capability()) return a.number == b.number;
+  return a.is_all() || a.written == b.written;
+}
+
+// How messages and remediations name an entry of a capability list: the way the user wrote it
+// (DESIGN §1), every spelling of the list that means the same, so a remediation names each entry
+// to remove. A rule finds its capability once however often the list names it.
+class Spelling {
+ public:
+  Spelling(const std::vector<CapabilityName>& list, const CapabilityName& name)
+      : canonical_(CanonicalName(name)), unknown_(name.is_unknown()) {
+    for (const auto& n : list) {
+      if (SameMeaning(n, name) &&
+          std::find(written_.begin(), written_.end(), n.written) == written_.end()) {
+        written_.push_back(n.written);
+      }
+    }
+    if (written_.empty()) written_.push_back(name.written);
+  }
+
+  // The entries, quoted: "cap_sys_ptrace", or "NET_RAW", "net_raw" and "CAP_NET_RAW".
+  std::string Entries() const {
+    std::string out;
+    for (std::size_t i = 0; i < written_.size(); ++i) {
+      if (i > 0) out += i + 1 == written_.size() ? " and " : ", ";
+      out += Quoted(written_[i]);
+    }
+    return out;
+  }
+  // The entries with the canonical name after them when they spell it otherwise:
+  // "cap_sys_ptrace" (SYS_PTRACE).
+  std::string Described() const {
+    return IsCanonical() || unknown_ ? Entries() : Entries() + " (" + canonical_ + ")";
+  }
+  // For messages that name the capability plainly when the user wrote it the Kubernetes way.
+  std::string Plain() const { return IsCanonical() ? canonical_ : Described(); }
+  std::string PlainEntries() const { return IsCanonical() ? canonical_ : Entries(); }
+
+ private:
+  bool IsCanonical() const { return written_.size() == 1 && written_[0] == canonical_; }
+
+  std::string canonical_;
+  bool unknown_;
+  std::vector<std::string_view> written_;
+};
+
 void SetCapability(Finding& f, const CapabilityName& name) {
   f.capability_number = name.is_capability() ? name.number : -1;
   if (name.is_capability()) {
@@ -84,12 +139,16 @@ void PssAddNotAllowed(RuleContext& ctx, std::size_t i, const CapabilityName& nam
                       bool allowed_by_runtime_spelling, std::string_view profile_allows,
                       PssControl control) {
   const auto& c = ctx.containers[i];
-  std::string message = Describe(c) + " adds " + Quoted(name.written) + ", which the " +
-                        std::string(ProfileName(ctx.policy.profile)) +
-                        " Pod Security profile does not allow (it allows " +
-                        std::string(profile_allows) + ")";
+  // A spelling the runtime would accept is about this one entry; otherwise every entry naming
+  // the capability is refused, and the remediation names them all.
+  const Spelling spelling(c.add_names, name);
+  std::string message =
+      Describe(c) + " adds " +
+      (allowed_by_runtime_spelling ? Quoted(name.written) : spelling.Described()) + ", which the " +
+      std::string(ProfileName(ctx.policy.profile)) +
+      " Pod Security profile does not allow (it allows " + std::string(profile_allows) + ")";
   std::string remediation =
-      "remove " + Quoted(name.written) + " from securityContext.capabilities.add";
+      "remove " + spelling.Entries() + " from securityContext.capabilities.add";
   if (allowed_by_runtime_spelling) {
     message += "; the API server compares capability names case-sensitively, so " +
                Quoted(name.written) + " is not " +
@@ -275,12 +334,16 @@ void DangerousCapability(RuleContext& ctx) {
       continue;
     }
     if (c.adds_all && !c.drops_all) {
+      const Spelling all(c.add_names,
+                         *std::find_if(c.add_names.begin(), c.add_names.end(),
+                                       [](const CapabilityName& n) { return n.is_all(); }));
       Finding& f = ctx.Add(Rule::kDangerousCapability, index, Severity::kCritical,
-                           Describe(c) +
-                               " adds ALL, which grants every capability not dropped, "
+                           Describe(c) + " adds " + all.Plain() +
+                               ", which grants every capability not dropped, "
                                "SYS_ADMIN and the other forbidden ones included",
-                           "replace ALL in securityContext.capabilities.add with the "
-                           "capabilities the container needs");
+                           "replace " + all.PlainEntries() +
+                               " in securityContext.capabilities.add with the "
+                               "capabilities the container needs");
       f.capability = "ALL";
       continue;
     }
@@ -289,16 +352,21 @@ void DangerousCapability(RuleContext& ctx) {
       if (!Contains(hit, n)) continue;
       const std::string_view cap = CapabilityByNumber(n).name;
       const bool explicit_add = Contains(c.added, n);
-      std::string message = explicit_add ? Describe(c) + " adds " + std::string(cap) + ": " +
-                                               std::string(CapabilityByNumber(n).reason)
-                                         : Describe(c) + " holds " + std::string(cap) +
-                                               " from the " + ctx.policy.runtime_name +
-                                               " default set because it does not drop it: " +
-                                               std::string(CapabilityByNumber(n).reason);
-      std::string remediation =
-          explicit_add
-              ? "remove " + std::string(cap) + " from securityContext.capabilities.add"
-              : "add ALL (or " + std::string(cap) + ") to securityContext.capabilities.drop";
+      std::string message, remediation;
+      if (explicit_add) {
+        const Spelling added(c.add_names, *std::find_if(c.add_names.begin(), c.add_names.end(),
+                                                        [&](const CapabilityName& a) {
+                                                          return a.is_capability() && a.number == n;
+                                                        }));
+        message = Describe(c) + " adds " + added.Plain() + ": " +
+                  std::string(CapabilityByNumber(n).reason);
+        remediation = "remove " + added.PlainEntries() + " from securityContext.capabilities.add";
+      } else {
+        message = Describe(c) + " holds " + std::string(cap) + " from the " +
+                  ctx.policy.runtime_name + " default set because it does not drop it: " +
+                  std::string(CapabilityByNumber(n).reason);
+        remediation = "add ALL (or " + std::string(cap) + ") to securityContext.capabilities.drop";
+      }
       Finding& f = ctx.Add(Rule::kDangerousCapability, index, ctx.policy.SeverityOf(n),
                            std::move(message), std::move(remediation));
       f.capability = std::string(cap);
@@ -322,11 +390,12 @@ void CapabilityNotAllowed(RuleContext& ctx) {
                  Contains(forbidden.set, name.number)) {
         continue;
       }
+      const Spelling spelling(c.add_names, name);
       Finding& f = ctx.Add(
           Rule::kCapabilityNotAllowed, static_cast<int>(i), CapabilitySeverity(ctx.policy, name),
-          Describe(c) + " adds " + Quoted(name.written) + ", which policy " + ctx.policy.name +
+          Describe(c) + " adds " + spelling.Described() + ", which policy " + ctx.policy.name +
               " does not allow (allowed: " + (allowed_text.empty() ? "none" : allowed_text) + ")",
-          "remove " + Quoted(name.written) +
+          "remove " + spelling.Entries() +
               " from securityContext.capabilities.add, or add an exemption that says why it is "
               "needed");
       SetCapability(f, name);
@@ -402,10 +471,11 @@ void MissingJustification(RuleContext& ctx) {
       const std::string cap =
           name.is_all() ? "ALL" : std::string(CapabilityByNumber(name.number).name);
       if (!Justification(ctx.pod, cap).empty()) continue;
-      Finding& f = ctx.Add(Rule::kMissingJustification, static_cast<int>(i), Severity::kLow,
-                           Describe(c) + " adds " + cap + " without saying why",
-                           "annotate the pod with " + std::string(kJustificationPrefix) + cap +
-                               ": \"<why the container needs it>\"");
+      Finding& f = ctx.Add(
+          Rule::kMissingJustification, static_cast<int>(i), Severity::kLow,
+          Describe(c) + " adds " + Spelling(c.add_names, name).Plain() + " without saying why",
+          "annotate the pod with " + std::string(kJustificationPrefix) + cap +
+              ": \"<why the container needs it>\"");
       SetCapability(f, name);
     }
   }

@@ -729,3 +729,104 @@ spec:
 
 }  // namespace
 }  // namespace capwatch
+
+namespace capwatch {
+namespace {
+
+// ---- Messages quote the user's spelling; the finding's capability stays canonical ----------
+
+const Finding& Only(const PodEvaluation& eval, Rule rule) {
+  const auto it = std::find_if(eval.findings.begin(), eval.findings.end(),
+                               [&](const Finding& f) { return f.rule == rule; });
+  if (it == eval.findings.end()) {
+    ADD_FAILURE() << "no " << RuleId(rule) << " finding";
+    static const Finding kNone;
+    return kNone;
+  }
+  EXPECT_EQ(std::count_if(eval.findings.begin(), eval.findings.end(),
+                          [&](const Finding& f) { return f.rule == rule; }),
+            1)
+      << RuleId(rule);
+  return *it;
+}
+
+const std::string kLockedDown = "runAsNonRoot: true, allowPrivilegeEscalation: false";
+
+TEST(Messages, DangerousCapabilityQuotesTheEntryAsWritten) {
+  const PodEvaluation eval =
+      EvaluateYaml(Pod("{" + kLockedDown + ", capabilities: {drop: [ALL], add: [cap_sys_ptrace]}}"),
+                   DefaultPolicy());
+  const Finding& f = Only(eval, Rule::kDangerousCapability);
+  EXPECT_EQ(f.capability, "SYS_PTRACE") << "metrics, grant memory and exemptions use this";
+  EXPECT_THAT(f.message,
+              ::testing::HasSubstr("container \"c\" adds \"cap_sys_ptrace\" (SYS_PTRACE): "));
+  EXPECT_EQ(f.remediation, "remove \"cap_sys_ptrace\" from securityContext.capabilities.add");
+}
+
+TEST(Messages, TheKubernetesSpellingReadsAsBefore) {
+  const PodEvaluation eval = EvaluateYaml(
+      Pod("{" + kLockedDown + ", capabilities: {drop: [ALL], add: [SYS_ADMIN]}}"), DefaultPolicy());
+  const Finding& f = Only(eval, Rule::kDangerousCapability);
+  EXPECT_THAT(f.message, ::testing::StartsWith("container \"c\" adds SYS_ADMIN: "));
+  EXPECT_EQ(f.remediation, "remove SYS_ADMIN from securityContext.capabilities.add");
+}
+
+TEST(Messages, EveryEntryThatAddsTheCapabilityIsNamedForRemoval) {
+  const PodEvaluation eval = EvaluateYaml(
+      Pod("{" + kLockedDown +
+          ", capabilities: {drop: [ALL], add: [NET_RAW, net_raw, ' CAP_NET_RAW', sys_admin, "
+          "SYS_ADMIN]}}"),
+      DefaultPolicy());
+  const Finding& raw = Only(eval, Rule::kCapabilityNotAllowed);
+  EXPECT_EQ(raw.capability, "NET_RAW");
+  EXPECT_THAT(raw.message, ::testing::HasSubstr(
+                               "adds \"NET_RAW\", \"net_raw\" and \" CAP_NET_RAW\" (NET_RAW), "));
+  EXPECT_THAT(raw.remediation, ::testing::StartsWith("remove \"NET_RAW\", \"net_raw\" and "
+                                                     "\" CAP_NET_RAW\" from "
+                                                     "securityContext.capabilities.add"));
+  const Finding& admin = Only(eval, Rule::kDangerousCapability);
+  EXPECT_EQ(admin.capability, "SYS_ADMIN");
+  EXPECT_THAT(admin.message,
+              ::testing::HasSubstr("adds \"sys_admin\" and \"SYS_ADMIN\" (SYS_ADMIN): "));
+  EXPECT_EQ(admin.remediation,
+            "remove \"sys_admin\" and \"SYS_ADMIN\" from securityContext.capabilities.add");
+}
+
+TEST(Messages, AddAllQuotesTheKeywordAsWritten) {
+  const PodEvaluation eval =
+      EvaluateYaml(Pod("{" + kLockedDown + ", capabilities: {add: [cap_all]}}"), DefaultPolicy());
+  const Finding& f = Only(eval, Rule::kDangerousCapability);
+  EXPECT_EQ(f.capability, "ALL");
+  EXPECT_THAT(f.message, ::testing::StartsWith("container \"c\" adds \"cap_all\" (ALL), "));
+  EXPECT_THAT(f.remediation, ::testing::StartsWith("replace \"cap_all\" in "
+                                                   "securityContext.capabilities.add"));
+}
+
+TEST(Messages, MissingJustificationQuotesTheEntryAndNamesTheCanonicalAnnotation) {
+  Policy policy = ParseOne(R"(
+apiVersion: capwatch.io/v1alpha1
+kind: CapabilityPolicy
+metadata: {name: justify}
+spec: {requireJustification: true, forbiddenCapabilities: [], allowedCapabilities: [CHOWN]}
+)");
+  const PodEvaluation eval =
+      EvaluateYaml(Pod("{capabilities: {drop: [ALL], add: [chown]}}"), policy);
+  const Finding& f = Only(eval, Rule::kMissingJustification);
+  EXPECT_EQ(f.capability, "CHOWN");
+  EXPECT_EQ(f.message, "container \"c\" adds \"chown\" (CHOWN) without saying why");
+  EXPECT_THAT(f.remediation, ::testing::HasSubstr("capwatch.io/justification.CHOWN"));
+}
+
+TEST(Messages, ProfileFindingsNameEveryEntryOfTheCapability) {
+  const PodEvaluation eval = EvaluateYaml(Pod("{capabilities: {add: [SYS_ADMIN, Sys_Admin]}}"),
+                                          ProfileOnlyPolicy(Profile::kBaseline));
+  const Finding& f = Only(eval, Rule::kCapabilityNotAllowed);
+  EXPECT_EQ(f.capability, "SYS_ADMIN");
+  EXPECT_THAT(f.message,
+              ::testing::HasSubstr("adds \"SYS_ADMIN\" and \"Sys_Admin\" (SYS_ADMIN), "));
+  EXPECT_EQ(f.remediation,
+            "remove \"SYS_ADMIN\" and \"Sys_Admin\" from securityContext.capabilities.add");
+}
+
+}  // namespace
+}  // namespace capwatch
