@@ -37,6 +37,13 @@ constexpr const char* kUsage =
     "  --kube-api-qps N                  client-side rate limit (default 20)\n"
     "  --kube-api-burst N                burst of the rate limit (default 30)\n"
     "  --workers N                       concurrent reconciles (default 2)\n"
+    "  --initial-grants announce|record  at the very first start in a cluster, announce the\n"
+    "                                    dangerous grants already running (count + Event) or\n"
+    "                                    record them silently (default announce)\n"
+    "  --readiness-unsynced-after SECS   /readyz fails while an informer has not been watching\n"
+    "                                    for this long (default 60)\n"
+    "  --liveness-stalled-after SECS     /healthz fails when workloads wait and no reconcile\n"
+    "                                    finished for this long (default 120)\n"
     "  --log-format text|json            (default text)\n"
     "  --log-level debug|info|warn|error (default info)\n";
 
@@ -49,6 +56,9 @@ struct Flags {
   double qps = 20;
   int burst = 30;
   int workers = 2;
+  std::string initial_grants = "announce";
+  int unsynced_after = 60;
+  int stalled_after = 120;
   std::string log_format = "text", log_level = "info";
 };
 
@@ -85,8 +95,8 @@ bool ParseFlags(const std::vector<std::string>& args, Flags& f) {
         std::cerr << "capwatch controller: " << name << " takes a number, got \"" << v << "\"\n";
         return false;
       }
-      return out > 0 || (std::cerr << "capwatch controller: " << name << " must be positive\n",
-                         false);
+      return out > 0 ||
+             (std::cerr << "capwatch controller: " << name << " must be positive\n", false);
     };
     bool ok = true;
     if (name == "--kubeconfig") {
@@ -109,6 +119,16 @@ bool ParseFlags(const std::vector<std::string>& args, Flags& f) {
       ok = number(f.burst);
     } else if (name == "--workers") {
       ok = number(f.workers);
+    } else if (name == "--initial-grants") {
+      ok = next(f.initial_grants);
+      if (ok && f.initial_grants != "announce" && f.initial_grants != "record") {
+        std::cerr << "capwatch controller: --initial-grants must be announce or record\n";
+        ok = false;
+      }
+    } else if (name == "--readiness-unsynced-after") {
+      ok = number(f.unsynced_after);
+    } else if (name == "--liveness-stalled-after") {
+      ok = number(f.stalled_after);
     } else if (name == "--log-format") {
       ok = next(f.log_format);
       if (ok && f.log_format != "text" && f.log_format != "json") {
@@ -153,8 +173,8 @@ void SetUpLogging(const Flags& f) {
   if (f.log_format == "json") {
     logger = std::make_shared<spdlog::logger>("capwatch", std::make_shared<JsonSink>());
   } else {
-    logger = std::make_shared<spdlog::logger>(
-        "capwatch", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    logger = std::make_shared<spdlog::logger>("capwatch",
+                                              std::make_shared<spdlog::sinks::stderr_sink_mt>());
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
   }
   logger->set_level(spdlog::level::from_str(f.log_level));
@@ -221,6 +241,10 @@ int RunController(const std::vector<std::string>& args) {
   controller::ControllerOptions options;
   options.workers = flags.workers;
   options.identity = identity;
+  options.initial_grants = flags.initial_grants == "record" ? controller::InitialGrants::kRecord
+                                                            : controller::InitialGrants::kAnnounce;
+  options.unsynced_after = std::chrono::seconds(flags.unsynced_after);
+  options.stalled_after = std::chrono::seconds(flags.stalled_after);
   controller::Controller ctl(*client.value(), kube::SystemClock(), metrics, options);
 
   controller::HttpEndpoints metrics_server, health_server;
@@ -235,14 +259,17 @@ int RunController(const std::vector<std::string>& args) {
                             error) ||
       !health_server.Start(flags.health_address,
                            {{"/healthz",
-                             [](std::string& body, std::string&) {
-                               body = "ok\n";
-                               return 200;
+                             [&](std::string& body, std::string&) {
+                               std::string why;
+                               const bool healthy = ctl.Healthy(&why);
+                               body = healthy ? "ok\n" : why + "\n";
+                               return healthy ? 200 : 503;
                              }},
                             {"/readyz",
                              [&](std::string& body, std::string&) {
-                               const bool ready = ctl.Synced();
-                               body = ready ? "ok\n" : "informers not synced yet\n";
+                               std::string why;
+                               const bool ready = ctl.Ready(&why);
+                               body = ready ? "ok\n" : why + "\n";
                                return ready ? 200 : 503;
                              }}},
                            error)) {
@@ -253,8 +280,9 @@ int RunController(const std::vector<std::string>& args) {
   ctl.StartInformers(stop.get_token());
   while (!ctl.WaitForSync(stop.get_token(), std::chrono::seconds(30))) {
     if (stop.stop_requested()) return 0;
-    spdlog::warn("informers not synced after 30 s; still waiting (is the API server reachable, "
-                 "are the CRDs installed?)");
+    spdlog::warn(
+        "informers not synced after 30 s; still waiting (is the API server reachable, "
+        "are the CRDs installed?)");
   }
   metrics.SetLastFullSync(std::chrono::system_clock::now());
   spdlog::info("caches synced");
@@ -272,6 +300,9 @@ int RunController(const std::vector<std::string>& args) {
     kube::LeaderElectionOptions election;
     election.identity = identity;
     kube::LeaderElector elector(lock, kube::SystemClock(), election);
+    // The fence: no write once the Lease may have passed to another replica, even while a
+    // renewal still hangs (IsLeader turns false at the renew deadline).
+    ctl.SetWriteFence([&elector] { return elector.IsLeader(); });
     spdlog::info("waiting to lead through Lease {}/{} as {}", ns, flags.lease_name, identity);
     kube::LeaderCallbacks callbacks;
     callbacks.on_started_leading = [&](std::stop_token leading) {

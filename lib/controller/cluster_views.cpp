@@ -68,16 +68,25 @@ bool FromReport(const json& o, ReportView& out, std::string& error) {
   if (!Meta(o, out.namespace_name, out.name, out.resource_version, error)) return false;
   const json& md = o["metadata"];
   out.uid = Str(md, "uid");
+  bool has_grants = false;
   if (auto a = md.find("annotations"); a != md.end() && a->is_object()) {
     out.content_hash = Str(*a, std::string(kContentHashAnnotation).c_str());
+    if (auto g = a->find(std::string(kGrantsAnnotation)); g != a->end() && g->is_string()) {
+      has_grants = true;
+      out.dangerous_grants = DecodeGrants(g->get<std::string>());
+    }
+  }
+  if (auto refs = md.find("ownerReferences"); refs != md.end() && refs->is_array()) {
+    out.has_owner = !refs->empty();
   }
   if (auto l = md.find("labels"); l != md.end() && l->is_object()) {
     out.managed = Str(*l, "app.kubernetes.io/managed-by") == "capwatch";
   }
   if (auto w = o.find("workload"); w != o.end() && w->is_object()) {
-    out.pods = w->value("pods", 0);
+    if (auto p = w->find("pods"); p != w->end() && p->is_number_integer()) out.pods = p->get<int>();
+    out.workload_uid = Str(*w, "uid");
   }
-  out.dangerous_grants = DangerousGrantsOf(o);
+  if (!has_grants) out.dangerous_grants = DangerousGrantsOf(o);
   return true;
 }
 

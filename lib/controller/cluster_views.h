@@ -44,7 +44,11 @@ struct ReportView {
   std::string uid;
   std::string content_hash;  // the capwatch.io/content-hash annotation
   int pods = 0;
-  bool managed = false;  // written by capwatch (label app.kubernetes.io/managed-by)
+  bool managed = false;      // written by capwatch (label app.kubernetes.io/managed-by)
+  bool has_owner = false;    // metadata.ownerReferences is not empty
+  std::string workload_uid;  // workload.uid
+  // The grant memory: the capwatch.io/dangerous-grants annotation (or, for a report written
+  // before it existed, the grants its findings show).
   std::set<DangerousGrant> dangerous_grants;
 };
 

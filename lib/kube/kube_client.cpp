@@ -136,6 +136,17 @@ Result<std::string> KubeClient::Delete(const ResourceRef& r, std::string_view na
   Request req =
       Make(Verb::kDelete, r.Path(name, options.subresource), "delete " + r.Describe(name));
   AddWriteQuery(req, options);
+  if (!options.precondition_uid.empty() || !options.precondition_resource_version.empty()) {
+    // metav1.DeleteOptions with preconditions; both values are API-server-made (no escaping).
+    std::string pre;
+    if (!options.precondition_uid.empty()) pre += "\"uid\":\"" + options.precondition_uid + "\"";
+    if (!options.precondition_resource_version.empty()) {
+      if (!pre.empty()) pre += ",";
+      pre += "\"resourceVersion\":\"" + options.precondition_resource_version + "\"";
+    }
+    req.body = R"({"apiVersion":"v1","kind":"DeleteOptions","preconditions":{)" + pre + "}}";
+    req.content_type = "application/json";
+  }
   return Send(req, stop);
 }
 

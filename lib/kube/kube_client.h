@@ -83,6 +83,10 @@ struct WriteOptions {
   bool dry_run = false;
   // Server-side apply only: take ownership of fields other managers own.
   bool force = false;
+  // Delete only: the API server refuses (409) unless the object still has this uid and
+  // resourceVersion, so a delete never removes an object someone wrote since we read it.
+  std::string precondition_uid;
+  std::string precondition_resource_version;
 };
 
 // The lines of a streaming watch response, handed out as they arrive.

@@ -103,6 +103,17 @@ bool WorkQueue::Get(std::string& key) {
   }
 }
 
+bool WorkQueue::TryGet(std::string& key) {
+  std::lock_guard lock(mu_);
+  PromoteDueLocked();
+  if (queue_.empty()) return false;
+  key = std::move(queue_.front());
+  queue_.pop_front();
+  dirty_.erase(key);
+  processing_.insert(key);
+  return true;
+}
+
 void WorkQueue::Done(const std::string& key) {
   std::lock_guard lock(mu_);
   processing_.erase(key);
@@ -128,6 +139,14 @@ bool WorkQueue::shutting_down() const {
 std::size_t WorkQueue::Len() const {
   std::lock_guard lock(mu_);
   return queue_.size();
+}
+
+std::size_t WorkQueue::Due() const {
+  std::lock_guard lock(mu_);
+  const auto now = clock_.Now();
+  std::size_t due = queue_.size();
+  for (auto it = waiting_.begin(); it != waiting_.end() && it->first <= now; ++it) ++due;
+  return due;
 }
 
 std::size_t WorkQueue::Waiting() const {

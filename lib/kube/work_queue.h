@@ -43,6 +43,8 @@ class WorkQueue {
 
   // Blocks until a key is ready; false once the queue is shut down and drained of ready keys.
   [[nodiscard]] bool Get(std::string& key);
+  // Get without blocking: false when no key is ready now (for tests driven by a fake clock).
+  [[nodiscard]] bool TryGet(std::string& key);
   // The worker finished `key` (successfully or not).
   void Done(const std::string& key);
   // Wakes every Get(); keys still waiting for their delay are dropped.
@@ -51,6 +53,8 @@ class WorkQueue {
   // Keys ready now (not counting those being processed or waiting for a delay).
   std::size_t Len() const;
   std::size_t Waiting() const;
+  // Keys a worker could take now: ready ones plus those whose delay is over.
+  std::size_t Due() const;
 
  private:
   void AddLocked(const std::string& key);

@@ -35,7 +35,7 @@ const std::vector<MetricInfo> kMetrics = {
     {"capwatch_api_requests_total", "counter", "verb, code",
      "Requests to the Kubernetes API server by verb and HTTP status code."},
     {"capwatch_report_writes_total", "counter", "result",
-     "CapabilityReport writes by result (created, updated, deleted, conflict, error)."},
+     "CapabilityReport writes by result (created, updated, deleted, conflict, invalid, error)."},
     {"capwatch_evaluation_duration_seconds", "histogram", "",
      "Time to evaluate one workload against the policies and build its report."},
     {"capwatch_cache_objects", "gauge", "resource", "Objects held in the informer caches."},
@@ -43,6 +43,12 @@ const std::vector<MetricInfo> kMetrics = {
      "Unix time of the last completed full list of Pods."},
     {"capwatch_leader", "gauge", "", "1 when this replica is the leader and writes, else 0."},
     {"capwatch_build_info", "gauge", "version", "Always 1; the version in a label."},
+    {"capwatch_events_total", "counter", "result",
+     "Kubernetes Events capwatch posted (posted), failed and kept for a retry (retried), or "
+     "gave up on (dropped)."},
+    {"capwatch_reconciles_total", "counter", "outcome",
+     "Workload reconciles by outcome (done, requeue, retry, gave_up: refused by the API server "
+     "as invalid, not retried)."},
 };
 
 const MetricInfo& Info(std::string_view name) {
@@ -80,6 +86,8 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
       &Build(prometheus::BuildGauge(), r, "capwatch_last_full_sync_timestamp_seconds");
   leader_ = &Build(prometheus::BuildGauge(), r, "capwatch_leader");
   build_info_ = &Build(prometheus::BuildGauge(), r, "capwatch_build_info");
+  events_ = &Build(prometheus::BuildCounter(), r, "capwatch_events_total");
+  reconciles_ = &Build(prometheus::BuildCounter(), r, "capwatch_reconciles_total");
   build_info_->Add({{"version", CAPWATCH_VERSION}}).Set(1);
   leader_->Add({}).Set(0);
 }
@@ -162,8 +170,31 @@ void Metrics::SetReport(const std::string& key, const nlohmann::json* report) {
 
 void Metrics::CountNewDangerousGrant(const std::string& namespace_name,
                                      const std::string& capability) {
+  std::lock_guard<std::mutex> lock(mu_);
+  counted_[namespace_name].insert(capability);
   dangerous_grants_total_->Add({{"namespace", namespace_name}, {"capability", capability}})
       .Increment();
+}
+
+void Metrics::ForgetNamespace(const std::string& namespace_name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = counted_.find(namespace_name);
+  if (it == counted_.end()) return;
+  for (const auto& capability : it->second) {
+    const Labels labels = {{"namespace", namespace_name}, {"capability", capability}};
+    if (dangerous_grants_total_->Has(labels)) {
+      dangerous_grants_total_->Remove(&dangerous_grants_total_->Add(labels));
+    }
+  }
+  counted_.erase(it);
+}
+
+void Metrics::EventPosted(const std::string& result) {
+  events_->Add({{"result", result}}).Increment();
+}
+
+void Metrics::Reconciled(const std::string& outcome) {
+  reconciles_->Add({{"outcome", outcome}}).Increment();
 }
 
 void Metrics::WatchEvent(const std::string& resource, const std::string& type, double count) {

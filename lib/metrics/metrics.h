@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,12 @@ class Metrics {
   // nullptr when its report is gone. `key` identifies the workload (namespace/name).
   void SetReport(const std::string& key, const nlohmann::json* report);
   void CountNewDangerousGrant(const std::string& namespace_name, const std::string& capability);
+  // The namespace is gone: its counter series go with it (the gauges follow the reports).
+  void ForgetNamespace(const std::string& namespace_name);
+  // An Event posted, retried or dropped.
+  void EventPosted(const std::string& result);
+  // One reconcile's outcome: done, requeue, retry, gave_up.
+  void Reconciled(const std::string& outcome);
 
   // Operational.
   void WatchEvent(const std::string& resource, const std::string& type, double count = 1);
@@ -69,6 +76,7 @@ class Metrics {
   mutable std::mutex mu_;
   std::map<std::string, Contribution> by_workload_;
   std::map<Labels, double> violation_totals_, grant_totals_, workload_totals_;
+  std::map<std::string, std::set<std::string>> counted_;  // namespace → capabilities counted
 
   prometheus::Family<prometheus::Gauge>* violations_;
   prometheus::Family<prometheus::Gauge>* grants_;
@@ -83,6 +91,8 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* last_full_sync_;
   prometheus::Family<prometheus::Gauge>* leader_;
   prometheus::Family<prometheus::Gauge>* build_info_;
+  prometheus::Family<prometheus::Counter>* events_;
+  prometheus::Family<prometheus::Counter>* reconciles_;
 };
 
 }  // namespace capwatch

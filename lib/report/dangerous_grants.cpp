@@ -1,5 +1,12 @@
 #include "report/dangerous_grants.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+
+#include "capabilities/catalog.h"
+
 namespace capwatch {
 
 std::set<DangerousGrant> DangerousGrantsOf(const nlohmann::json& report) {
@@ -53,6 +60,94 @@ std::vector<DangerousGrant> NewDangerousGrants(const nlohmann::json* previous,
                                                const nlohmann::json& current) {
   return NewDangerousGrants(
       previous != nullptr ? DangerousGrantsOf(*previous) : std::set<DangerousGrant>{}, current);
+}
+
+}  // namespace capwatch
+
+namespace capwatch {
+namespace {
+
+// Bits of a container's mask beyond the 41 capabilities.
+constexpr int kAllBit = kCapabilityCount;
+constexpr int kPrivilegedBit = kCapabilityCount + 1;
+
+int BitOf(std::string_view capability) {
+  if (capability == "ALL") return kAllBit;
+  if (capability == "privileged") return kPrivilegedBit;
+  const CapabilityName name = ParseCapabilityName(capability);
+  return name.is_capability() ? name.number : -1;
+}
+
+std::string NameOfBit(int bit) {
+  if (bit == kAllBit) return "ALL";
+  if (bit == kPrivilegedBit) return "privileged";
+  return std::string(CapabilityByNumber(bit).name);
+}
+
+}  // namespace
+
+std::set<DangerousGrant> DangerousGrantsOf(const PodEvaluation& evaluation) {
+  std::set<DangerousGrant> grants;
+  for (const auto& f : evaluation.findings) {
+    if (f.exempt) continue;
+    if (f.rule == Rule::kPrivileged) {
+      grants.insert({f.container, "privileged"});
+    } else if (f.rule == Rule::kDangerousCapability) {
+      bool added = f.capability == "ALL" || f.capability == "privileged";
+      if (!added && f.container_index >= 0 &&
+          static_cast<std::size_t>(f.container_index) < evaluation.containers.size() &&
+          f.capability_number >= 0) {
+        added = Contains(evaluation.containers[f.container_index].added, f.capability_number);
+      }
+      if (added) grants.insert({f.container, f.capability});
+    }
+  }
+  return grants;
+}
+
+std::string EncodeGrants(const std::set<DangerousGrant>& grants) {
+  std::map<std::string, std::uint64_t> masks;
+  for (const auto& g : grants) {
+    const int bit = BitOf(g.capability);
+    if (bit >= 0) masks[g.container] |= std::uint64_t{1} << bit;
+  }
+  std::string out;
+  for (const auto& [container, mask] : masks) {
+    if (!out.empty()) out += ';';
+    char hex[17];
+    std::snprintf(hex, sizeof(hex), "%llx", static_cast<unsigned long long>(mask));
+    out += container + "=" + hex;
+  }
+  return out;
+}
+
+std::set<DangerousGrant> DecodeGrants(std::string_view text) {
+  std::set<DangerousGrant> grants;
+  while (!text.empty()) {
+    const auto end = std::min(text.find(';'), text.size());
+    const std::string_view entry = text.substr(0, end);
+    text.remove_prefix(std::min(end + 1, text.size()));
+    const auto eq = entry.rfind('=');
+    if (eq == std::string_view::npos || eq + 1 >= entry.size() || entry.size() - eq - 1 > 16) {
+      continue;
+    }
+    std::uint64_t mask = 0;
+    bool ok = true;
+    for (char c : entry.substr(eq + 1)) {
+      const int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+      if (v < 0) {
+        ok = false;
+        break;
+      }
+      mask = mask << 4 | static_cast<std::uint64_t>(v);
+    }
+    if (!ok) continue;
+    const std::string container(entry.substr(0, eq));
+    for (int bit = 0; bit <= kPrivilegedBit; ++bit) {
+      if (mask & (std::uint64_t{1} << bit)) grants.insert({container, NameOfBit(bit)});
+    }
+  }
+  return grants;
 }
 
 }  // namespace capwatch

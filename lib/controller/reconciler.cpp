@@ -1,0 +1,387 @@
+#include "controller/reconciler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "controller/api_outcomes.h"
+#include "kube/time_format.h"
+#include "policy/evaluate.h"
+#include "report/report_builder.h"
+
+namespace capwatch::controller {
+namespace {
+
+using nlohmann::json;
+
+// The Pods of one workload as one PodView: the newest Pod's spec (a rollout's new template),
+// plus containers only other Pods have (an ephemeral debug container, or a Pod deleted before
+// it was evaluated).
+PodView MergePods(std::vector<std::shared_ptr<const PodView>> pods) {
+  std::sort(pods.begin(), pods.end(), [](const auto& a, const auto& b) {
+    return a->created != b->created ? a->created > b->created : a->name < b->name;
+  });
+  PodView merged = *pods.front();
+  for (std::size_t i = 1; i < pods.size(); ++i) merged.AddContainersOnlyIn(*pods[i]);
+  return merged;
+}
+
+// `<report name>.`, cut so that the API server's random suffix still fits in a valid name.
+std::string EventNamePrefix(const std::string& report_name) {
+  std::string prefix = report_name.substr(0, 200);
+  while (!prefix.empty() && (prefix.back() == '-' || prefix.back() == '.')) prefix.pop_back();
+  return prefix + ".";
+}
+
+constexpr const char* kUnmatchedNote =
+    "no CapabilityPolicy matches this workload now; the containers are listed as last seen "
+    "and nothing is evaluated until a policy matches again";
+
+}  // namespace
+
+Reconciler::Reconciler(kube::KubeClient& client, kube::Clock& clock, Metrics& metrics,
+                       ClusterCaches caches, WorkloadIndex& index, GrantLedger& ledger,
+                       EventRecorder& events, PolicyStatusWriter& statuses,
+                       ReconcilerOptions options)
+    : client_(client),
+      clock_(clock),
+      metrics_(metrics),
+      caches_(caches),
+      index_(index),
+      ledger_(ledger),
+      events_(events),
+      statuses_(statuses),
+      options_(std::move(options)) {}
+
+WorkloadKey Reconciler::KeyOf(const PodView& pod, WorkloadRef* ref) const {
+  WorkloadRef r = ResolveWorkload(pod, caches_.owners);
+  WorkloadKey key{pod.namespace_name, ReportName(r)};
+  if (ref != nullptr) *ref = std::move(r);
+  return key;
+}
+
+void Reconciler::SetAnnounce(bool announce) {
+  std::lock_guard lock(mu_);
+  announce_ = announce;
+}
+
+void Reconciler::SetWriteFence(std::function<bool()> may_write) {
+  std::lock_guard lock(mu_);
+  may_write_ = std::move(may_write);
+}
+
+bool Reconciler::OwnerUnknown(const PodView& pod) const {
+  const OwnerReference* owner = pod.controller_owner();
+  if (owner == nullptr || (owner->kind != "ReplicaSet" && owner->kind != "Job")) return false;
+  return !caches_.owners(owner->kind, pod.namespace_name, owner->name).known;
+}
+
+bool Reconciler::MayWrite() const {
+  std::lock_guard lock(mu_);
+  return !may_write_ || may_write_();
+}
+
+void Reconciler::Forget(const WorkloadKey& key) {
+  {
+    std::lock_guard lock(mu_);
+    written_.erase(key);
+  }
+  ledger_.Forget(key);
+  statuses_.Forget(key);
+  metrics_.SetReport(key.ToString(), nullptr);
+}
+
+std::size_t Reconciler::tracked() const {
+  std::lock_guard lock(mu_);
+  return written_.size();
+}
+
+ReconcileOutcome Reconciler::Reconcile(const WorkloadKey& key, const std::stop_token& stop) {
+  const auto stored_ptr = caches_.reports.Get(key.namespace_name, key.report_name);
+  const ReportView* stored = stored_ptr.get();
+  const auto entry = index_.Get(key);
+  if (!entry) return WithoutPods(key, stored, stop);
+
+  // The workload's Pods as the cache has them now, each attributed again: its owner may have
+  // arrived in the cache after it.
+  ReconcileOutcome outcome;
+  std::vector<std::shared_ptr<const PodView>> inputs;
+  std::map<std::string, std::size_t> seen;  // pod key → containers evaluated
+  WorkloadRef ref = entry->ref;
+  int live = 0;
+  for (const auto& pod_key : entry->pods) {
+    const auto slash = pod_key.find('/');
+    auto pod = caches_.pods.Get(pod_key.substr(0, slash), pod_key.substr(slash + 1));
+    if (!pod) continue;
+    if (OwnerUnknown(*pod)) {
+      const auto first = index_.FirstSeen(pod_key);
+      if (first && clock_.Now() - *first < options_.owner_wait) {
+        // Its owner is on its way: attributing it now would file a CronJob's Pod under its Job.
+        return ReconcileOutcome::RequeueAfter(std::chrono::seconds(1));
+      }
+    }
+    WorkloadRef now;
+    const WorkloadKey actual = KeyOf(*pod, &now);
+    if (actual != key) {
+      if (auto from = index_.Upsert(*pod, actual, now, clock_.Now())) {
+        outcome.enqueue.push_back(*from);
+      }
+      outcome.enqueue.push_back(actual);
+      continue;
+    }
+    if (!now.uid.empty()) ref = now;
+    seen[pod_key] = pod->containers.size();
+    inputs.push_back(std::move(pod));
+    ++live;
+  }
+  for (const auto& d : entry->departed) inputs.push_back(d.pod);
+  if (inputs.empty()) {
+    auto without = WithoutPods(key, stored, stop);
+    without.enqueue.insert(without.enqueue.end(), outcome.enqueue.begin(), outcome.enqueue.end());
+    return without;
+  }
+
+  const auto started = std::chrono::steady_clock::now();
+  const PodView merged = MergePods(inputs);
+  std::vector<std::pair<std::string, std::string>> ns_labels;
+  if (auto n = caches_.namespaces.Get("", key.namespace_name)) ns_labels = n->labels;
+  std::vector<std::shared_ptr<const PolicyView>> views;
+  std::vector<const Policy*> matching;
+  for (auto& view : caches_.policies.List()) {
+    if (!view->policy || !PolicyMatches(*view->policy, merged, &ns_labels)) continue;
+    matching.push_back(view->policy.get());
+    views.push_back(std::move(view));
+  }
+  std::sort(matching.begin(), matching.end(),
+            [](const Policy* a, const Policy* b) { return a->name < b->name; });
+  const bool same_workload =
+      stored != nullptr &&
+      (stored->workload_uid.empty() || ref.uid.empty() || stored->workload_uid == ref.uid);
+  const bool managed = stored == nullptr || stored->managed;
+
+  if (matching.empty() && (stored == nullptr || !managed)) {
+    // Never matched (or someone else's object under our name): nothing to report.
+    index_.MarkEvaluated(key, seen, entry->departed.size());
+    statuses_.Forget(key);
+    metrics_.SetReport(key.ToString(), nullptr);
+    return outcome;
+  }
+
+  PodEvaluation evaluation = Evaluate(merged, matching, std::chrono::system_clock::now());
+  if (matching.empty()) {
+    evaluation.skipped = true;
+    evaluation.note = kUnmatchedNote;
+  }
+  json report = BuildReport({ref, key.namespace_name, live, &merged, &evaluation});
+  metrics_.ObserveEvaluation(std::chrono::steady_clock::now() - started);
+
+  // The grant memory: what the stored report already knows of, for this very workload.
+  const std::set<DangerousGrant> known =
+      same_workload ? stored->dangerous_grants : std::set<DangerousGrant>{};
+  std::set<DangerousGrant> desired = known;  // an unmatched workload keeps its memory
+  if (!matching.empty()) desired = DangerousGrantsOf(evaluation);
+  report["metadata"]["annotations"][std::string(kGrantsAnnotation)] = EncodeGrants(desired);
+
+  std::map<std::string, int> tally;
+  for (const Policy* p : matching) tally[p->name] = 0;
+  for (const auto& f : evaluation.findings) {
+    if (!f.exempt) ++tally[f.policy];
+  }
+  if (matching.empty()) {
+    statuses_.Forget(key);
+    metrics_.SetReport(key.ToString(), nullptr);
+  } else {
+    statuses_.SetTally(key, std::move(tally));
+    metrics_.SetReport(key.ToString(), &report);
+  }
+  if (!matching.empty()) ledger_.Plan(key, desired, known);
+  index_.MarkEvaluated(key, seen, entry->departed.size());
+
+  auto result = Write(key, ref, std::move(report), stored, stop);
+  result.enqueue.insert(result.enqueue.end(), outcome.enqueue.begin(), outcome.enqueue.end());
+  if (live == 0 && result.kind == ReconcileOutcome::Kind::kDone) {
+    // Only departed Pods: recorded, and nothing runs now.
+    metrics_.SetReport(key.ToString(), nullptr);
+    statuses_.Forget(key);
+    if (index_.EraseIfEmpty(key)) {
+      std::lock_guard lock(mu_);
+      written_.erase(key);
+    }
+  }
+  return result;
+}
+
+ReconcileOutcome Reconciler::WithoutPods(const WorkloadKey& key, const ReportView* stored,
+                                         const std::stop_token& stop) {
+  if (stored == nullptr || !stored->managed) {
+    // Nothing to keep: forget the workload.
+    if (index_.EraseIfEmpty(key)) Forget(key);
+    return ReconcileOutcome::Done();
+  }
+  if (!stored->has_owner) return DeleteOrphan(key, *stored, stop);
+  // The workload still exists (the garbage collector would have removed the report with it):
+  // it has no Pods now. Its report stays, with its findings and grant memory, and says 0 Pods.
+  if (stored->pods != 0) {
+    if (!MayWrite()) return ReconcileOutcome::Retry("not the leader");
+    const std::string patch = R"({"workload":{"pods":0}})";
+    auto r = client_.Patch(CapabilityReports(key.namespace_name), key.report_name,
+                           kube::PatchType::kMerge, patch, {}, stop);
+    metrics_.ReportWrite(r.ok() ? "updated" : r.status().IsNotFound() ? "conflict" : "error");
+    if (!r.ok() && !r.status().IsNotFound() && !NamespaceTerminating(r.status())) {
+      return ReconcileOutcome::Retry("setting pods to 0 in report " + key.ToString() + ": " +
+                                     r.status().ToString());
+    }
+  }
+  metrics_.SetReport(key.ToString(), nullptr);
+  statuses_.Forget(key);
+  if (index_.EraseIfEmpty(key)) {
+    std::lock_guard lock(mu_);
+    written_.erase(key);
+  }
+  return ReconcileOutcome::Done();
+}
+
+ReconcileOutcome Reconciler::DeleteOrphan(const WorkloadKey& key, const ReportView& stored,
+                                          const std::stop_token& stop) {
+  if (!MayWrite()) return ReconcileOutcome::Retry("not the leader");
+  // Preconditions: delete exactly the report we looked at, never one another writer (a new
+  // leader, a recreated workload) has put there since.
+  kube::WriteOptions options;
+  options.precondition_uid = stored.uid;
+  options.precondition_resource_version = stored.resource_version;
+  auto r = client_.Delete(CapabilityReports(key.namespace_name), key.report_name, options, stop);
+  if (r.ok() || r.status().IsNotFound()) {
+    metrics_.ReportWrite("deleted");
+    spdlog::info("deleted report {}: it has no owner and no Pods", key.ToString());
+    if (index_.EraseIfEmpty(key)) Forget(key);
+    return ReconcileOutcome::Done();
+  }
+  metrics_.ReportWrite(r.status().IsConflict() ? "conflict" : "error");
+  return ReconcileOutcome::Retry("deleting report " + key.ToString() + ": " +
+                                 r.status().ToString());
+}
+
+ReconcileOutcome Reconciler::Write(const WorkloadKey& key, const WorkloadRef& ref, json report,
+                                   const ReportView* stored, const std::stop_token& stop) {
+  const std::string hash =
+      report["metadata"]["annotations"][std::string(kContentHashAnnotation)].get<std::string>();
+  const int pods = report["workload"]["pods"].get<int>();
+  const auto now = clock_.Now();
+  std::optional<Written> last;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = written_.find(key); it != written_.end()) last = it->second;
+  }
+  const bool stored_same = stored != nullptr && stored->content_hash == hash;
+  // Written by us already; the report cache has not caught up yet.
+  const bool cache_behind = !stored_same && last && last->hash == hash;
+  if (stored_same || cache_behind) {
+    const bool same_pods = stored == nullptr || stored->pods == pods || cache_behind;
+    if (same_pods) {
+      Announce(ref, key, ledger_.Confirm(key), stop);
+      return ReconcileOutcome::Done();
+    }
+    // Only the Pod count moved (a rollout in progress): refresh it, but not on every Pod.
+    if (pods != 0 && last && now - last->at < options_.pod_count_refresh) {
+      Announce(ref, key, ledger_.Confirm(key), stop);
+      return ReconcileOutcome::RequeueAfter(options_.pod_count_refresh - (now - last->at));
+    }
+  }
+  if (!MayWrite()) return ReconcileOutcome::Retry("not the leader");
+
+  kube::ApiStatus status;
+  const char* result = "created";
+  if (stored != nullptr) {
+    report["metadata"]["resourceVersion"] = stored->resource_version;
+    status =
+        client_
+            .Update(CapabilityReports(key.namespace_name), key.report_name, report.dump(), {}, stop)
+            .status();
+    result = "updated";
+  } else {
+    status =
+        client_.Create(CapabilityReports(key.namespace_name), report.dump(), {}, stop).status();
+  }
+  if (status.ok()) {
+    metrics_.ReportWrite(result);
+    {
+      std::lock_guard lock(mu_);
+      written_[key] = {hash, now};
+    }
+    spdlog::info("{} report {}: {} violation(s)", result, key.ToString(),
+                 report["summary"]["violations"].get<int>());
+    Announce(ref, key, ledger_.Confirm(key), stop);
+    return ReconcileOutcome::Done();
+  }
+  if (NamespaceTerminating(status)) {
+    // The namespace is going away with the workload in it: nothing to write, nothing to retry.
+    metrics_.ReportWrite("error");
+    return ReconcileOutcome::Done();
+  }
+  if (status.IsConflict() || status.IsAlreadyExists()) {
+    metrics_.ReportWrite("conflict");
+    return ReconcileOutcome::Retry("report " + key.ToString() + ": " + status.ToString() +
+                                   "; retrying with the current version");
+  }
+  if (status.reason() == kube::StatusReason::kInvalid) {
+    metrics_.ReportWrite("invalid");
+    return ReconcileOutcome::GiveUp("the API server refuses report " + key.ToString() + ": " +
+                                    status.ToString());
+  }
+  metrics_.ReportWrite("error");
+  // The outcome is unknown (a timeout may follow a commit): the ledger keeps the grants
+  // pending, and the retry announces them once the report is confirmed.
+  return ReconcileOutcome::Retry("writing report " + key.ToString() + ": " + status.ToString());
+}
+
+void Reconciler::Announce(const WorkloadRef& ref, const WorkloadKey& key,
+                          const std::vector<DangerousGrant>& grants, const std::stop_token& stop) {
+  if (grants.empty()) return;
+  bool announce;
+  {
+    std::lock_guard lock(mu_);
+    announce = announce_;
+  }
+  const std::string& ns = key.namespace_name;
+  if (!announce) {
+    for (const auto& g : grants) {
+      spdlog::info("recorded existing dangerous grant in {}/{}: container \"{}\" holds {}", ns,
+                   ref.name, g.container, g.capability);
+    }
+    return;
+  }
+  const std::string when = kube::FormatMicroTime(clock_.WallNow());
+  const std::string seconds = when.substr(0, 19) + "Z";
+  for (const auto& g : grants) {
+    metrics_.CountNewDangerousGrant(ns, g.capability);
+    std::string message = ref.kind + " " + ref.name + ": container \"" + g.container +
+                          "\" is granted " + g.capability +
+                          (g.capability == "privileged" ? " (every capability)" : "") +
+                          "; see CapabilityReport " + key.report_name;
+    spdlog::warn("new dangerous grant in {}/{}: {}", ns, ref.name, message);
+    json event = {
+        {"apiVersion", "v1"},
+        {"kind", "Event"},
+        {"metadata", {{"generateName", EventNamePrefix(key.report_name)}, {"namespace", ns}}},
+        {"involvedObject",
+         {{"apiVersion", ref.api_version},
+          {"kind", ref.kind},
+          {"name", ref.name},
+          {"namespace", ns},
+          {"uid", ref.uid}}},
+        {"reason", "DangerousCapabilityGranted"},
+        {"message", message},
+        {"type", "Warning"},
+        {"source", {{"component", "capwatch"}}},
+        {"reportingComponent", "capwatch"},
+        {"reportingInstance", options_.identity},
+        {"firstTimestamp", seconds},
+        {"lastTimestamp", seconds},
+        {"count", 1},
+    };
+    events_.Record(ns, std::move(event), stop);
+  }
+}
+
+}  // namespace capwatch::controller
