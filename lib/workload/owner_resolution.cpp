@@ -56,7 +56,12 @@ std::string ReportName(const WorkloadRef& workload) {
   for (unsigned char c : name) fnv = (fnv ^ c) * 1099511628211ULL;
   char hash[17];
   std::snprintf(hash, sizeof(hash), "%016llx", static_cast<unsigned long long>(fnv));
-  return name.substr(0, kMaxName - 17) + "-" + hash;
+  // The cut may end the prefix in '.' or '-': "….-<hash>" is no DNS-1123 subdomain (a label
+  // must start and end with a letter or digit), so those go. The prefix starts with the kind,
+  // so something is left, and it now ends in a letter or digit.
+  std::string prefix = name.substr(0, kMaxName - 17);
+  while (prefix.back() == '.' || prefix.back() == '-') prefix.pop_back();
+  return prefix + "-" + hash;
 }
 
 }  // namespace capwatch

@@ -29,7 +29,9 @@ using OwnerLookup = std::function<OwnerInfo(std::string_view kind, std::string_v
 
 WorkloadRef ResolveWorkload(const PodView& pod, const OwnerLookup& lookup);
 
-// `<lower-case kind>-<name>`, kept within the 253 characters an object name may have.
+// `<lower-case kind>-<name>`, kept within the 253 characters an object name may have: a longer
+// one is cut and ends in `-<16 hex digits>`, a hash of the whole name, so it stays unique. For
+// every legal workload name the result is a valid DNS-1123 subdomain.
 std::string ReportName(const WorkloadRef& workload);
 
 }  // namespace capwatch

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <gmock/gmock.h>
+#include <set>
 
 #include "workload/manifest_reader.h"
 #include "workload/owner_resolution.h"
@@ -205,6 +206,96 @@ TEST(OwnerResolution, ReportNamesStayWithinTheObjectNameLimit) {
   const std::string name = ReportName({"v1", "Pod", std::string(253, 'a'), ""});
   EXPECT_LE(name.size(), 253u);
   EXPECT_NE(name, ReportName({"v1", "Pod", std::string(252, 'a') + "b", ""}));
+}
+
+// What the API server accepts as an object name (IsDNS1123Subdomain): at most 253 characters,
+// dot-separated labels of lower-case letters, digits and '-', each starting and ending with a
+// letter or digit.
+bool IsDns1123Subdomain(const std::string& s) {
+  if (s.empty() || s.size() > 253) return false;
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t dot = s.find('.', start);
+    const std::string_view label = std::string_view(s).substr(
+        start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (label.empty() || !alnum(label.front()) || !alnum(label.back())) return false;
+    for (char c : label) {
+      if (!alnum(c) && c != '-') return false;
+    }
+    if (dot == std::string::npos) return true;
+    start = dot + 1;
+  }
+}
+
+TEST(OwnerResolution, TheSubdomainCheckOfTheseTestsIsStrict) {
+  for (const char* good : {"a", "0", "a-b", "a--b", "a.b", "pod-a.b-c.d"}) {
+    EXPECT_TRUE(IsDns1123Subdomain(good)) << good;
+  }
+  for (const char* bad : {"", "-a", "a-", ".a", "a.", "a..b", "a.-b", "a-.b", "A", "a_b"}) {
+    EXPECT_FALSE(IsDns1123Subdomain(bad)) << bad;
+  }
+  EXPECT_TRUE(IsDns1123Subdomain(std::string(253, 'a')));
+  EXPECT_FALSE(IsDns1123Subdomain(std::string(254, 'a')));
+}
+
+// A legal workload name of `length` characters, letters and digits varied by `seed`.
+std::string LegalName(std::size_t length, std::size_t seed) {
+  static constexpr std::string_view kChars = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::string name(length, 'a');
+  for (std::size_t i = 0; i < length; ++i) name[i] = kChars[(i * 7 + seed) % kChars.size()];
+  return name;
+}
+
+TEST(OwnerResolution, ReportNamesAreValidAndDistinctForEveryLegalName) {
+  const std::vector<std::string> kinds = {
+      "Deployment", "StatefulSet", "CronJob",
+      "ReplicaSet", "Pod",         "ClusterWideObservabilityPipelineCollectorDeploymentSet"};
+  // Separators a legal name may hold: a dot between labels, hyphens, one-character labels.
+  const std::vector<std::string> kSeparators = {".", "-", "--", "---", ".z.", ".z-", "-z."};
+  std::set<std::pair<std::string, std::string>> inputs;
+  std::set<std::string> outputs;
+  std::size_t cases = 0;
+  auto check = [&](const std::string& kind, const std::string& name) {
+    ASSERT_TRUE(IsDns1123Subdomain(name)) << "the test generated an illegal name: " << name;
+    const std::string report = ReportName({"v1", kind, name, ""});
+    ASSERT_TRUE(IsDns1123Subdomain(report))
+        << kind << " " << name << " (" << name.size() << " characters) gives " << report;
+    if (inputs.emplace(kind, name).second) {
+      ++cases;
+      EXPECT_TRUE(outputs.insert(report).second)
+          << kind << " " << name << " gives " << report << ", the name of another workload too";
+    }
+  };
+  for (const auto& kind : kinds) {
+    const std::size_t prefix = kind.size() + 1;  // "<kind>-"
+    for (std::size_t length = 1; length <= 253; ++length) {
+      check(kind, LegalName(length, length));
+      // Dots and hyphens all along the name: every label one character long.
+      if (length % 2 == 1) {
+        std::string dotted = LegalName(length, 3), hyphened = dotted;
+        for (std::size_t i = 1; i < length; i += 2) {
+          dotted[i] = '.';
+          hyphened[i] = '-';
+        }
+        check(kind, dotted);
+        check(kind, hyphened);
+      }
+      if (prefix + length <= 253) continue;
+      // Long enough to be cut: a separator at every position around every place the cut may
+      // fall (the cut keeps a prefix of the report name and appends a 17-character hash).
+      for (const auto& sep : kSeparators) {
+        for (std::size_t at = 1; at + sep.size() < length; ++at) {
+          const std::size_t cut_in_name = 253 - 17 - prefix;
+          if (at + sep.size() + 2 < cut_in_name || at > cut_in_name + 2) continue;
+          std::string name = LegalName(length, at);
+          name.replace(at, sep.size(), sep);
+          check(kind, name);
+        }
+      }
+    }
+  }
+  EXPECT_GT(cases, 5000u);
 }
 
 // ---- Manifests -------------------------------------------------------------------------------
