@@ -1,5 +1,6 @@
 #include "kube/lease_lock.h"
 
+#include <condition_variable>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -107,7 +108,30 @@ std::string LeaderElector::observed_leader() const {
   return observed_ ? observed_->holder_identity : std::string();
 }
 
-bool LeaderElector::TryAcquireOrRenew(const std::stop_token& stop) {
+bool LeaderElector::TryAcquireOrRenew(const std::stop_token& outer) {
+  // One attempt has its own deadline (real time): a Get sitting in 5xx retries must not hold
+  // the elector past the point where another replica may take the Lease over.
+  std::stop_source attempt;
+  std::stop_callback forward(outer, [&] { attempt.request_stop(); });
+  std::mutex done_mu;
+  std::condition_variable_any done_cv;
+  bool done = false;
+  std::jthread deadline([&](std::stop_token) {
+    std::unique_lock lock(done_mu);
+    if (!done_cv.wait_for(lock, options_.renew_deadline / 2, [&] { return done; })) {
+      attempt.request_stop();
+    }
+  });
+  const bool held = AttemptAcquireOrRenew(attempt.get_token());
+  {
+    std::lock_guard lock(done_mu);
+    done = true;
+  }
+  done_cv.notify_all();
+  return held;
+}
+
+bool LeaderElector::AttemptAcquireOrRenew(const std::stop_token& stop) {
   const auto now = clock_.Now();
   const std::string now_text = FormatMicroTime(clock_.WallNow());
   const int duration_s = static_cast<int>(

@@ -69,7 +69,8 @@ class LeaderElector {
  public:
   LeaderElector(LeaseLock& lock, Clock& clock, LeaderElectionOptions options);
 
-  // One attempt to acquire or renew; true when we hold the Lease afterwards.
+  // One attempt to acquire or renew, cancelled after half the renew deadline (real time);
+  // true when we hold the Lease afterwards.
   bool TryAcquireOrRenew(const std::stop_token& stop = {});
   // Acquires, leads, renews; returns after stepping down, or after `stop` (releasing the Lease
   // when release_on_cancel).
@@ -81,6 +82,7 @@ class LeaderElector {
   std::string observed_leader() const;
 
  private:
+  bool AttemptAcquireOrRenew(const std::stop_token& stop);
   // Records that this process holds the Lease as written at `now`.
   void Hold(const LeaseRecord& record, Clock::TimePoint now);
 

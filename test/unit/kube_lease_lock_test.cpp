@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 
@@ -198,6 +199,44 @@ TEST(LeaderElector, IsLeaderTurnsFalseOnceTheRenewDeadlinePasses) {
   };
   e.Run(stop.get_token(), cb);
   EXPECT_TRUE(checked.load());
+}
+
+}  // namespace
+}  // namespace capwatch::kube
+
+namespace capwatch::kube {
+namespace {
+
+// An API server that never answers: every request waits until its stop token is requested.
+class HangingClient final : public KubeClient {
+ public:
+  Result<std::string> Send(const Request&, const std::stop_token& stop) override {
+    std::mutex mu;
+    std::condition_variable_any cv;
+    std::unique_lock lock(mu);
+    cv.wait(lock, stop, [] { return false; });
+    ++cancelled;
+    return ApiStatus(0, StatusReason::kCancelled, "cancelled");
+  }
+  Result<std::unique_ptr<WatchStream>> Watch(const ResourceRef&, const ListOptions&,
+                                             const std::stop_token&) override {
+    return ApiStatus(500, StatusReason::kInternalError, "no watches here");
+  }
+  std::atomic<int> cancelled{0};
+};
+
+TEST(LeaderElector, ARenewalThatHangsIsCancelledAtItsOwnDeadline) {
+  HangingClient client;
+  LeaseLock lock(client, "capwatch-system", "capwatch-leader");
+  testing::FakeClock clock;
+  LeaderElectionOptions options;
+  options.identity = "a";
+  options.renew_deadline = std::chrono::milliseconds(200);
+  LeaderElector elector(lock, clock, options);
+  // Without its own deadline this attempt would wait for the hung request forever.
+  EXPECT_FALSE(elector.TryAcquireOrRenew());
+  EXPECT_EQ(client.cancelled.load(), 1);
+  EXPECT_FALSE(elector.IsLeader());
 }
 
 }  // namespace
