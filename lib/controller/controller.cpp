@@ -424,7 +424,7 @@ void Controller::ExportInformerStats() {
                             delta(stats.list_restarts, before.list_restarts));
     }
     if (resource == "pods" && stats.lists > before.lists) {
-      metrics_.SetLastFullSync(std::chrono::system_clock::now());
+      metrics_.SetLastFullSync(clock_.WallNow());
     }
     before = stats;
     metrics_.SetCacheObjects(resource, static_cast<double>(size));

@@ -168,7 +168,7 @@ ReconcileOutcome Reconciler::Reconcile(const WorkloadKey& key, const std::stop_t
     return outcome;
   }
 
-  PodEvaluation evaluation = Evaluate(merged, matching, std::chrono::system_clock::now());
+  PodEvaluation evaluation = Evaluate(merged, matching, clock_.WallNow());
   if (matching.empty()) {
     evaluation.skipped = true;
     evaluation.note = kUnmatchedNote;
