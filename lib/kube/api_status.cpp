@@ -1,5 +1,7 @@
 #include "kube/api_status.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 
 namespace capwatch::kube {
@@ -66,6 +68,13 @@ StatusReason ReasonFromCode(int code) {
   }
 }
 
+// A string member of a Status, or empty: a Status is read from whatever answered, and a field
+// of another type must not throw.
+std::string Str(const nlohmann::json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 }  // namespace
 
 std::string_view StatusReasonName(StatusReason reason) {
@@ -80,9 +89,9 @@ ApiStatus ApiStatus::FromResponse(int http_status, std::string_view body) {
   std::string message;
   ApiStatus status(http_status, reason, {});
   auto doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_object() && doc.value("kind", "") == "Status") {
-    message = doc.value("message", "");
-    const std::string name = doc.value("reason", "");
+  if (doc.is_object() && Str(doc, "kind") == "Status") {
+    message = Str(doc, "message");
+    const std::string name = Str(doc, "reason");
     for (const auto& r : kReasonNames) {
       if (!name.empty() && r.name == name) reason = r.reason;
     }
@@ -90,11 +99,14 @@ ApiStatus ApiStatus::FromResponse(int http_status, std::string_view body) {
       if (auto causes = details->find("causes"); causes != details->end() && causes->is_array()) {
         for (const auto& c : *causes) {
           if (!c.is_object()) continue;
-          status.add_cause({c.value("reason", ""), c.value("message", ""), c.value("field", "")});
+          status.add_cause({Str(c, "reason"), Str(c, "message"), Str(c, "field")});
         }
       }
-      if (auto ra = details->find("retryAfterSeconds"); ra != details->end() && ra->is_number()) {
-        status.set_retry_after(std::chrono::seconds(ra->get<int>()));
+      if (auto ra = details->find("retryAfterSeconds");
+          ra != details->end() && ra->is_number_integer()) {
+        // Bounded: a day is more than any server asks for, and keeps the arithmetic sane.
+        const auto seconds = std::clamp<std::int64_t>(ra->get<std::int64_t>(), 0, 86400);
+        status.set_retry_after(std::chrono::seconds(seconds));
       }
     }
   } else {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -107,18 +108,28 @@ class Informer final : public ReflectorStore {
     pending_.clear();
   }
 
+  // The codecs do not throw; should one anyway (or a handler), the exception stops here, on the
+  // informer's thread, and the page or event counts as undecodable: the reflector backs off or
+  // relists instead of the process ending.
   bool AddListPage(std::string_view body, ListPageMeta& meta, std::string& error) override {
-    return codec_.DecodeList(
-        body,
-        [this](T&& obj) {
-          std::string key = ObjectKey(obj.namespace_name, obj.name);
-          std::lock_guard lock(mu_);
-          Stored stored = codec_.Pack(std::move(obj));
-          auto [it, inserted] = pending_.try_emplace(std::move(key));
-          if (!inserted) codec_.Release(it->second);
-          it->second = std::move(stored);
-        },
-        meta, error);
+    try {
+      return codec_.DecodeList(
+          body,
+          [this](T&& obj) {
+            std::string key = ObjectKey(obj.namespace_name, obj.name);
+            std::lock_guard lock(mu_);
+            Stored stored = codec_.Pack(std::move(obj));
+            auto [it, inserted] = pending_.try_emplace(std::move(key));
+            if (!inserted) codec_.Release(it->second);
+            it->second = std::move(stored);
+          },
+          meta, error);
+    } catch (const std::exception& e) {
+      error = std::string("decoding the page threw: ") + e.what();
+    } catch (...) {
+      error = "decoding the page threw an unknown exception";
+    }
+    return false;
   }
 
   void CommitList() override {
@@ -173,6 +184,19 @@ class Informer final : public ReflectorStore {
 
   bool ApplyEvent(WatchEventType type, std::string_view object, std::string& resource_version,
                   std::string& error) override {
+    try {
+      return ApplyDecoded(type, object, resource_version, error);
+    } catch (const std::exception& e) {
+      error = std::string("applying the event threw: ") + e.what();
+    } catch (...) {
+      error = "applying the event threw an unknown exception";
+    }
+    return false;
+  }
+
+ private:
+  bool ApplyDecoded(WatchEventType type, std::string_view object, std::string& resource_version,
+                    std::string& error) {
     T obj;
     if (!codec_.Decode(object, obj, error)) return false;
     resource_version = obj.resource_version;
@@ -217,7 +241,6 @@ class Informer final : public ReflectorStore {
     return true;
   }
 
- private:
   template <typename Fn>
   void Notify(Fn&& fn) {
     for (auto& h : handlers_) fn(h);

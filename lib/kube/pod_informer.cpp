@@ -16,8 +16,9 @@ bool PodCodec::DecodeList(std::string_view body, const std::function<void(PodVie
                           ListPageMeta& meta, std::string& error) {
   PodDecoder::ListMeta list_meta;
   DecodeError decode_error;
-  auto skip = [](const DecodeError& e) {
+  auto skip = [&meta](const DecodeError& e) {
     spdlog::warn("skipping a Pod that cannot be read: {}", e.ToString());
+    ++meta.skipped_items;
   };
   if (!decoder_.DecodePodList(body, on_pod, list_meta, decode_error, skip)) {
     error = "pod list: " + decode_error.ToString();

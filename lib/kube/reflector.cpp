@@ -105,6 +105,7 @@ ReflectorState Reflector::DoList(const std::stop_token& stop) {
     {
       std::lock_guard lock(mu_);
       ++stats_.list_pages;
+      stats_.skipped_items += meta.skipped_items;
     }
     if (meta.continue_token.empty()) {
       {
@@ -136,6 +137,7 @@ ReflectorState Reflector::DoWatch(const std::stop_token& stop) {
       std::chrono::duration_cast<std::chrono::seconds>(backoff_.Jitter(min, 1.0)).count());
   if (opts.timeout_seconds <= 0) opts.timeout_seconds = 1;
 
+  const Clock::TimePoint started = clock_.Now();
   auto opened = client_.Watch(options_.resource, opts, stop);
   if (!opened.ok()) {
     const ApiStatus& s = opened.status();
@@ -160,12 +162,10 @@ ReflectorState Reflector::DoWatch(const std::stop_token& stop) {
   std::string line;
   WatchEvent event;
   std::string error;
+  bool delivered = false;  // an ADDED, MODIFIED, DELETED or BOOKMARK event
   while (stream.NextLine(line)) {
     if (!decoder.Decode(line, event, error)) {
-      spdlog::warn("{}: skipping an undecodable event: {}", what, error);
-      std::lock_guard lock(mu_);
-      ++stats_.decode_errors;
-      continue;
+      return RelistAfterBadEvent(what, "decode an event", error);
     }
     switch (event.type) {
       case WatchEventType::kAdded:
@@ -173,17 +173,17 @@ ReflectorState Reflector::DoWatch(const std::stop_token& stop) {
       case WatchEventType::kDeleted: {
         std::string rv;
         if (!store_.ApplyEvent(event.type, event.object, rv, error)) {
-          spdlog::warn("{}: skipping a {} event: {}", what, WatchEventTypeName(event.type), error);
-          std::lock_guard lock(mu_);
-          ++stats_.decode_errors;
-          continue;
+          return RelistAfterBadEvent(
+              what, "apply a " + std::string(WatchEventTypeName(event.type)) + " event", error);
         }
+        delivered = true;
         std::lock_guard lock(mu_);
         if (!rv.empty()) rv_ = std::move(rv);
         ++stats_.events;
         break;
       }
       case WatchEventType::kBookmark: {
+        delivered = true;
         std::string rv = ResourceVersionOf(event.object);
         std::lock_guard lock(mu_);
         if (!rv.empty()) rv_ = std::move(rv);
@@ -193,7 +193,10 @@ ReflectorState Reflector::DoWatch(const std::stop_token& stop) {
       case WatchEventType::kError: {
         const ApiStatus s = ApiStatus::FromResponse(0, event.object);
         auto doc = nlohmann::json::parse(event.object, nullptr, false);
-        const int code = doc.is_object() ? doc.value("code", 0) : 0;
+        int code = 0;
+        if (auto c = doc.find("code"); c != doc.end() && c->is_number_integer()) {
+          code = c->get<int>();
+        }
         {
           std::lock_guard lock(mu_);
           ++stats_.error_events;
@@ -211,10 +214,40 @@ ReflectorState Reflector::DoWatch(const std::stop_token& stop) {
     }
   }
   const ApiStatus& end = stream.status();
-  if (end.ok()) return ReflectorState::kWatching;  // the server's timeoutSeconds: reconnect
+  if (end.ok()) {
+    const auto lasted = clock_.Now() - started;
+    if (!delivered && lasted < options_.min_healthy_watch) {
+      // Answered 200 and closed at once: reconnecting now would be a hot loop.
+      spdlog::warn("{}: the server ended the watch after {} ms without an event; backing off", what,
+                   std::chrono::duration_cast<std::chrono::milliseconds>(lasted).count());
+      std::lock_guard lock(mu_);
+      ++stats_.short_watches;
+      return ReflectorState::kBackoff;
+    }
+    bad_event_relists_in_a_row_ = 0;
+    return ReflectorState::kWatching;  // the server's timeoutSeconds: reconnect
+  }
   if (end.reason() == StatusReason::kCancelled) return ReflectorState::kWatching;
   spdlog::warn("{}: {}", what, end.ToString());
   return ReflectorState::kBackoff;
+}
+
+// An event we cannot read or apply may hide a change (a lost DELETED leaves a ghost in the
+// cache), and later events would move the resourceVersion past it: only a relist, replacing
+// the cache, heals that. At once the first time; again before a healthy watch, after a backoff,
+// so one object that stays bad cannot drive a hot relist loop.
+ReflectorState Reflector::RelistAfterBadEvent(const std::string& what, std::string_view failed,
+                                              const std::string& error) {
+  const bool at_once = bad_event_relists_in_a_row_++ == 0;
+  spdlog::warn("{}: cannot {}, relisting{}: {}", what, failed, at_once ? "" : " after a backoff",
+               error);
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.decode_errors;
+    ++stats_.relists_decode;
+  }
+  need_relist_ = true;
+  return at_once ? ReflectorState::kListing : ReflectorState::kBackoff;
 }
 
 void Reflector::NoteRetryAfter(const ApiStatus& status) {

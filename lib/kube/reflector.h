@@ -57,6 +57,9 @@ struct ReflectorOptions {
   BackoffOptions backoff;  // 0.8 s -> 30 s with jitter, reset after 2 healthy minutes
   // How often an expired continue token may restart one list before the list counts as failed.
   int max_list_restarts = 3;
+  // A watch the server ends sooner than this without an event (a proxy or an API server that
+  // answers 200 and closes at once) backs off instead of reconnecting in a hot loop.
+  std::chrono::milliseconds min_healthy_watch{1000};
 };
 
 struct ReflectorStats {
@@ -67,8 +70,12 @@ struct ReflectorStats {
   std::uint64_t watches = 0;        // watch requests that were answered 200
   std::uint64_t events = 0;         // ADDED/MODIFIED/DELETED applied
   std::uint64_t bookmarks = 0;
-  std::uint64_t error_events = 0;   // ERROR events
-  std::uint64_t decode_errors = 0;  // events or pages we could not decode (skipped, logged)
+  std::uint64_t error_events = 0;  // ERROR events
+  // Watch events we could not decode or apply, and list pages we could not decode (logged).
+  std::uint64_t decode_errors = 0;
+  std::uint64_t relists_decode = 0;  // such an event sent us back to listing
+  std::uint64_t skipped_items = 0;   // list items the codec could not read, left out (logged)
+  std::uint64_t short_watches = 0;   // watches that ended at once without an event: backed off
   std::uint64_t backoffs = 0;
 };
 
@@ -78,7 +85,10 @@ struct ReflectorStats {
 //   Listing  --list ok-->  Watching  --clean end (timeoutSeconds)-->  Watching
 //   Listing  --error-->    Backoff   --delay-->  Listing (or Watching when the rv is still good)
 //   Watching --410 Gone / ERROR 410-->  Listing  (relist, consistent replace of the cache)
+//   Watching --an event we cannot decode or apply-->  Listing (the first time in a row), else
+//              Backoff --delay--> Listing: the lost event may hide a change, a relist heals it
 //   Watching --other error, dropped connection, timeout-->  Backoff
+//   Watching --clean end within min_healthy_watch and no event-->  Backoff
 //
 // Step() does the work of the current state and returns the next one: a whole paginated
 // list, a whole watch session, or one backoff sleep.
@@ -101,6 +111,8 @@ class Reflector {
   ReflectorState DoList(const std::stop_token& stop);
   ReflectorState DoWatch(const std::stop_token& stop);
   ReflectorState DoBackoff(const std::stop_token& stop);
+  ReflectorState RelistAfterBadEvent(const std::string& what, std::string_view failed,
+                                     const std::string& error);
   void NoteRetryAfter(const ApiStatus& status);
   void SetResourceVersion(std::string rv);
 
@@ -111,6 +123,8 @@ class Reflector {
   Backoff backoff_;
   std::atomic<ReflectorState> state_{ReflectorState::kListing};
   bool need_relist_ = true;
+  // Relists for a bad event since the last healthy watch: after the first, they back off.
+  int bad_event_relists_in_a_row_ = 0;
   // A 429's Retry-After: the next backoff waits at least this long.
   std::optional<Clock::Duration> retry_after_;
   Clock::Duration last_backoff_{};

@@ -82,7 +82,8 @@ std::string ResourceVersionOf(std::string_view object_json) {
   if (!doc.is_object()) return {};
   auto md = doc.find("metadata");
   if (md == doc.end() || !md->is_object()) return {};
-  return md->value("resourceVersion", "");
+  auto rv = md->find("resourceVersion");
+  return rv != md->end() && rv->is_string() ? rv->get<std::string>() : std::string();
 }
 
 }  // namespace capwatch::kube

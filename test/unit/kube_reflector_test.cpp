@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <gmock/gmock.h>
+
 #include <deque>
+#include <stdexcept>
 
 #include "kube/backoff.h"
 #include "kube/pod_informer.h"
@@ -13,6 +16,8 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::FakeClock;
+using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
 
 TEST(Backoff, GrowsFrom800msTo30sWithJitterAndResetsAfterAHealthyPeriod) {
   FakeClock clock;
@@ -63,7 +68,10 @@ class ScriptedClient final : public KubeClient {
     ApiStatus open = ApiStatus::Ok();
     std::vector<std::string> lines;
     ApiStatus end = ApiStatus::Ok();
+    // How long the session stays open on `clock`, passed when the stream ends.
+    Clock::Duration lasts{};
   };
+  FakeClock* clock = nullptr;
   std::deque<Result<std::string>> lists;
   std::deque<WatchScript> watches;
   std::vector<ListOptions> list_calls, watch_calls;
@@ -86,15 +94,19 @@ class ScriptedClient final : public KubeClient {
     WatchScript w = std::move(watches.front());
     watches.pop_front();
     if (!w.open.ok()) return w.open;
-    return std::unique_ptr<WatchStream>(new Stream(std::move(w)));
+    return std::unique_ptr<WatchStream>(new Stream(std::move(w), clock));
   }
 
  private:
   class Stream final : public WatchStream {
    public:
-    explicit Stream(WatchScript w) : w_(std::move(w)) {}
+    Stream(WatchScript w, FakeClock* clock) : w_(std::move(w)), clock_(clock) {}
     bool NextLine(std::string& line) override {
-      if (i_ >= w_.lines.size()) return false;
+      if (i_ >= w_.lines.size()) {
+        if (clock_ != nullptr && !ended_) clock_->Advance(w_.lasts);
+        ended_ = true;
+        return false;
+      }
       line = w_.lines[i_++];
       return true;
     }
@@ -102,6 +114,8 @@ class ScriptedClient final : public KubeClient {
 
    private:
     WatchScript w_;
+    FakeClock* clock_;
+    bool ended_ = false;
     std::size_t i_ = 0;
     ApiStatus ok_ = ApiStatus::Ok();
   };
@@ -239,20 +253,241 @@ TEST(Reflector, BackoffHonoursRetryAfterOfA429) {
   EXPECT_GE(clock.slept().back(), Clock::Duration(7s));
 }
 
-TEST(Reflector, UndecodableEventsAreSkippedNotFatal) {
+// What an informer's handlers heard: "ADD a", "UPDATE a", "DELETE a".
+
+class Heard {
+ public:
+  explicit Heard(PodInformer& informer) {
+    informer.AddHandlers(
+        {[this](const PodView& p) { log.push_back("ADD " + p.name); },
+         [this](const PodView&, const PodView& p) { log.push_back("UPDATE " + p.name); },
+         [this](const PodView& p) { log.push_back("DELETE " + p.name); }});
+  }
+  std::vector<std::string> log;
+};
+
+TEST(Reflector, AnEventThatCannotBeReadRelistsSoTheCacheKeepsNoGhost) {
   FakeClock clock;
   ScriptedClient client;
   PodInformer informer(client, clock, PodReflectorOptions());
-  client.lists.push_back(PodList("10", {}));
-  ASSERT_EQ(informer.reflector().Step({}), ReflectorState::kWatching);
-  client.watches.push_back({ApiStatus::Ok(),
-                            {"garbage", R"({"type":"ADDED","object":{"metadata":{"name":1}}})",
-                             Event("ADDED", "ok", 12)},
-                            ApiStatus::Ok()});
+  Heard heard(informer);
+  Reflector& r = informer.reflector();
+  client.lists.push_back(PodList("10", {"a", "b"}));
+  ASSERT_EQ(r.Step({}), ReflectorState::kWatching);
+
+  // "a" is deleted, but its DELETED event cannot be read; the next event would move the
+  // resourceVersion past it, and "a" would stay cached until a 410.
+  client.watches.push_back(
+      {ApiStatus::Ok(),
+       {R"({"type":"DELETED","object":{"metadata":{"name":1,"namespace":"ns","resourceVersion":"11"}}})",
+        Event("ADDED", "c", 12)},
+       ApiStatus::Ok()});
+  EXPECT_EQ(r.Step({}), ReflectorState::kListing) << "the watch ends at the bad event";
+  EXPECT_EQ(r.resource_version(), "10") << "nothing moved past the lost event";
+  EXPECT_EQ(informer.size(), 2u);
+
+  // The relist replaces the cache and tells the handlers of the difference.
+  client.lists.push_back(PodList("12", {"b", "c"}));
+  EXPECT_EQ(r.Step({}), ReflectorState::kWatching);
+  EXPECT_EQ(informer.Get("ns", "a"), nullptr) << "no ghost";
+  EXPECT_NE(informer.Get("ns", "c"), nullptr);
+  ASSERT_EQ(heard.log.size(), 4u);
+  EXPECT_THAT(std::vector<std::string>(heard.log.begin() + 2, heard.log.end()),
+              UnorderedElementsAre("ADD c", "DELETE a"));
+  EXPECT_TRUE(clock.slept().empty()) << "the first time, the relist is immediate";
+  const auto stats = r.stats();
+  EXPECT_EQ(stats.decode_errors, 1u);
+  EXPECT_EQ(stats.relists_decode, 1u);
+  EXPECT_EQ(stats.lists, 2u);
+}
+
+TEST(Reflector, AListPageWithABadItemKeepsTheOthersAndCountsIt) {
+  FakeClock clock;
+  ScriptedClient client;
+  PodInformer informer(client, clock, PodReflectorOptions());
+  std::string page = PodList("10", {"a", "b"});
+  page.insert(page.size() - 2, R"(,{"metadata":{"name":7,"namespace":"ns"}})");
+  client.lists.push_back(page);
   EXPECT_EQ(informer.reflector().Step({}), ReflectorState::kWatching);
-  EXPECT_EQ(informer.size(), 1u);
-  EXPECT_EQ(informer.reflector().stats().decode_errors, 2u);
-  EXPECT_EQ(informer.reflector().resource_version(), "12");
+  EXPECT_EQ(informer.size(), 2u);
+  EXPECT_EQ(informer.reflector().stats().skipped_items, 1u);
+  EXPECT_EQ(informer.reflector().stats().decode_errors, 0u) << "the page itself was fine";
+}
+
+TEST(Reflector, BadEventsInARowBackOffBeforeEachRelistUntilAWatchIsHealthy) {
+  FakeClock clock;
+  ScriptedClient client;
+  client.clock = &clock;
+  PodInformer informer(client, clock, PodReflectorOptions());
+  Reflector& r = informer.reflector();
+  client.lists.push_back(PodList("10", {"a"}));
+  ASSERT_EQ(r.Step({}), ReflectorState::kWatching);
+
+  // One object the codec cannot read, changed again and again, and once a line that is not an
+  // event at all.
+  const std::string bad = R"({"type":"MODIFIED","object":{"metadata":{"name":["x"]}}})";
+  for (int i = 0; i < 3; ++i) {
+    client.watches.push_back(
+        {ApiStatus::Ok(), {Event("MODIFIED", "a", 11 + i), i == 1 ? "garbage" : bad}});
+  }
+  EXPECT_EQ(r.Step({}), ReflectorState::kListing) << "the first time: relist at once";
+  client.lists.push_back(PodList("20", {"a"}));
+  EXPECT_EQ(r.Step({}), ReflectorState::kWatching);
+  EXPECT_EQ(r.Step({}), ReflectorState::kBackoff) << "again: back off first";
+  EXPECT_EQ(r.Step({}), ReflectorState::kListing);
+  client.lists.push_back(PodList("30", {"a"}));
+  EXPECT_EQ(r.Step({}), ReflectorState::kWatching);
+  EXPECT_EQ(r.Step({}), ReflectorState::kBackoff);
+  EXPECT_EQ(r.Step({}), ReflectorState::kListing);
+  const auto slept = clock.slept();
+  ASSERT_EQ(slept.size(), 2u);
+  EXPECT_GE(slept[0], Clock::Duration(800ms));
+  EXPECT_GT(slept[1], slept[0]) << "the backoff grows";
+  EXPECT_EQ(r.stats().decode_errors, 3u);
+  EXPECT_EQ(r.stats().relists_decode, 3u);
+
+  // A healthy watch (it ran to the server's timeoutSeconds) ends the run: the next bad event
+  // relists at once again.
+  client.lists.push_back(PodList("40", {"a"}));
+  EXPECT_EQ(r.Step({}), ReflectorState::kWatching);
+  client.watches.push_back({ApiStatus::Ok(), {Event("MODIFIED", "a", 41)}, ApiStatus::Ok(), 300s});
+  EXPECT_EQ(r.Step({}), ReflectorState::kWatching);
+  client.watches.push_back({ApiStatus::Ok(), {bad}});
+  EXPECT_EQ(r.Step({}), ReflectorState::kListing);
+  EXPECT_EQ(clock.slept().size(), 2u);
+}
+
+TEST(Reflector, AWatchThatEndsAtOnceWithoutAnEventBacksOffWithGrowingDelays) {
+  FakeClock clock;
+  ScriptedClient client;
+  client.clock = &clock;
+  PodInformer informer(client, clock, PodReflectorOptions());
+  Reflector& r = informer.reflector();
+  client.lists.push_back(PodList("10", {"a"}));
+  ASSERT_EQ(r.Step({}), ReflectorState::kWatching);
+  // A server (or a proxy) that answers every watch 200 with an empty body.
+  for (int i = 0; i < 6; ++i) client.watches.push_back({});
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_EQ(r.Step({}), ReflectorState::kBackoff) << i;
+    ASSERT_EQ(r.Step({}), ReflectorState::kWatching) << i;
+  }
+  const auto slept = clock.slept();
+  ASSERT_EQ(slept.size(), 6u);
+  EXPECT_GE(slept[0], Clock::Duration(800ms));
+  for (std::size_t i = 1; i < slept.size(); ++i) EXPECT_GT(slept[i], slept[i - 1]) << i;
+  const auto stats = r.stats();
+  EXPECT_EQ(stats.short_watches, 6u);
+  EXPECT_EQ(stats.lists, 1u) << "no relist: the resourceVersion is still good";
+  EXPECT_EQ(client.watch_calls.back().resource_version, "10");
+}
+
+TEST(Reflector, AWatchThatLastsOrDeliversAnEventReconnectsAtOnce) {
+  FakeClock clock;
+  ScriptedClient client;
+  client.clock = &clock;
+  PodInformer informer(client, clock, PodReflectorOptions());
+  Reflector& r = informer.reflector();
+  client.lists.push_back(PodList("10", {"a"}));
+  ASSERT_EQ(r.Step({}), ReflectorState::kWatching);
+  // The server's timeoutSeconds with nothing to tell.
+  client.watches.push_back({ApiStatus::Ok(), {}, ApiStatus::Ok(), 300s});
+  EXPECT_EQ(r.Step({}), ReflectorState::kWatching);
+  // Quick ones, but with a bookmark, or an event.
+  client.watches.push_back(
+      {ApiStatus::Ok(), {R"({"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"15"}}})"}});
+  EXPECT_EQ(r.Step({}), ReflectorState::kWatching);
+  client.watches.push_back({ApiStatus::Ok(), {Event("ADDED", "b", 16)}});
+  EXPECT_EQ(r.Step({}), ReflectorState::kWatching);
+  EXPECT_TRUE(clock.slept().empty());
+  EXPECT_EQ(r.stats().short_watches, 0u);
+  EXPECT_EQ(r.resource_version(), "16");
+}
+
+// A codec that throws, as nlohmann does on a wrongly typed field: the first list page and every
+// watch event.
+struct Thing {
+  std::string namespace_name;
+  std::string name;
+  std::string resource_version;
+};
+class ThrowingCodec : public SharedStorage<Thing> {
+ public:
+  bool DecodeList(std::string_view, const std::function<void(Thing&&)>&, ListPageMeta& meta,
+                  std::string&) {
+    if (lists_++ == 0) throw std::runtime_error("list boom");
+    meta.resource_version = "10";
+    return true;
+  }
+  bool Decode(std::string_view, Thing&, std::string&) { throw std::out_of_range("event boom"); }
+
+ private:
+  int lists_ = 0;
+};
+
+TEST(Informer, ACodecThatThrowsIsCaughtAndCountsAsUndecodable) {
+  FakeClock clock;
+  ScriptedClient client;
+  ReflectorOptions o;
+  o.resource = ResourceRef::Pods();
+  Informer<Thing, ThrowingCodec> informer(client, clock, o);
+  Reflector& r = informer.reflector();
+  client.lists.push_back(std::string("{}"));
+  client.lists.push_back(std::string("{}"));
+  ReflectorState s{};
+  ASSERT_NO_THROW(s = r.Step({}));
+  EXPECT_EQ(s, ReflectorState::kBackoff) << "the page counts as undecodable";
+  EXPECT_EQ(r.Step({}), ReflectorState::kListing);
+  EXPECT_EQ(r.Step({}), ReflectorState::kWatching);
+  client.watches.push_back({ApiStatus::Ok(), {Event("ADDED", "x", 11)}});
+  ASSERT_NO_THROW(s = r.Step({}));
+  EXPECT_EQ(s, ReflectorState::kListing);
+  EXPECT_EQ(r.stats().decode_errors, 2u);
+  EXPECT_EQ(r.stats().relists_decode, 1u);
+
+  std::string rv, error;
+  EXPECT_FALSE(informer.ApplyEvent(WatchEventType::kAdded, "{}", rv, error));
+  EXPECT_THAT(error, HasSubstr("event boom"));
+}
+
+TEST(Reflector, BookmarksAndErrorEventsWithWronglyTypedFieldsDoNotThrow) {
+  FakeClock clock;
+  ScriptedClient client;
+  client.clock = &clock;
+  PodInformer informer(client, clock, PodReflectorOptions());
+  Reflector& r = informer.reflector();
+  client.lists.push_back(PodList("10", {}));
+  ASSERT_EQ(r.Step({}), ReflectorState::kWatching);
+  ReflectorState s{};
+  client.watches.push_back({ApiStatus::Ok(),
+                            {R"({"type":"BOOKMARK","object":{"metadata":{"resourceVersion":15}}})",
+                             R"({"type":"BOOKMARK","object":{"metadata":"x"}})"},
+                            ApiStatus::Ok(),
+                            300s});
+  ASSERT_NO_THROW(s = r.Step({}));
+  EXPECT_EQ(s, ReflectorState::kWatching);
+  EXPECT_EQ(r.resource_version(), "10") << "a resourceVersion that is not a string is not one";
+  client.watches.push_back(
+      {ApiStatus::Ok(),
+       {R"({"type":"ERROR","object":{"kind":"Status","code":"410","reason":7,"message":{"a":1}}})"}});
+  ASSERT_NO_THROW(s = r.Step({}));
+  EXPECT_EQ(s, ReflectorState::kBackoff);
+  EXPECT_EQ(r.stats().error_events, 1u);
+}
+
+TEST(ApiStatus, AStatusWithWronglyTypedFieldsIsReadWithoutThrowing) {
+  ApiStatus s;
+  ASSERT_NO_THROW(s = ApiStatus::FromResponse(503, R"({"kind":"Status","message":5,
+      "reason":["Gone"],"details":{"causes":[{"reason":1,"message":null,"field":{}}, 7],
+      "retryAfterSeconds":1e300}})"));
+  EXPECT_EQ(s.reason(), StatusReason::kServiceUnavailable);
+  EXPECT_FALSE(s.message().empty());
+  ASSERT_NO_THROW(s = ApiStatus::FromResponse(429, R"({"kind":7,"message":"slow down"})"));
+  EXPECT_EQ(s.reason(), StatusReason::kTooManyRequests);
+  ASSERT_NO_THROW(
+      s = ApiStatus::FromResponse(429, R"({"kind":"Status","details":{"retryAfterSeconds":-5}})"));
+  if (s.retry_after()) {
+    EXPECT_GE(s.retry_after().value(), std::chrono::seconds(0));
+  }
 }
 
 }  // namespace
