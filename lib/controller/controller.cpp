@@ -419,6 +419,13 @@ void Controller::ExportInformerStats() {
     if (stats.backoffs > before.backoffs) {
       metrics_.WatchRestart(resource, "error", delta(stats.backoffs, before.backoffs));
     }
+    if (stats.relists_decode > before.relists_decode) {
+      metrics_.WatchRestart(resource, "undecodable",
+                            delta(stats.relists_decode, before.relists_decode));
+    }
+    if (stats.skipped_items > before.skipped_items) {
+      metrics_.WatchEvent(resource, "skipped", delta(stats.skipped_items, before.skipped_items));
+    }
     if (stats.list_restarts > before.list_restarts) {
       metrics_.WatchRestart(resource, "expired-continue",
                             delta(stats.list_restarts, before.list_restarts));

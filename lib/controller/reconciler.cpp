@@ -200,6 +200,23 @@ ReconcileOutcome Reconciler::Reconcile(const WorkloadKey& key, const std::stop_t
 
   auto result = Write(key, ref, std::move(report), stored, stop);
   result.enqueue.insert(result.enqueue.end(), outcome.enqueue.begin(), outcome.enqueue.end());
+  if (result.kind == ReconcileOutcome::Kind::kDone && live > 0) {
+    // An exemption that expires turns its finding back on with no event to say so: look again
+    // just after the next expiry.
+    const auto wall = clock_.WallNow();
+    std::optional<kube::Clock::Duration> until;
+    for (const Policy* p : matching) {
+      for (const auto& e : p->exemptions) {
+        if (!e.expires || *e.expires <= wall) continue;
+        const auto d = std::chrono::duration_cast<kube::Clock::Duration>(*e.expires - wall);
+        if (!until || d < *until) until = d;
+      }
+    }
+    if (until) {
+      result.kind = ReconcileOutcome::Kind::kRequeueAfter;
+      result.after = *until + std::chrono::seconds(1);
+    }
+  }
   if (live == 0 && result.kind == ReconcileOutcome::Kind::kDone) {
     // Only departed Pods: recorded, and nothing runs now.
     metrics_.SetReport(key.ToString(), nullptr);

@@ -583,5 +583,31 @@ TEST_F(ControllerTest, StopWithALargeBacklogReturnsWithoutDrainingIt) {
       << "the workers drained the whole backlog instead of stopping";
 }
 
+TEST_F(ControllerTest, ExpiredExemptionTurnsTheFindingBackOnWithoutAnyEvent) {
+  // The exemption expires an hour after the fake clock's wall time now.
+  const auto expires = clock.WallNow() + std::chrono::hours(1);
+  const std::time_t t = std::chrono::system_clock::to_time_t(expires);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  auto policy = *api.Object(CapabilityPolicies(), "default");
+  policy["spec"]["exemptions"] = {{{"name", "debug"},
+                                   {"capabilities", {"SYS_PTRACE"}},
+                                   {"reason", "profiling"},
+                                   {"expires", text}}};
+  api.Put(CapabilityPolicies(), policy);
+  DeploymentPod("web", "web-1", {"SYS_PTRACE"});
+  Settle();
+  auto report = Report("deployment-web");
+  ASSERT_TRUE(report);
+  EXPECT_EQ((*report)["summary"]["violations"], 0) << report->dump();
+  EXPECT_EQ(Counted("SYS_PTRACE"), 0);
+  clock.Advance(std::chrono::minutes(61));  // nothing changes in the cluster
+  ctl->ProcessReady(stop.get_token());
+  ctl->StepInformers(stop.get_token());
+  report = Report("deployment-web");
+  EXPECT_GT((*report)["summary"]["violations"].get<int>(), 0) << "the expired exemption";
+  EXPECT_EQ(Counted("SYS_PTRACE"), 1) << "an expired exemption is a grant again";
+}
+
 }  // namespace
 }  // namespace capwatch::controller
