@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fake_kube_client.h"
 #include "kube/lease_lock.h"
 #include "kube_fakes.h"
 
@@ -18,50 +19,29 @@ using nlohmann::json;
 
 // An in-memory API server holding Leases, with optimistic concurrency, that can be told to
 // fail every request (the API server is unreachable).
-class LeaseServer final : public KubeClient {
+// The shared in-memory API server (test/unit/fake_kube_client.h), with a switch that makes it
+// unreachable.
+class LeaseServer {
  public:
-  std::atomic<bool> down{false};
-  std::atomic<int> writes{0};
-
-  Result<std::string> Send(const Request& r, const std::stop_token&) override {
-    std::lock_guard lock(mu_);
-    if (down) return ApiStatus::Transport("connection refused");
-    const std::string name = r.path.substr(r.path.rfind('/') + 1);
-    if (r.verb == Verb::kGet) {
-      auto it = leases_.find(name);
-      if (it == leases_.end()) return ApiStatus(404, StatusReason::kNotFound, "leases not found");
-      return it->second.dump();
+  void SetDown(bool down) {
+    if (!down) {
+      api.SetReactor(nullptr);
+      return;
     }
-    auto body = json::parse(r.body);
-    const std::string obj_name = body["metadata"]["name"];
-    if (r.verb == Verb::kPost) {
-      if (leases_.count(obj_name)) return ApiStatus(409, StatusReason::kAlreadyExists, "exists");
-    } else if (r.verb == Verb::kPut) {
-      auto it = leases_.find(name);
-      if (it == leases_.end()) return ApiStatus(404, StatusReason::kNotFound, "gone");
-      if (body["metadata"].value("resourceVersion", "") !=
-          it->second["metadata"]["resourceVersion"].get<std::string>()) {
-        return ApiStatus(409, StatusReason::kConflict, "the object has been modified");
-      }
+    api.SetReactor([](const Request&) -> std::optional<ApiStatus> {
+      return ApiStatus::Transport("connection refused");
+    });
+  }
+  // The Lease `name`, in whichever namespace the test put it.
+  json Lease(const std::string& name) const {
+    for (const auto& ns : {"capwatch-system", "ns"}) {
+      if (auto l = api.Object(ResourceRef::Leases(ns), name)) return *l;
     }
-    ++writes;
-    body["metadata"]["resourceVersion"] = std::to_string(++rv_);
-    leases_[obj_name] = body;
-    return body.dump();
+    return nullptr;
   }
-  Result<std::unique_ptr<WatchStream>> Watch(const ResourceRef&, const ListOptions&,
-                                             const std::stop_token&) override {
-    return ApiStatus(405, StatusReason::kMethodNotAllowed, "no watch here");
-  }
-  json Lease(const std::string& name) {
-    std::lock_guard lock(mu_);
-    return leases_.at(name);
-  }
+  operator KubeClient&() { return api; }  // NOLINT: a LeaseServer is used as the client
 
- private:
-  std::mutex mu_;
-  std::map<std::string, json> leases_;
-  long long rv_ = 1;
+  capwatch::testing::FakeKubeClient api;
 };
 
 LeaderElectionOptions Options(const std::string& id) {
@@ -151,7 +131,7 @@ TEST(LeaderElector, StepsDownWhenRenewalsFailAndReleasesOnShutdown) {
   // retry_period sleeps until renew_deadline has passed, and the elector steps down.
   std::thread breaker([&] {
     while (!was_leader) std::this_thread::sleep_for(1ms);
-    server.down = true;
+    server.SetDown(true);
   });
   elector.Run({}, callbacks);
   breaker.join();
@@ -161,7 +141,7 @@ TEST(LeaderElector, StepsDownWhenRenewalsFailAndReleasesOnShutdown) {
   EXPECT_FALSE(elector.IsLeader());
 
   // Shutdown while leading hands the Lease over.
-  server.down = false;
+  server.SetDown(false);
   testing::FakeClock clock2;
   LeaseServer server2;
   LeaseLock lock2(server2, "ns", "l");
@@ -191,7 +171,7 @@ TEST(LeaderElector, IsLeaderTurnsFalseOnceTheRenewDeadlinePasses) {
     EXPECT_TRUE(e.IsLeader());
     // Renewals stop getting through, and renew_deadline passes before the elector's loop
     // notices: writers must already see IsLeader() false.
-    server.down = true;
+    server.SetDown(true);
     clock.Advance(11s);
     EXPECT_FALSE(e.IsLeader());
     checked = true;
