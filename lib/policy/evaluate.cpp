@@ -481,6 +481,26 @@ void MissingJustification(RuleContext& ctx) {
   }
 }
 
+// Fail closed: a field that could not be read is reported under every policy, a profile alone
+// included (the API server would not admit such a Pod either). Never deduplicated, never
+// exempted: an exemption was written for what its author could see.
+void UnreadableFields(RuleContext& ctx) {
+  for (const auto& u : ctx.pod.unreadable) {
+    int index = -1;
+    if (!u.container.empty()) {
+      const auto& cs = ctx.pod.containers;
+      const auto it = std::find_if(cs.begin(), cs.end(),
+                                   [&](const ContainerView& c) { return c.name == u.container; });
+      if (it != cs.end()) index = static_cast<int>(it - cs.begin());
+    }
+    ctx.Add(Rule::kUnreadableField, index, Severity::kCritical,
+            "field " + u.path + " cannot be read: " + u.reason +
+                "; what it sets is unknown, so it is reported rather than taken for compliant",
+            "fix " + u.path + " in the manifest so that it reads as Kubernetes expects (" +
+                u.reason + ")");
+  }
+}
+
 // The rule table: read top to bottom, one rule a line. Profile rules first.
 struct RuleEntry {
   bool (*applies)(const Policy&);
@@ -508,6 +528,7 @@ constexpr RuleEntry kRuleTable[] = {
     {Always, PrivilegeEscalation},                // requireNoPrivilegeEscalation
     {Always, RunsAsRoot},                         // requireRunAsNonRoot
     {Always, MissingJustification},               // requireJustification
+    {Always, UnreadableFields},                   // fields that could not be read
 };
 
 bool ExemptionCovers(const Exemption& ex, const PodView& pod, const Finding& f) {
@@ -534,6 +555,7 @@ void ApplyExemptions(const Policy& policy, const PodView& pod, Clock::time_point
   std::vector<Finding> expired;
   for (std::size_t i = first; i < findings.size(); ++i) {
     Finding& f = findings[i];
+    if (f.rule == Rule::kUnreadableField) continue;
     // A valid exemption wins; an expired one matters only when no valid one covers the finding.
     const Exemption* valid = nullptr;
     const Exemption* lapsed = nullptr;
@@ -667,7 +689,9 @@ PodEvaluation Evaluate(const PodView& pod, std::span<const Policy* const> polici
     for (std::size_t i = first; i < result.findings.size(); ++i) {
       auto& f = result.findings[i];
       bool duplicate = false;
-      if (few) {
+      if (f.rule == Rule::kUnreadableField) {
+        // One finding per unreadable field, however alike two of them read.
+      } else if (few) {
         duplicate = std::any_of(
             result.findings.begin() + static_cast<std::ptrdiff_t>(first),
             result.findings.begin() + static_cast<std::ptrdiff_t>(kept), [&](const Finding& k) {

@@ -32,6 +32,10 @@ constexpr std::array<RuleInfo, kRuleCount> kRules = {{
     {Rule::kExemptionExpired, "exemption-expired", "Exemption expired",
      "An exemption that covered this container has expired, so what it covered is a finding "
      "again."},
+    {Rule::kUnreadableField, "unreadable-field", "Field cannot be read",
+     "A field of the Pod or pod template has a value capwatch cannot read (a number where a "
+     "capability name belongs, a string where a boolean does): what it would grant is unknown, "
+     "so it is reported instead of being taken for compliant."},
 }};
 
 }  // namespace

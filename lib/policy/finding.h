@@ -19,8 +19,9 @@ enum class Rule {
   kUnknownCapability,
   kMissingJustification,
   kExemptionExpired,
+  kUnreadableField,
 };
-inline constexpr int kRuleCount = 9;
+inline constexpr int kRuleCount = 10;
 
 struct RuleInfo {
   Rule rule;

@@ -32,6 +32,14 @@ void PodView::AddContainersOnlyIn(const PodView& other) {
   }
   std::stable_sort(containers.begin(), containers.end(),
                    [](const ContainerView& a, const ContainerView& b) { return a.type < b.type; });
+  // What one Pod of the workload hides is not known of the others: it stays reported.
+  for (const auto& u : other.unreadable) {
+    const bool known =
+        std::any_of(unreadable.begin(), unreadable.end(), [&](const UnreadableField& m) {
+          return m.path == u.path && m.reason == u.reason && m.container == u.container;
+        });
+    if (!known) unreadable.push_back(u);
+  }
 }
 
 }  // namespace capwatch

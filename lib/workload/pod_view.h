@@ -26,6 +26,16 @@ struct ContainerView {
   std::optional<std::int64_t> run_as_user;
 };
 
+// A field that is there but could not be read (a wrong type: a number where a capability name
+// belongs, "yes" where a boolean does). capwatch evaluates what it could read and reports each
+// such field as a critical `unreadable-field` finding, so what it cannot see is never taken for
+// compliant (fail closed).
+struct UnreadableField {
+  std::string path;    // in the object: ".spec.containers[0].securityContext.capabilities.add[3]"
+  std::string reason;  // "expected a string, got a number"
+  std::string container;  // the container the field belongs to; empty for the pod or unknown
+};
+
 struct OwnerReference {
   std::string api_version;
   std::string kind;
@@ -51,10 +61,12 @@ struct PodView {
   std::optional<std::int64_t> run_as_user;  // spec.securityContext
   std::optional<bool> host_users;           // spec.hostUsers; false: a user namespace
   std::vector<ContainerView> containers;    // containers, then init, then ephemeral
+  std::vector<UnreadableField> unreadable;  // fields present but not readable, in JSON order
 
   const OwnerReference* controller_owner() const;
   // Adds the containers of `other` this pod lacks (same type and name), keeping containers,
-  // init and ephemeral in that order: one view of several Pods of a workload.
+  // init and ephemeral in that order, and the unreadable fields it lacks: one view of several
+  // Pods of a workload.
   void AddContainersOnlyIn(const PodView& other);
   bool is_windows() const { return os == "windows"; }
 };

@@ -125,7 +125,7 @@ TEST_F(AuditCommand, SarifHasRulesResultsAndLines) {
   EXPECT_EQ(sarif["version"], "2.1.0");
   const json& run = sarif["runs"][0];
   EXPECT_EQ(run["tool"]["driver"]["name"], "capwatch");
-  EXPECT_EQ(run["tool"]["driver"]["rules"].size(), 9u);
+  EXPECT_EQ(run["tool"]["driver"]["rules"].size(), 10u);
   ASSERT_EQ(run["results"].size(), 2u);
   for (const auto& result : run["results"]) {
     const json& loc = result["locations"][0]["physicalLocation"];

@@ -7,6 +7,8 @@
 #include <set>
 #include <sstream>
 
+#include "policy/finding.h"
+
 namespace capwatch {
 namespace {
 
@@ -42,8 +44,8 @@ std::set<std::string> DocumentedFields(const std::string& section) {
   const auto begin = doc.find("## " + section);
   EXPECT_NE(begin, std::string::npos) << "no section " << section;
   const auto end = doc.find("\n## ", begin + 1);
-  const std::string part = doc.substr(begin, end == std::string::npos ? std::string::npos
-                                                                     : end - begin);
+  const std::string part =
+      doc.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
   std::set<std::string> out;
   const std::regex row(R"(\n\| `([A-Za-z.\[\]]+)` \|)");
   for (std::sregex_iterator it(part.begin(), part.end(), row), e; it != e; ++it) {
@@ -53,10 +55,29 @@ std::set<std::string> DocumentedFields(const std::string& section) {
 }
 
 TEST(CrdReference, ListsEveryFieldOfTheCrds) {
-  EXPECT_EQ(DocumentedFields("CapabilityPolicy"),
-            CrdFields("capwatch.io_capabilitypolicies.yaml"));
-  EXPECT_EQ(DocumentedFields("CapabilityReport"),
-            CrdFields("capwatch.io_capabilityreports.yaml"));
+  EXPECT_EQ(DocumentedFields("CapabilityPolicy"), CrdFields("capwatch.io_capabilitypolicies.yaml"));
+  EXPECT_EQ(DocumentedFields("CapabilityReport"), CrdFields("capwatch.io_capabilityreports.yaml"));
+}
+
+}  // namespace
+}  // namespace capwatch
+
+namespace capwatch {
+namespace {
+
+// The CapabilityReport schema accepts exactly the rule ids the engine reports, so no finding is
+// ever refused by the API server for its rule.
+TEST(CrdReference, TheReportSchemaListsEveryRuleId) {
+  const YAML::Node crd =
+      YAML::LoadFile(std::string(CAPWATCH_SOURCE_DIR) + "/crds/capwatch.io_capabilityreports.yaml");
+  const YAML::Node rule = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+                             ["findings"]["items"]["properties"]["rule"];
+  std::set<std::string> schema;
+  for (const auto& id : rule["enum"]) schema.insert(id.Scalar());
+  std::set<std::string> code;
+  for (int i = 0; i < kRuleCount; ++i) code.insert(std::string(RuleId(static_cast<Rule>(i))));
+  EXPECT_EQ(schema, code);
+  EXPECT_EQ(code.count("unreadable-field"), 1u);
 }
 
 }  // namespace

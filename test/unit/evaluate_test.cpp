@@ -11,6 +11,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using testing::EvaluateYaml;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using testing::Summarise;
 using ::testing::UnorderedElementsAreArray;
@@ -826,6 +827,98 @@ TEST(Messages, ProfileFindingsNameEveryEntryOfTheCapability) {
               ::testing::HasSubstr("adds \"SYS_ADMIN\" and \"Sys_Admin\" (SYS_ADMIN), "));
   EXPECT_EQ(f.remediation,
             "remove \"SYS_ADMIN\" and \"Sys_Admin\" from securityContext.capabilities.add");
+}
+
+}  // namespace
+}  // namespace capwatch
+
+namespace capwatch {
+namespace {
+
+// ---- unreadable-field: what cannot be read is still audited ----------------------------------
+
+PodView CompliantPodWith(std::vector<UnreadableField> unreadable) {
+  PodView pod;
+  pod.namespace_name = "ns";
+  pod.name = "p";
+  pod.run_as_non_root = true;
+  ContainerView& c = pod.containers.emplace_back();
+  c.name = "c";
+  c.drop = {"ALL"};
+  c.allow_privilege_escalation = false;
+  pod.unreadable = std::move(unreadable);
+  return pod;
+}
+
+TEST(UnreadableField, EachEntryIsACriticalFindingNamingTheFieldAndWhy) {
+  const PodView pod =
+      CompliantPodWith({{".spec.containers[0].securityContext.capabilities.add[3]",
+                         "expected a string, got a number", "c"},
+                        {".metadata.labels.tier", "expected a string, got a number", ""}});
+  const Policy policy = DefaultPolicy();
+  const Policy* policies[] = {&policy};
+  const PodEvaluation eval = Evaluate(pod, policies, Clock::now());
+  EXPECT_THAT(Summarise(eval), ElementsAre("unreadable-field - -", "unreadable-field c -"));
+  for (const auto& f : eval.findings) {
+    EXPECT_EQ(f.severity, Severity::kCritical);
+    EXPECT_EQ(f.policy, "default");
+    EXPECT_FALSE(f.exempt);
+  }
+  const Finding& pod_level = eval.findings[0];
+  EXPECT_EQ(pod_level.container_index, -1);
+  EXPECT_THAT(pod_level.message, HasSubstr(".metadata.labels.tier"));
+  EXPECT_THAT(pod_level.message, HasSubstr("expected a string, got a number"));
+  EXPECT_THAT(pod_level.remediation, HasSubstr(".metadata.labels.tier"));
+  const Finding& in_container = eval.findings[1];
+  EXPECT_EQ(in_container.container_index, 0);
+  EXPECT_THAT(in_container.message,
+              HasSubstr(".spec.containers[0].securityContext.capabilities.add[3]"));
+  EXPECT_EQ(RuleId(in_container.rule), "unreadable-field");
+  EXPECT_EQ(InfoOf(Rule::kUnreadableField).id, "unreadable-field");
+}
+
+TEST(UnreadableField, IsReportedUnderEveryPolicyTheProfilesIncluded) {
+  const PodView pod = CompliantPodWith({{".spec.containers[0].securityContext.privileged",
+                                         "expected a boolean, got a string", "c"}});
+  const Policy def = DefaultPolicy();
+  const Policy baseline = ProfileOnlyPolicy(Profile::kBaseline);
+  const Policy restricted = ProfileOnlyPolicy(Profile::kRestricted);
+  const Policy* policies[] = {&def, &baseline, &restricted};
+  const PodEvaluation eval = Evaluate(pod, policies, Clock::now());
+  std::vector<std::string> got;
+  for (const auto& f : eval.findings) {
+    if (f.rule == Rule::kUnreadableField) got.push_back(f.policy);
+  }
+  EXPECT_THAT(got, UnorderedElementsAreArray({"default", "baseline", "restricted"}));
+}
+
+TEST(UnreadableField, NoExemptionCoversIt) {
+  const Policy policy = ParseOne(R"(
+apiVersion: capwatch.io/v1alpha1
+kind: CapabilityPolicy
+metadata: {name: lenient}
+spec:
+  exemptions:
+  - {name: everything, reason: "trust the team"}
+)");
+  const PodView pod = CompliantPodWith({{".spec.containers[0].securityContext.capabilities.add[0]",
+                                         "expected a string, got a number", "c"}});
+  const Policy* policies[] = {&policy};
+  const PodEvaluation eval = Evaluate(pod, policies, Clock::now());
+  ASSERT_EQ(eval.findings.size(), 1u);
+  EXPECT_EQ(eval.findings[0].rule, Rule::kUnreadableField);
+  EXPECT_FALSE(eval.findings[0].exempt) << "an exemption was written for what its author saw";
+}
+
+TEST(UnreadableField, AFieldOfAContainerWithoutReadableNameIsPodLevel) {
+  const PodView pod =
+      CompliantPodWith({{".spec.containers[1]", "expected an object, got a string", ""},
+                        {".spec.containers[2].securityContext.runAsUser",
+                         "expected an integer, got a string", "gone"}});
+  const Policy policy = DefaultPolicy();
+  const Policy* policies[] = {&policy};
+  EXPECT_THAT(Summarise(Evaluate(pod, policies, Clock::now())),
+              ElementsAre("unreadable-field - -", "unreadable-field - -"));
 }
 
 }  // namespace
