@@ -28,7 +28,11 @@ constexpr std::string_view kAuditUsage =
     "policies. Without --policy or --profile the built-in default policy applies; with\n"
     "--profile alone exactly that Pod Security profile is evaluated.\n"
     "\n"
-    "Exit status: 0 compliant, 1 findings at or above --fail-on (default low), 2 bad input.\n";
+    "A field of the wrong type (add: [SYS_ADMIN, 7], privileged: \"yes\") does not take its\n"
+    "object out of the audit: it is a critical unreadable-field finding of the object.\n"
+    "\n"
+    "Exit status: 0 compliant, 1 findings at or above --fail-on (default low), 2 bad input\n"
+    "(not YAML or JSON, an unknown kind, no pod template or containers, no name) or usage.\n";
 
 struct AuditOptions {
   std::vector<std::string> files;
@@ -229,6 +233,11 @@ int RunAudit(const std::vector<std::string>& args, CommandIo& io) {
   }
   AttributePods(manifests);
   for (const auto& note : manifests.notes) io.err << "capwatch audit: note: " << note << "\n";
+  for (const auto& w : manifests.warnings) {
+    io.err << "capwatch audit: warning: " << w.ToString()
+           << "; the object is evaluated with what could be read (a critical unreadable-field "
+              "finding)\n";
+  }
   for (const auto& e : manifests.errors) io.err << "capwatch audit: " << e.ToString() << "\n";
 
   AuditOutput audit;

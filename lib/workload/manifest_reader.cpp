@@ -104,6 +104,31 @@ std::string PointerToPath(std::string_view pointer) {
   return out;
 }
 
+// ".spec.containers[0].securityContext" → "/spec/containers/0/securityContext", for finding the
+// line of a field. A key with a dot in it (a label) comes out split; the line lookup then finds
+// an enclosing mapping, which is near enough.
+std::string PathToPointer(std::string_view path) {
+  std::string out;
+  for (char c : path) {
+    if (c == '.' || c == '[') {
+      out += '/';
+    } else if (c != ']') {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// An unreadable field that leaves the object without a name to file it under.
+const UnreadableField* UnreadableIdentity(const PodView& pod) {
+  for (const auto& u : pod.unreadable) {
+    if (u.path == ".metadata" || u.path == ".metadata.name" || u.path == ".metadata.namespace") {
+      return &u;
+    }
+  }
+  return nullptr;
+}
+
 class DepthError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -270,6 +295,38 @@ class Reader {
     return it == doc.lines.end() ? doc.line : it->second;
   }
 
+  // The line of the innermost mapping that holds the field (YAML input), else the document's.
+  int LineOfField(const Document& doc, std::string pointer) const {
+    while (true) {
+      if (auto it = doc.lines.find(pointer); it != doc.lines.end()) return it->second;
+      const auto slash = pointer.rfind('/');
+      if (slash == std::string::npos) return doc.line;
+      pointer.resize(slash);
+    }
+  }
+
+  // Names the unreadable fields of `pod` by their path in the document (they come with paths
+  // in the object at `pointer`) and reports each as a warning: the object is still evaluated.
+  void PlaceUnreadable(const Document& doc, const std::string& pointer,
+                       std::vector<UnreadableField>& unreadable, std::size_t first = 0) {
+    const std::string prefix = PointerToPath(pointer);
+    std::vector<std::pair<int, UnreadableField>> placed;
+    for (std::size_t i = first; i < unreadable.size(); ++i) {
+      UnreadableField& u = unreadable[i];
+      const int line = LineOfField(doc, pointer + PathToPointer(u.path));
+      u.path = prefix + u.path;
+      placed.emplace_back(line, std::move(u));
+    }
+    // In the order of the file (the decoder sees the object's keys sorted).
+    std::stable_sort(placed.begin(), placed.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    unreadable.resize(first);
+    for (auto& [line, u] : placed) {
+      result_.warnings.push_back({{file_, doc.index, line}, u.path, u.reason});
+      unreadable.push_back(std::move(u));
+    }
+  }
+
   static const json* At(const json& object, std::string_view pointer) {
     const json* cur = &object;
     std::size_t pos = 0;
@@ -368,18 +425,19 @@ class Reader {
                                     : "must be an object (a pod template)");
       return;
     }
+    // No containers is no pod; containers of the wrong type are an unreadable field (below).
     const json* containers = At(*pod_template, "/spec/containers");
-    if (containers == nullptr || !containers->is_array() || containers->empty()) {
+    if (containers == nullptr || containers->is_null() ||
+        (containers->is_array() && containers->empty())) {
       Error(doc.index, LineOf(doc, full_template), template_path + ".spec.containers",
-            containers == nullptr || containers->is_null()
-                ? "missing: a pod needs at least one container"
-                : (containers->is_array()
-                       ? "empty: a pod needs at least one container"
-                       : std::string("must be an array, got ") + containers->type_name()));
+            containers != nullptr && containers->is_array()
+                ? "empty: a pod needs at least one container"
+                : "missing: a pod needs at least one container");
       return;
     }
-    if (!CapabilityListsWithinLimit(doc, *pod_template, full_template)) return;
 
+    // A field of the wrong type does not lose the object: the decoder records it, and the
+    // object is evaluated with what could be read (fail closed, an unreadable-field finding).
     ManifestWorkload w;
     PodDecoder decoder;  // cheap to construct; audit is not the hot path
     DecodeError decode_error;
@@ -400,6 +458,18 @@ class Reader {
     } else {
       meta = w.pod;
     }
+    // What the object is filed under must be readable: without it there is nothing to report on.
+    if (const UnreadableField* u = UnreadableIdentity(meta)) {
+      Error(doc.index, LineOfField(doc, pointer + PathToPointer(u->path)),
+            PointerToPath(pointer) + u->path, u->reason + ": the " + kind + " cannot be named");
+      return;
+    }
+    PlaceUnreadable(doc, full_template, w.pod.unreadable);
+    if (!template_pointer.empty()) {
+      for (auto& u : meta.unreadable) w.pod.unreadable.push_back(std::move(u));
+      PlaceUnreadable(doc, pointer, w.pod.unreadable,
+                      w.pod.unreadable.size() - meta.unreadable.size());
+    }
     std::string name = meta.name.empty() ? StringAt(object, "/metadata/generateName") : meta.name;
     if (name.empty()) {
       Error(doc.index, LineOf(doc, pointer), PointerToPath(pointer) + ".metadata.name",
@@ -414,7 +484,7 @@ class Reader {
     w.owners = meta.owners;
     w.pods = kind == "Pod" ? 1 : 0;
     w.source = {file_, doc.index, LineOf(doc, pointer)};
-    for (std::size_t i = 0; i < containers->size(); ++i) {
+    for (std::size_t i = 0; containers->is_array() && i < containers->size(); ++i) {
       const std::string cp = full_template + "/spec/containers/" + std::to_string(i);
       const json& c = (*containers)[i];
       if (c.is_object() && c.contains("name") && c["name"].is_string()) {
@@ -433,31 +503,6 @@ class Reader {
       }
     }
     result_.workloads.push_back(std::move(w));
-  }
-
-  bool CapabilityListsWithinLimit(const Document& doc, const json& pod_template,
-                                  const std::string& template_pointer) {
-    for (const char* list : {"containers", "initContainers", "ephemeralContainers"}) {
-      const json* cs = At(pod_template, std::string("/spec/") + list);
-      if (cs == nullptr || !cs->is_array()) continue;
-      for (std::size_t i = 0; i < cs->size(); ++i) {
-        for (const char* which : {"add", "drop"}) {
-          const std::string rel = std::string("/spec/") + list + "/" + std::to_string(i) +
-                                  "/securityContext/capabilities/" + which;
-          const json* caps = At(pod_template, rel);
-          if (caps != nullptr && caps->is_array() &&
-              caps->size() > options_.max_capability_entries) {
-            Error(doc.index, LineOf(doc, template_pointer + rel.substr(0, rel.rfind('/'))),
-                  PointerToPath(template_pointer + rel),
-                  "has " + std::to_string(caps->size()) + " entries; more than " +
-                      std::to_string(options_.max_capability_entries) +
-                      " cannot be a real capability list (there are 41 capabilities)");
-            return false;
-          }
-        }
-      }
-    }
-    return true;
   }
 
   const std::string& file_;

@@ -40,13 +40,17 @@ struct ManifestOptions {
   // size within max_json_bytes is fine (`kubectl get pods -A -o json` of a large cluster).
   std::size_t max_yaml_bytes = 32u << 20;
   std::size_t max_json_bytes = 1u << 30;
-  std::size_t max_capability_entries = 256;  // per add or drop list
   bool ignore_unknown_kinds = false;
 };
 
 struct ManifestResult {
   std::vector<ManifestWorkload> workloads;
+  // Input that is no Kubernetes object capwatch can evaluate (not YAML or JSON, an unknown
+  // kind, no pod template, no name): the object is left out and audit exits 2.
   std::vector<ManifestError> errors;
+  // Fields of an evaluated object that could not be read (a wrong type): the object is
+  // evaluated with what could be read, and each is an unreadable-field finding of it too.
+  std::vector<ManifestError> warnings;
   std::vector<std::string> notes;  // skipped objects and the like
 };
 

@@ -9,10 +9,23 @@ namespace {
 
 namespace od = simdjson::ondemand;
 
-// Thrown inside the decoder only; DecodePod turns it into a DecodeError.
+// Thrown inside the decoder only, for a wrong type outside a Pod (the list's own fields, an item
+// that is no object); DecodePod and DecodePodList turn it into a DecodeError.
 struct TypeMismatch {
   std::string message;
+  std::string path_below;  // appended to the decoder's current path
 };
+
+// Why a Pod of a list cannot be filed (its namespace and name are what it is stored under), or
+// null when it can.
+const UnreadableField* UnfiledBecause(const PodView& pod) {
+  for (const auto& u : pod.unreadable) {
+    if (u.path == ".metadata" || u.path == ".metadata.name" || u.path == ".metadata.namespace") {
+      return &u;
+    }
+  }
+  return nullptr;
+}
 
 const char* TypeName(od::json_type type) {
   switch (type) {
@@ -71,6 +84,12 @@ struct PodDecoder::Impl {
   };
   std::vector<Frame> path;
 
+  // Where a wrong type inside a Pod is recorded (the Pod's PodView::unreadable), and how many
+  // path frames lie above the Pod (".items[3]"), which its paths leave out. Null outside a Pod,
+  // where a wrong type throws.
+  std::vector<UnreadableField>* unreadable = nullptr;
+  std::size_t pod_depth = 0;
+
   // Pushes a path element for the scope's lifetime. While an error unwinds the stack the
   // path is left in place, so the handler can name the field that failed.
   struct Scope {
@@ -87,17 +106,25 @@ struct PodDecoder::Impl {
     Scope& operator=(const Scope&) = delete;
   };
 
-  std::string PathString() const {
+  std::string PathString(std::size_t from = 0) const {
     std::string out;
-    for (const auto& f : path) {
+    for (std::size_t i = from; i < path.size(); ++i) {
+      const Frame& f = path[i];
       if (!f.key.empty()) out.append(".").append(f.key);
       if (f.index >= 0) out.append("[").append(std::to_string(f.index)).append("]");
     }
     return out;
   }
 
-  [[noreturn]] void Mismatch(const char* expected, od::json_type got) {
-    throw TypeMismatch{std::string("expected ") + expected + ", got " + TypeName(got)};
+  // A value that is there but cannot be read: recorded in the Pod, so the caller goes on with
+  // the next field. Rare, so the common path pays nothing for it.
+  void Unreadable(std::string reason) {
+    if (unreadable == nullptr) throw TypeMismatch{std::move(reason), {}};
+    unreadable->push_back({PathString(pod_depth), std::move(reason), {}});
+  }
+
+  void Mismatch(const char* expected, od::json_type got) {
+    Unreadable(std::string("expected ") + expected + ", got " + TypeName(got));
   }
 
   od::json_type TypeOf(od::value& v) { return v.type().value(); }
@@ -105,31 +132,46 @@ struct PodDecoder::Impl {
   std::string_view String(od::value v) {
     const auto t = TypeOf(v);
     if (t == od::json_type::null) return {};
-    if (t != od::json_type::string) Mismatch("a string", t);
+    if (t != od::json_type::string) {
+      Mismatch("a string", t);
+      return {};
+    }
     return v.get_string().value();
   }
 
   std::optional<bool> OptionalBool(od::value v) {
     const auto t = TypeOf(v);
     if (t == od::json_type::null) return std::nullopt;
-    if (t != od::json_type::boolean) Mismatch("a boolean", t);
+    if (t != od::json_type::boolean) {
+      Mismatch("a boolean", t);
+      return std::nullopt;
+    }
     return v.get_bool().value();
   }
 
   std::optional<std::int64_t> OptionalInt(od::value v) {
     const auto t = TypeOf(v);
     if (t == od::json_type::null) return std::nullopt;
-    if (t != od::json_type::number) Mismatch("an integer", t);
+    if (t != od::json_type::number) {
+      Mismatch("an integer", t);
+      return std::nullopt;
+    }
     auto n = v.get_int64();
-    if (n.error()) throw TypeMismatch{"expected an integer, got a number that is not one"};
+    if (n.error()) {
+      Unreadable("expected an integer, got a number that is not one");
+      return std::nullopt;
+    }
     return n.value();
   }
 
-  // Returns false for null (an absent object); throws on any other non-object.
+  // Returns false for null (an absent object), and for any other non-object, which it records.
   bool Object(od::value& v, od::object& out) {
     const auto t = TypeOf(v);
     if (t == od::json_type::null) return false;
-    if (t != od::json_type::object) Mismatch("an object", t);
+    if (t != od::json_type::object) {
+      Mismatch("an object", t);
+      return false;
+    }
     out = v.get_object().value();
     return true;
   }
@@ -137,18 +179,41 @@ struct PodDecoder::Impl {
   bool Array(od::value& v, od::array& out) {
     const auto t = TypeOf(v);
     if (t == od::json_type::null) return false;
-    if (t != od::json_type::array) Mismatch("an array", t);
+    if (t != od::json_type::array) {
+      Mismatch("an array", t);
+      return false;
+    }
     out = v.get_array().value();
     return true;
   }
 
-  void StringList(od::value v, std::vector<std::string>& out) {
+  // capabilities.add or .drop. An entry of the wrong type is no entry (recorded); null is the
+  // empty name, as the API server reads it. Beyond kMaxCapabilityListEntries entries are
+  // counted, not read, and the list is recorded as unreadable.
+  void CapabilityList(od::value v, std::vector<std::string>& out) {
     od::array arr;
     if (!Array(v, arr)) return;
-    int i = 0;
+    std::size_t i = 0;
     for (auto element : arr) {
-      Scope s(*this, {}, i++);
-      out.emplace_back(String(element.value()));
+      if (i >= kMaxCapabilityListEntries) {
+        ++i;  // not read: the array iterator skips the value
+        continue;
+      }
+      Scope s(*this, {}, static_cast<int>(i++));
+      od::value ev = element.value();
+      const auto t = TypeOf(ev);
+      if (t == od::json_type::string) {
+        out.emplace_back(ev.get_string().value());
+      } else if (t == od::json_type::null) {
+        out.emplace_back();
+      } else {
+        Mismatch("a string", t);
+      }
+    }
+    if (i > kMaxCapabilityListEntries) {
+      Unreadable("has " + std::to_string(i) + " entries; capwatch reads the first " +
+                 std::to_string(kMaxCapabilityListEntries) +
+                 " (there are 41 capabilities), so what the others add or drop is unknown");
     }
   }
 
@@ -162,9 +227,14 @@ struct PodDecoder::Impl {
         if (key.substr(0, only_prefix.size()) != only_prefix) continue;
         key.remove_prefix(only_prefix.size());
       }
-      std::string k(key);
-      Scope s(*this, k);
-      out.emplace_back(std::move(k), std::string(String(field.value())));
+      Scope s(*this, key);
+      od::value value = field.value();
+      const auto t = TypeOf(value);
+      if (t != od::json_type::string && t != od::json_type::null) {
+        Mismatch("a string", t);
+        continue;
+      }
+      out.emplace_back(std::string(key), std::string(String(value)));
     }
   }
 
@@ -240,10 +310,10 @@ struct PodDecoder::Impl {
       auto key = field.key().value();
       if (key == "add") {
         Scope s(*this, "add");
-        StringList(field.value(), c.add);
+        CapabilityList(field.value(), c.add);
       } else if (key == "drop") {
         Scope s(*this, "drop");
-        StringList(field.value(), c.drop);
+        CapabilityList(field.value(), c.drop);
       }
     }
   }
@@ -283,6 +353,7 @@ struct PodDecoder::Impl {
       if (!Object(ev, obj)) continue;
       ContainerView& c = out.emplace_back();
       c.type = type;
+      const std::size_t first_unreadable = unreadable != nullptr ? unreadable->size() : 0;
       for (auto field : obj) {
         auto key = field.key().value();
         if (key == "name") {
@@ -294,6 +365,12 @@ struct PodDecoder::Impl {
         } else if (key == "securityContext") {
           Scope f(*this, "securityContext");
           ContainerSecurityContext(field.value(), c);
+        }
+      }
+      // Fields recorded while reading the container belong to it (its name may come last).
+      if (unreadable != nullptr) {
+        for (std::size_t k = first_unreadable; k < unreadable->size(); ++k) {
+          (*unreadable)[k].container = c.name;
         }
       }
     }
@@ -372,17 +449,27 @@ struct PodDecoder::Impl {
     return parser.iterate(buffer.data(), buffer.size(), buffer.capacity()).value();
   }
 
+  // Decodes one Pod object into `pod`, recording its unreadable fields there.
+  void PodInto(od::object obj, PodView& pod) {
+    unreadable = &pod.unreadable;
+    pod_depth = path.size();
+    Pod(obj, pod);
+    unreadable = nullptr;
+  }
+
   template <typename Fn>
   bool Guard(DecodeError& error, Fn&& fn) {
     path.clear();
+    unreadable = nullptr;
     try {
       fn();
       return true;
     } catch (const TypeMismatch& e) {
-      error = {PathString(), e.message};
+      error = {PathString() + e.path_below, e.message};
     } catch (const simdjson::simdjson_error& e) {
       error = {PathString(), std::string("invalid JSON: ") + e.what()};
     }
+    unreadable = nullptr;  // the Pod it pointed into may be gone
     return false;
   }
 };
@@ -395,8 +482,8 @@ bool PodDecoder::DecodePod(std::string_view json, PodView& out, DecodeError& err
     od::document doc = impl_->Iterate(json);
     od::object obj;
     od::value root = doc.get_value().value();
-    if (!impl_->Object(root, obj)) throw TypeMismatch{"expected a Pod object, got null"};
-    impl_->Pod(obj, out);
+    if (!impl_->Object(root, obj)) throw TypeMismatch{"expected a Pod object, got null", {}};
+    impl_->PodInto(obj, out);
   });
 }
 
@@ -407,7 +494,7 @@ bool PodDecoder::DecodePodList(std::string_view json, const std::function<void(P
     od::document doc = impl_->Iterate(json);
     od::object obj;
     od::value root = doc.get_value().value();
-    if (!impl_->Object(root, obj)) throw TypeMismatch{"expected a list object, got null"};
+    if (!impl_->Object(root, obj)) throw TypeMismatch{"expected a list object, got null", {}};
     for (auto field : obj) {
       auto key = field.key().value();
       if (key == "metadata") {
@@ -428,17 +515,22 @@ bool PodDecoder::DecodePodList(std::string_view json, const std::function<void(P
         int i = 0;
         for (auto item : items) {
           Impl::Scope is(*impl_, {}, i++);
-          const std::size_t depth = impl_->path.size();
-          PodView pod;
+          od::value pv = item.value();
+          od::object pod_obj;
+          bool is_object = false;
           try {
-            od::value pv = item.value();
-            od::object pod_obj;
-            if (!impl_->Object(pv, pod_obj)) continue;
-            impl_->Pod(pod_obj, pod);
+            is_object = impl_->Object(pv, pod_obj);  // false for null; throws for a non-object
           } catch (const TypeMismatch& e) {
             if (!on_item_error) throw;
             on_item_error({impl_->PathString(), e.message});
-            impl_->path.resize(depth);  // the scopes the error unwound left their frames
+            continue;
+          }
+          if (!is_object) continue;
+          PodView pod;
+          impl_->PodInto(pod_obj, pod);
+          if (const UnreadableField* why = UnfiledBecause(pod)) {
+            if (!on_item_error) throw TypeMismatch{why->reason, why->path};
+            on_item_error({impl_->PathString() + why->path, why->reason});
             continue;
           }
           on_pod(std::move(pod));

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -16,8 +17,17 @@ struct DecodeError {
   std::string ToString() const;
 };
 
+// Entries of one capabilities.add or .drop list that are read; the rest are counted and
+// recorded as an unreadable field (there are 41 capabilities: this bounds memory, not a
+// meaningful list).
+inline constexpr std::size_t kMaxCapabilityListEntries = 100'000;
+
 // Decodes Pod JSON into PodView with simdjson's on-demand API: one pass, keeping only the
 // projected fields (managedFields, status and the rest are skipped, never materialised).
+// A projected field of the wrong type (a number in capabilities.add, "yes" for privileged) does
+// not lose the Pod: it is recorded in PodView::unreadable with its path in the Pod, and the
+// rest is read (fail closed: the engine reports it). Only input that is no Pod at all (invalid
+// JSON, a root that is no object) fails.
 // One decoder per thread; it reuses its buffers between calls.
 class PodDecoder {
  public:
@@ -26,7 +36,8 @@ class PodDecoder {
   PodDecoder(const PodDecoder&) = delete;
   PodDecoder& operator=(const PodDecoder&) = delete;
 
-  // A Pod or anything shaped like one (a pod template: metadata + spec).
+  // A Pod or anything shaped like one (a pod template: metadata + spec). True also when some
+  // fields were unreadable (see PodView::unreadable); `out.name` is empty when the name was.
   [[nodiscard]] bool DecodePod(std::string_view json, PodView& out, DecodeError& error);
 
   // A list body ({"items": [...]}, as a list request or kubectl get -o json returns), calling
@@ -35,8 +46,11 @@ class PodDecoder {
     std::string resource_version;
     std::string continue_token;
   };
-  // With `on_item_error`, an item with a wrong type (a strange Pod) is reported there and
-  // skipped, so one bad object does not lose the others; without it, it fails the list.
+  // An item with unreadable fields is still passed to `on_pod`, with what could be read and
+  // its unreadable fields (paths in the item). Only an item that cannot be filed, because it is
+  // no object or its metadata, name or namespace is unreadable, is reported to `on_item_error`
+  // (path in the list: ".items[3].metadata.name") and skipped, so it does not lose the others;
+  // without `on_item_error` such an item fails the list.
   [[nodiscard]] bool DecodePodList(
       std::string_view json, const std::function<void(PodView&&)>& on_pod, ListMeta& meta,
       DecodeError& error, const std::function<void(const DecodeError&)>& on_item_error = {});

@@ -189,12 +189,95 @@ TEST_F(AuditCommand, BadInputExitsTwoNamingFileDocumentAndField) {
   const std::string file =
       Write("bad.yaml", std::string(kCompliant) + "---\n" +
                             "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n"
-                            "spec: {containers: [{name: c, securityContext: {privileged: 3}}]}\n");
-  const AuditRun r = Audit({"-f", file});
-  EXPECT_EQ(r.code, kExitBadInput);
-  EXPECT_THAT(r.err, HasSubstr("bad.yaml, document 2"));
-  EXPECT_THAT(r.err, HasSubstr("field .spec.containers[0].securityContext.privileged"));
+                            "spec: {containers: [{name: c, securityContext: {privileged: [}]}\n");
+  AuditRun r = Audit({"-f", file});
+  EXPECT_EQ(r.code, kExitBadInput) << "not YAML";
+  EXPECT_THAT(r.err, HasSubstr("bad.yaml"));
+  EXPECT_THAT(r.err, HasSubstr("not valid YAML"));
+
+  const std::string unknown =
+      Write("unknown.yaml", std::string(kCompliant) + "---\n" +
+                                "apiVersion: v1\nkind: Deploymnet\nmetadata: {name: x}\n");
+  r = Audit({"-f", unknown});
+  EXPECT_EQ(r.code, kExitBadInput) << "an unknown kind";
+  EXPECT_THAT(r.err, HasSubstr("unknown.yaml, document 2, line 13, field .kind"));
   EXPECT_THAT(r.out, HasSubstr("1 workload(s)")) << "what could be read is still evaluated";
+}
+
+// Fail closed: a field of the wrong type does not take the object out of the audit.
+TEST_F(AuditCommand, AWrongTypeIsACriticalFindingOfTheObjectNotAnInputError) {
+  const std::string file =
+      Write("typed.yaml", std::string(kCompliant) + "---\n" +
+                              "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n"
+                              "spec:\n  containers:\n  - name: c\n    securityContext:\n"
+                              "      privileged: 3\n      capabilities: {add: [SYS_ADMIN, 7]}\n");
+  AuditRun r = Audit({"-f", file, "--fail-on", "critical"});
+  EXPECT_EQ(r.code, kExitFindings) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("typed.yaml, document 2, line 20, field "
+                               ".spec.containers[0].securityContext.privileged: expected a "
+                               "boolean, got a number"));
+  EXPECT_THAT(r.out, HasSubstr("2 workload(s)"));
+  EXPECT_THAT(r.out, HasSubstr("unreadable-field"));
+
+  r = Audit({"-f", file, "-o", "json"});
+  EXPECT_EQ(r.code, kExitFindings);
+  const json list = json::parse(r.out);
+  ASSERT_EQ(list["items"].size(), 2u);
+  const json& report = list["items"][1];
+  EXPECT_EQ(report["metadata"]["name"], "pod-x");
+  std::vector<std::string> critical;
+  for (const auto& f : report["findings"]) {
+    if (f["severity"] == "critical")
+      critical.push_back(f["rule"].get<std::string>() + " " + f.value("capability", "-"));
+  }
+  EXPECT_THAT(critical,
+              ::testing::UnorderedElementsAre("dangerous-capability SYS_ADMIN",
+                                              "unreadable-field -", "unreadable-field -"));
+
+  r = Audit({"-f", file, "-o", "sarif"});
+  EXPECT_EQ(r.code, kExitFindings);
+  const json sarif = json::parse(r.out);
+  int unreadable = 0;
+  for (const auto& result : sarif["runs"][0]["results"]) {
+    if (result["ruleId"] != "unreadable-field") continue;
+    ++unreadable;
+    EXPECT_EQ(result["level"], "error");
+    EXPECT_THAT(result["message"]["text"].get<std::string>(),
+                HasSubstr(".spec.containers[0].securityContext."));
+  }
+  EXPECT_EQ(unreadable, 2);
+}
+
+// 300 names that are no capability do not hide the SYS_ADMIN among them.
+TEST_F(AuditCommand, AHugeCapabilityListIsEvaluatedEntryByEntry) {
+  std::string yaml = kSysAdmin;
+  std::string junk;
+  for (int i = 0; i < 300; ++i)
+    junk += "JUNK_" + std::to_string(i) + (i == 150 ? ", SYS_ADMIN, " : ", ");
+  yaml.replace(yaml.find("SYS_ADMIN, NET_RAW"), 18, junk + "NET_RAW");
+  const std::string file = Write("huge.yaml", yaml);
+  AuditRun r = Audit({"-f", file, "--fail-on", "critical"});
+  EXPECT_EQ(r.code, kExitFindings) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("dangerous-capability"));
+  for (const std::string format : {"json", "sarif"}) {
+    r = Audit({"-f", file, "-o", format});
+    EXPECT_EQ(r.code, kExitFindings) << format << r.err;
+    const json out = json::parse(r.out);
+    bool found = false;
+    if (format == "json") {
+      ASSERT_EQ(out["items"].size(), 1u);
+      for (const auto& f : out["items"][0]["findings"]) {
+        found |= f["rule"] == "dangerous-capability" && f["capability"] == "SYS_ADMIN" &&
+                 f["severity"] == "critical";
+      }
+    } else {
+      for (const auto& result : out["runs"][0]["results"]) {
+        found |= result["ruleId"] == "dangerous-capability" &&
+                 result["properties"]["capability"] == "SYS_ADMIN";
+      }
+    }
+    EXPECT_TRUE(found) << format;
+  }
 }
 
 TEST_F(AuditCommand, UsageErrorsExitTwo) {

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <gmock/gmock.h>
+#include <set>
 
 #include "report/report_builder.h"
 #include "test_support.h"
@@ -114,6 +115,30 @@ TEST(Report, StaysUnderOneMebibyteForAThousandContainersAddingEverything) {
       b.evaluation.findings.size());
   // The worst findings are the ones kept.
   EXPECT_EQ(b.report["findings"][0]["severity"], "critical");
+}
+
+TEST(Report, ACappedReportKeepsTheCriticalFindingsAmongThousandsOfJunkNames) {
+  // SYS_ADMIN hidden among 5,000 names that are no capability, and a field of the wrong type.
+  std::string yaml =
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: junk, namespace: x}\nspec:\n  containers:\n"
+      "  - name: c\n    image: i\n    securityContext:\n      privileged: \"no\"\n"
+      "      capabilities:\n        drop: [ALL]\n        add:\n";
+  for (int i = 0; i < 5000; ++i) {
+    yaml += "        - JUNK_" + std::to_string(i) + "\n";
+    if (i == 2500) yaml += "        - SYS_ADMIN\n";
+  }
+  const Built b = Build(yaml, DefaultPolicy(), ReportOptions{256 * 1024});
+  EXPECT_LT(b.report.dump().size(), 256u * 1024);
+  const json& summary = b.report["summary"];
+  ASSERT_TRUE(summary.contains("truncated")) << "5,000 unknown-capability findings do not fit";
+  EXPECT_GT(summary["truncated"]["findingsOmitted"].get<int>(), 0);
+  EXPECT_EQ(summary["critical"], 2);
+  std::set<std::string> critical;
+  for (const auto& f : b.report["findings"]) {
+    if (f["severity"] == "critical") critical.insert(f["rule"].get<std::string>());
+  }
+  EXPECT_EQ(critical, (std::set<std::string>{"dangerous-capability", "unreadable-field"}))
+      << "the size cap leaves out the low-severity findings, never the critical ones";
 }
 
 TEST(Report, WindowsPodsCarryTheNote) {

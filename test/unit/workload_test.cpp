@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <gmock/gmock.h>
+#include <map>
 #include <set>
 
 #include "workload/manifest_reader.h"
@@ -79,33 +80,114 @@ struct BadPod {
 // Test names and failure messages show the case, not its bytes.
 void PrintTo(const BadPod& c, std::ostream* os) { *os << c.path; }
 
-class PodDecoderErrors : public ::testing::TestWithParam<BadPod> {};
+class PodDecoderUnreadable : public ::testing::TestWithParam<BadPod> {};
 
-TEST_P(PodDecoderErrors, NameTheField) {
+// A wrong type does not lose the Pod: the field is recorded, with its path, and the rest is read.
+TEST_P(PodDecoderUnreadable, RecordsTheFieldAndReadsTheRest) {
   PodDecoder decoder;
   PodView pod;
   DecodeError error;
-  EXPECT_FALSE(decoder.DecodePod(GetParam().json, pod, error));
-  EXPECT_EQ(error.path, GetParam().path);
-  EXPECT_THAT(error.message, HasSubstr(GetParam().message));
+  ASSERT_TRUE(decoder.DecodePod(GetParam().json, pod, error)) << error.ToString();
+  ASSERT_EQ(pod.unreadable.size(), 1u);
+  EXPECT_EQ(pod.unreadable[0].path, GetParam().path);
+  EXPECT_THAT(pod.unreadable[0].reason, HasSubstr(GetParam().message));
+  EXPECT_EQ(pod.name, "p") << "fields after the bad one are read";
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Cases, PodDecoderErrors,
+    Cases, PodDecoderUnreadable,
     ::testing::Values(
         BadPod{
-            R"({"spec": {"containers": [{"name": "a", "securityContext": {"capabilities": {"add": [1]}}}]}})",
+            R"({"spec": {"containers": [{"name": "a", "securityContext": {"capabilities": {"add": [1]}}}]}, "metadata": {"name": "p"}})",
             ".spec.containers[0].securityContext.capabilities.add[0]",
             "expected a string, got a number"},
         BadPod{
-            R"({"spec": {"containers": [{"name": "a"}, {"name": "b", "securityContext": {"privileged": "yes"}}]}})",
-            ".spec.containers[1].securityContext.privileged", "expected a boolean"},
-        BadPod{R"({"spec": {"securityContext": {"runAsUser": 1.5}}})",
+            R"({"spec": {"containers": [{"name": "a"}, {"name": "b", "securityContext": {"privileged": "yes"}}]}, "metadata": {"name": "p"}})",
+            ".spec.containers[1].securityContext.privileged", "expected a boolean, got a string"},
+        BadPod{R"({"spec": {"securityContext": {"runAsUser": 1.5}}, "metadata": {"name": "p"}})",
                ".spec.securityContext.runAsUser", "integer"},
-        BadPod{R"({"spec": {"containers": {"name": "a"}}})", ".spec.containers",
-               "expected an array, got an object"},
-        BadPod{R"({"metadata": {"labels": ["a"]}})", ".metadata.labels", "expected an object"},
-        BadPod{R"({"spec": {"containers": [{"name": "a")", ".spec.containers[0]", "invalid JSON"}));
+        BadPod{R"({"spec": {"containers": {"name": "a"}}, "metadata": {"name": "p"}})",
+               ".spec.containers", "expected an array, got an object"},
+        BadPod{R"({"metadata": {"labels": ["a"], "name": "p"}})", ".metadata.labels",
+               "expected an object"},
+        BadPod{R"({"metadata": {"labels": {"tier": 1}, "name": "p"}})", ".metadata.labels.tier",
+               "expected a string, got a number"},
+        BadPod{R"({"spec": {"containers": ["c"]}, "metadata": {"name": "p"}})",
+               ".spec.containers[0]", "expected an object, got a string"},
+        BadPod{
+            R"({"metadata": {"name": "p", "ownerReferences": [{"kind": "ReplicaSet", "name": 5}]}})",
+            ".metadata.ownerReferences[0].name", "expected a string"},
+        BadPod{R"({"spec": {"os": {"name": false}}, "metadata": {"name": "p"}})", ".spec.os.name",
+               "expected a string, got a boolean"}),
+    [](const auto& p) {
+      std::string name;
+      for (char c : p.param.path) name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+      return name;
+    });
+
+TEST(PodDecoder, KeepsWhatItCanReadAroundAWrongType) {
+  const std::string json = R"({
+    "metadata": {"name": "web", "namespace": "prod", "uid": "u-1"},
+    "spec": {"containers": [{
+      "securityContext": {"privileged": "yes", "runAsNonRoot": true,
+                          "capabilities": {"add": ["SYS_ADMIN", 7, "NET_RAW", null], "drop": ["ALL"]}},
+      "name": "app", "image": "img"}]}})";
+  PodDecoder decoder;
+  PodView pod;
+  DecodeError error;
+  ASSERT_TRUE(decoder.DecodePod(json, pod, error)) << error.ToString();
+  EXPECT_EQ(pod.name, "web");
+  EXPECT_EQ(pod.namespace_name, "prod");
+  ASSERT_EQ(pod.containers.size(), 1u);
+  const ContainerView& c = pod.containers[0];
+  EXPECT_EQ(c.name, "app");
+  EXPECT_EQ(c.image, "img");
+  EXPECT_EQ(c.add, (std::vector<std::string>{"SYS_ADMIN", "NET_RAW", ""}))
+      << "the number is no entry; null is the empty name, as the API server reads it";
+  EXPECT_EQ(c.drop, std::vector<std::string>{"ALL"});
+  EXPECT_FALSE(c.privileged.has_value());
+  EXPECT_EQ(c.run_as_non_root, true);
+  ASSERT_EQ(pod.unreadable.size(), 2u);
+  EXPECT_EQ(pod.unreadable[0].path, ".spec.containers[0].securityContext.privileged");
+  EXPECT_EQ(pod.unreadable[0].reason, "expected a boolean, got a string");
+  EXPECT_EQ(pod.unreadable[0].container, "app") << "named even though the name came later";
+  EXPECT_EQ(pod.unreadable[1].path, ".spec.containers[0].securityContext.capabilities.add[1]");
+  EXPECT_EQ(pod.unreadable[1].reason, "expected a string, got a number");
+  EXPECT_EQ(pod.unreadable[1].container, "app");
+}
+
+TEST(PodDecoder, FailsOnlyOnWhatIsNoPodAtAll) {
+  PodDecoder decoder;
+  PodView pod;
+  DecodeError error;
+  EXPECT_FALSE(decoder.DecodePod(R"({"spec": {"containers": [{"name": "a")", pod, error));
+  EXPECT_EQ(error.path, ".spec.containers[0]");
+  EXPECT_THAT(error.message, HasSubstr("invalid JSON"));
+  PodView array;
+  EXPECT_FALSE(decoder.DecodePod("[1]", array, error));
+  EXPECT_EQ(error.message, "expected an object, got an array");
+  PodView scalar;
+  EXPECT_FALSE(decoder.DecodePod("7", scalar, error));
+}
+
+TEST(PodDecoder, ReadsTheFirstHundredThousandCapabilityEntriesAndRecordsTheRest) {
+  std::string json = R"({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c",
+    "securityContext": {"capabilities": {"add": [)";
+  const std::size_t entries = kMaxCapabilityListEntries + 5;
+  for (std::size_t i = 0; i < entries; ++i) {
+    json += i + 1 == entries ? "\"SYS_ADMIN\"" : "\"JUNK\",";
+  }
+  json += "]}}}]}}";
+  PodDecoder decoder;
+  PodView pod;
+  DecodeError error;
+  ASSERT_TRUE(decoder.DecodePod(json, pod, error)) << error.ToString();
+  EXPECT_EQ(pod.containers.at(0).add.size(), kMaxCapabilityListEntries);
+  ASSERT_EQ(pod.unreadable.size(), 1u);
+  EXPECT_EQ(pod.unreadable[0].path, ".spec.containers[0].securityContext.capabilities.add");
+  EXPECT_THAT(pod.unreadable[0].reason, HasSubstr(std::to_string(entries) + " entries"));
+  EXPECT_EQ(pod.unreadable[0].container, "c");
+}
 
 TEST(PodDecoder, DecodesAListBody) {
   const std::string list =
@@ -124,11 +206,44 @@ TEST(PodDecoder, DecodesAListBody) {
   EXPECT_EQ(meta.continue_token, "tok");
 }
 
-TEST(PodDecoder, ListSkipsAStrangePodWhenAskedAndKeepsTheOthers) {
+TEST(PodDecoder, ListKeepsAStrangePodWithWhatCouldBeRead) {
   const std::string bad =
-      R"({"metadata": {"name": "bad"}, "spec": {"containers": [{"name": "c", "securityContext": {"privileged": "yes"}}]}})";
+      R"({"metadata": {"name": "bad", "namespace": "prod", "uid": "u-bad", "resourceVersion": "9"}, "spec": {"containers": [{"name": "c", "securityContext": {"privileged": "yes"}}]}})";
   const std::string list =
       std::string(R"({"items": [)") + kPodJson + "," + bad + "," + kPodJson + "]}";
+  PodDecoder decoder;
+  std::vector<PodView> pods;
+  std::vector<DecodeError> skipped;
+  PodDecoder::ListMeta meta;
+  DecodeError error;
+  ASSERT_TRUE(decoder.DecodePodList(
+      list, [&](PodView&& p) { pods.push_back(std::move(p)); }, meta, error,
+      [&](const DecodeError& e) { skipped.push_back(e); }))
+      << error.ToString();
+  EXPECT_TRUE(skipped.empty());
+  ASSERT_EQ(pods.size(), 3u);
+  EXPECT_TRUE(pods[0].unreadable.empty());
+  EXPECT_TRUE(pods[2].unreadable.empty()) << "the next item starts clean";
+  const PodView& strange = pods[1];
+  EXPECT_EQ(strange.name, "bad");
+  EXPECT_EQ(strange.uid, "u-bad");
+  EXPECT_EQ(strange.resource_version, "9");
+  ASSERT_EQ(strange.containers.size(), 1u);
+  ASSERT_EQ(strange.unreadable.size(), 1u);
+  EXPECT_EQ(strange.unreadable[0].path, ".spec.containers[0].securityContext.privileged")
+      << "a path in the Pod, not in the list";
+  // Without the callback too: the Pod is data, not an error.
+  pods.clear();
+  ASSERT_TRUE(decoder.DecodePodList(
+      list, [&](PodView&& p) { pods.push_back(std::move(p)); }, meta, error));
+  EXPECT_EQ(pods.size(), 3u);
+}
+
+TEST(PodDecoder, ListSkipsOnlyAPodWithoutAReadableNameOrNamespace) {
+  const std::string list = std::string(R"({"items": [)") + kPodJson + "," +
+                           R"({"metadata": {"name": 5, "namespace": "prod"}, "spec": {}},)" +
+                           R"({"metadata": {"name": "x", "namespace": ["prod"]}},)" +
+                           R"({"metadata": "web"}, 42,)" + kPodJson + "]}";
   PodDecoder decoder;
   std::vector<std::string> names;
   std::vector<DecodeError> skipped;
@@ -139,13 +254,16 @@ TEST(PodDecoder, ListSkipsAStrangePodWhenAskedAndKeepsTheOthers) {
       [&](const DecodeError& e) { skipped.push_back(e); }))
       << error.ToString();
   EXPECT_EQ(names.size(), 2u);
-  ASSERT_EQ(skipped.size(), 1u);
-  EXPECT_EQ(skipped[0].path, ".items[1].spec.containers[0].securityContext.privileged");
+  ASSERT_EQ(skipped.size(), 4u);
+  EXPECT_EQ(skipped[0].path, ".items[1].metadata.name");
+  EXPECT_EQ(skipped[0].message, "expected a string, got a number");
+  EXPECT_EQ(skipped[1].path, ".items[2].metadata.namespace");
+  EXPECT_EQ(skipped[2].path, ".items[3].metadata");
+  EXPECT_EQ(skipped[3].path, ".items[4]");
   // Without the callback the list fails, naming the field.
-  names.clear();
   EXPECT_FALSE(decoder.DecodePodList(
-      list, [&](PodView&& p) { names.push_back(p.name); }, meta, error));
-  EXPECT_EQ(error.path, ".items[1].spec.containers[0].securityContext.privileged");
+      list, [&](PodView&&) {}, meta, error));
+  EXPECT_EQ(error.path, ".items[1].metadata.name");
 }
 
 TEST(PodDecoder, IsReusableAcrossCalls) {
@@ -435,9 +553,81 @@ TEST(Manifests, YamlScalarsResolveLikeKubernetes) {
       "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
       "  - {name: c, image: i, securityContext: {privileged: yes, runAsUser: 1000, runAsNonRoot: "
       "\"true\"}}\n");
-  // A quoted "true" is a string where a boolean belongs: an error naming the field.
-  ASSERT_EQ(result.errors.size(), 1u);
-  EXPECT_EQ(result.errors[0].path, ".spec.containers[0].securityContext.runAsNonRoot");
+  EXPECT_TRUE(result.errors.empty());
+  ASSERT_EQ(result.workloads.size(), 1u);
+  const PodView& pod = result.workloads[0].pod;
+  EXPECT_EQ(pod.containers[0].privileged, true) << "YAML 1.1: yes is true";
+  EXPECT_EQ(pod.containers[0].run_as_user, 1000);
+  // A quoted "true" is a string where a boolean belongs: unreadable, and named.
+  EXPECT_FALSE(pod.containers[0].run_as_non_root.has_value());
+  ASSERT_EQ(pod.unreadable.size(), 1u);
+  EXPECT_EQ(pod.unreadable[0].path, ".spec.containers[0].securityContext.runAsNonRoot");
+}
+
+TEST(Manifests, AWrongTypeInATemplateIsRecordedAndTheObjectStillRead) {
+  const std::string yaml =
+      "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\n"
+      "apiVersion: v1\nkind: List\nitems:\n"
+      "- apiVersion: apps/v1\n"
+      "  kind: Deployment\n"
+      "  metadata: {name: web, namespace: prod}\n"
+      "  spec:\n"
+      "    template:\n"
+      "      spec:\n"
+      "        containers:\n"
+      "        - name: app\n"
+      "          image: img\n"
+      "          securityContext:\n"
+      "            privileged: \"yes\"\n"
+      "            capabilities: {add: [SYS_ADMIN, 7]}\n";
+  const ManifestResult result = Read(yaml);
+  EXPECT_TRUE(result.errors.empty()) << result.errors[0].ToString();
+  ASSERT_EQ(result.workloads.size(), 1u);
+  const ManifestWorkload& w = result.workloads[0];
+  EXPECT_EQ(w.ref.name, "web");
+  EXPECT_EQ(w.pod.containers.at(0).add, std::vector<std::string>{"SYS_ADMIN"});
+  // Paths in the document, as every other message of audit names them.
+  std::map<std::string, const UnreadableField*> by_path;
+  for (const auto& u : w.pod.unreadable) by_path[u.path] = &u;
+  const std::string sc = ".items[0].spec.template.spec.containers[0].securityContext";
+  ASSERT_EQ(by_path.size(), 2u);
+  ASSERT_TRUE(by_path.count(sc + ".privileged"));
+  EXPECT_EQ(by_path[sc + ".privileged"]->reason, "expected a boolean, got a string");
+  EXPECT_EQ(by_path[sc + ".privileged"]->container, "app");
+  ASSERT_TRUE(by_path.count(sc + ".capabilities.add[1]"));
+  EXPECT_EQ(by_path[sc + ".capabilities.add[1]"]->reason, "expected a string, got a number");
+  // And each is a warning naming file, document, line and field.
+  ASSERT_EQ(result.warnings.size(), 2u);
+  std::vector<std::string> warnings;
+  for (const auto& e : result.warnings) warnings.push_back(e.ToString());
+  EXPECT_THAT(warnings, ::testing::UnorderedElementsAre(
+                            "m.yaml, document 2, line 18, field " + sc +
+                                ".privileged: expected a boolean, got a string",
+                            "m.yaml, document 2, line 19, field " + sc +
+                                ".capabilities.add[1]: expected a string, got a number"));
+}
+
+TEST(Manifests, AWrongTypeInAWorkloadsOwnMetadataIsRecordedToo) {
+  const ManifestResult result = Read(
+      "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x, namespace: ns, labels: {v: 2}}\n"
+      "spec:\n" +
+      Template("  "));
+  EXPECT_TRUE(result.errors.empty());
+  ASSERT_EQ(result.workloads.size(), 1u);
+  ASSERT_EQ(result.workloads[0].pod.unreadable.size(), 1u);
+  EXPECT_EQ(result.workloads[0].pod.unreadable[0].path, ".metadata.labels.v");
+  EXPECT_EQ(result.workloads[0].pod.unreadable[0].container, "");
+}
+
+TEST(Manifests, AnUnreadableNameOrNamespaceIsAnInputError) {
+  for (const std::string meta : {"{name: 5}", "{name: p, namespace: [a]}", "[p]"}) {
+    const ManifestResult result = Read("apiVersion: v1\nkind: Pod\nmetadata: " + meta +
+                                       "\nspec: {containers: [{name: c, image: i}]}\n");
+    ASSERT_EQ(result.errors.size(), 1u) << meta;
+    EXPECT_THAT(result.errors[0].path, ::testing::StartsWith(".metadata")) << meta;
+    EXPECT_THAT(result.errors[0].message, HasSubstr("expected a")) << meta;
+    EXPECT_TRUE(result.workloads.empty()) << meta;
+  }
 }
 
 struct BadInput {
@@ -476,15 +666,6 @@ INSTANTIATE_TEST_SUITE_P(
                  "unknown kind \"Deploymnet\""},
         BadInput{"no_containers", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {}\n",
                  ".spec.containers", "at least one container"},
-        BadInput{"containers_not_list",
-                 "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: 3}\n",
-                 ".spec.containers", "must be an array"},
-        BadInput{"wrong_type_in_template",
-                 "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  template:\n "
-                 "   spec:\n"
-                 "      containers: [{name: c, securityContext: {capabilities: {add: {a: b}}}}]\n",
-                 ".spec.template.spec.containers[0].securityContext.capabilities.add",
-                 "expected an array"},
         BadInput{"missing_template",
                  "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {}\n",
                  ".spec.template", "needs a pod template"},
@@ -493,15 +674,30 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"deep_nesting", std::string(5000, '[') + std::string(5000, ']'), "", "not"}),
     [](const auto& p) { return p.param.name; });
 
-TEST(Manifests, ACapabilityListOfTenThousandEntriesIsRejected) {
+TEST(Manifests, ACapabilityListOfTenThousandEntriesIsReadEntryByEntry) {
   std::string yaml =
       "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n"
       "  - name: c\n    securityContext:\n      capabilities:\n        add:\n";
-  for (int i = 0; i < 10000; ++i) yaml += "        - NET_RAW\n";
+  for (int i = 0; i < 10000; ++i)
+    yaml += i == 7777 ? "        - SYS_ADMIN\n" : "        - NET_RAW\n";
   const ManifestResult result = Read(yaml);
-  ASSERT_EQ(result.errors.size(), 1u);
-  EXPECT_EQ(result.errors[0].path, ".spec.containers[0].securityContext.capabilities.add");
-  EXPECT_THAT(result.errors[0].message, HasSubstr("10000 entries"));
+  EXPECT_TRUE(result.errors.empty());
+  ASSERT_EQ(result.workloads.size(), 1u);
+  const auto& add = result.workloads[0].pod.containers.at(0).add;
+  EXPECT_EQ(add.size(), 10000u);
+  EXPECT_EQ(add[7777], "SYS_ADMIN");
+  EXPECT_TRUE(result.workloads[0].pod.unreadable.empty());
+}
+
+TEST(Manifests, WrongTypesForWholeListsAreUnreadableFieldsToo) {
+  const ManifestResult result =
+      Read("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: 3}\n");
+  EXPECT_TRUE(result.errors.empty());
+  ASSERT_EQ(result.workloads.size(), 1u);
+  EXPECT_TRUE(result.workloads[0].pod.containers.empty());
+  ASSERT_EQ(result.workloads[0].pod.unreadable.size(), 1u);
+  EXPECT_EQ(result.workloads[0].pod.unreadable[0].path, ".spec.containers");
+  EXPECT_EQ(result.workloads[0].pod.unreadable[0].reason, "expected an array, got a number");
 }
 
 TEST(Manifests, LargeYamlIsRefusedWithAdviceAndLargeJsonIsRead) {
