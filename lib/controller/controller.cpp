@@ -92,7 +92,9 @@ Controller::Controller(kube::KubeClient& client, kube::Clock& clock, Metrics& me
       },
       // A report deleted by someone else comes back if its workload still needs one.
       [this](const ReportView& r) {
-        Enqueue({r.namespace_name, r.name});
+        const WorkloadKey key{r.namespace_name, r.name};
+        reconciler_.ReportDeleted(key);
+        Enqueue(key);
       },
   });
 }

@@ -55,6 +55,16 @@ Reconciler::Reconciler(kube::KubeClient& client, kube::Clock& clock, Metrics& me
       options_(std::move(options)) {}
 
 WorkloadKey Reconciler::KeyOf(const PodView& pod, WorkloadRef* ref) const {
+  if (OwnerUnknown(pod)) {
+    const std::string pod_key = kube::ObjectKey(pod.namespace_name, pod.name);
+    if (auto filed = index_.WorkloadOf(pod_key)) {
+      if (ref != nullptr) {
+        auto entry = index_.Get(*filed);
+        *ref = entry ? entry->ref : WorkloadRef{};
+      }
+      return *filed;
+    }
+  }
   WorkloadRef r = ResolveWorkload(pod, caches_.owners);
   WorkloadKey key{pod.namespace_name, ReportName(r)};
   if (ref != nullptr) *ref = std::move(r);
@@ -80,6 +90,11 @@ bool Reconciler::OwnerUnknown(const PodView& pod) const {
 bool Reconciler::MayWrite() const {
   std::lock_guard lock(mu_);
   return !may_write_ || may_write_();
+}
+
+void Reconciler::ReportDeleted(const WorkloadKey& key) {
+  std::lock_guard lock(mu_);
+  if (auto it = written_.find(key); it != written_.end()) it->second.hash.clear();
 }
 
 void Reconciler::Forget(const WorkloadKey& key) {
@@ -136,6 +151,16 @@ ReconcileOutcome Reconciler::Reconcile(const WorkloadKey& key, const std::stop_t
     ++live;
   }
   for (const auto& d : entry->departed) inputs.push_back(d.pod);
+  if (stored == nullptr && live > 0 && entry->departed.empty()) {
+    // Every Pod names a ReplicaSet or Job that is gone while the report is gone too: the
+    // workload is being deleted and its Pods terminate. Nothing to report any more.
+    bool vanishing = true;
+    for (const auto& pod : inputs) vanishing = vanishing && OwnerUnknown(*pod);
+    if (vanishing) {
+      index_.MarkEvaluated(key, seen, 0);
+      return outcome;
+    }
+  }
   if (inputs.empty()) {
     auto without = WithoutPods(key, stored, stop);
     without.enqueue.insert(without.enqueue.end(), outcome.enqueue.begin(), outcome.enqueue.end());
@@ -177,8 +202,16 @@ ReconcileOutcome Reconciler::Reconcile(const WorkloadKey& key, const std::stop_t
   metrics_.ObserveEvaluation(std::chrono::steady_clock::now() - started);
 
   // The grant memory: what the stored report already knows of, for this very workload.
-  const std::set<DangerousGrant> known =
-      same_workload ? stored->dangerous_grants : std::set<DangerousGrant>{};
+  std::set<DangerousGrant> known;
+  if (same_workload) {
+    known = stored->dangerous_grants;
+  } else if (stored == nullptr) {
+    std::lock_guard lock(mu_);
+    if (auto it = written_.find(key);
+        it != written_.end() && (it->second.workload_uid == ref.uid || ref.uid.empty())) {
+      known = it->second.grants;
+    }
+  }
   std::set<DangerousGrant> desired = known;  // an unmatched workload keeps its memory
   if (!matching.empty()) desired = DangerousGrantsOf(evaluation);
   report["metadata"]["annotations"][std::string(kGrantsAnnotation)] = EncodeGrants(desired);
@@ -198,7 +231,7 @@ ReconcileOutcome Reconciler::Reconcile(const WorkloadKey& key, const std::stop_t
   if (!matching.empty()) ledger_.Plan(key, desired, known);
   index_.MarkEvaluated(key, seen, entry->departed.size());
 
-  auto result = Write(key, ref, std::move(report), stored, stop);
+  auto result = Write(key, ref, std::move(report), stored, desired, stop);
   result.enqueue.insert(result.enqueue.end(), outcome.enqueue.begin(), outcome.enqueue.end());
   if (result.kind == ReconcileOutcome::Kind::kDone && live > 0) {
     // An exemption that expires turns its finding back on with no event to say so: look again
@@ -280,7 +313,8 @@ ReconcileOutcome Reconciler::DeleteOrphan(const WorkloadKey& key, const ReportVi
 }
 
 ReconcileOutcome Reconciler::Write(const WorkloadKey& key, const WorkloadRef& ref, json report,
-                                   const ReportView* stored, const std::stop_token& stop) {
+                                   const ReportView* stored, const std::set<DangerousGrant>& grants,
+                                   const std::stop_token& stop) {
   const std::string hash =
       report["metadata"]["annotations"][std::string(kContentHashAnnotation)].get<std::string>();
   const int pods = report["workload"]["pods"].get<int>();
@@ -324,7 +358,7 @@ ReconcileOutcome Reconciler::Write(const WorkloadKey& key, const WorkloadRef& re
     metrics_.ReportWrite(result);
     {
       std::lock_guard lock(mu_);
-      written_[key] = {hash, now};
+      written_[key] = {hash, now, ref.uid, grants};
     }
     spdlog::info("{} report {}: {} violation(s)", result, key.ToString(),
                  report["summary"]["violations"].get<int>());

@@ -82,13 +82,20 @@ class Reconciler {
 
   ReconcileOutcome Reconcile(const WorkloadKey& key, const std::stop_token& stop);
 
-  // The workload a Pod belongs to, resolved through the owner caches.
+  // The workload a Pod belongs to, resolved through the owner caches. A Pod already filed
+  // whose ReplicaSet or Job has left the cache (deleted with its workload, the Pod terminating)
+  // stays where it is: re-filing it under the vanished owner would announce its grants again.
   WorkloadKey KeyOf(const PodView& pod, WorkloadRef* ref = nullptr) const;
+  // The Pod names a ReplicaSet or Job the owner caches do not hold (yet, or any more).
+  bool OwnerUnknown(const PodView& pod) const;
   // Announce new grants (count + Event), or only record them in the reports (the first pass
   // of a first start with --initial-grants=record).
   void SetAnnounce(bool announce);
   // The leader fence, asked before every write.
   void SetWriteFence(std::function<bool()> may_write);
+  // The stored report was deleted (by hand, or by the garbage collector): what we wrote is no
+  // longer there, though its grant memory is kept for the workload's next report.
+  void ReportDeleted(const WorkloadKey& key);
   // Drops everything kept for the workload (it is gone).
   void Forget(const WorkloadKey& key);
   std::size_t tracked() const;
@@ -97,18 +104,21 @@ class Reconciler {
   struct Written {
     std::string hash;
     kube::Clock::TimePoint at;
+    std::string workload_uid;
+    // The grant memory as written: kept for a report deleted behind our back (by hand, or by
+    // the garbage collector while the workload's Pods still terminate).
+    std::set<DangerousGrant> grants;
   };
   ReconcileOutcome WithoutPods(const WorkloadKey& key, const ReportView* stored,
                                const std::stop_token& stop);
   ReconcileOutcome Write(const WorkloadKey& key, const WorkloadRef& ref, nlohmann::json report,
-                         const ReportView* stored, const std::stop_token& stop);
+                         const ReportView* stored, const std::set<DangerousGrant>& grants,
+                         const std::stop_token& stop);
   ReconcileOutcome DeleteOrphan(const WorkloadKey& key, const ReportView& stored,
                                 const std::stop_token& stop);
   void Announce(const WorkloadRef& ref, const WorkloadKey& key,
                 const std::vector<DangerousGrant>& grants, const std::stop_token& stop);
   bool MayWrite() const;
-  // The Pod names a ReplicaSet or Job the owner caches do not hold (yet).
-  bool OwnerUnknown(const PodView& pod) const;
 
   kube::KubeClient& client_;
   kube::Clock& clock_;

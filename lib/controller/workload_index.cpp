@@ -39,6 +39,13 @@ std::optional<WorkloadKey> WorkloadIndex::Remove(const std::string& pod_key,
   return key;
 }
 
+std::optional<WorkloadKey> WorkloadIndex::WorkloadOf(const std::string& pod_key) const {
+  std::lock_guard lock(mu_);
+  auto it = pods_.find(pod_key);
+  if (it == pods_.end()) return std::nullopt;
+  return it->second.workload;
+}
+
 std::optional<kube::Clock::TimePoint> WorkloadIndex::FirstSeen(const std::string& pod_key) const {
   std::lock_guard lock(mu_);
   auto it = pods_.find(pod_key);

@@ -38,6 +38,8 @@ class WorkloadIndex {
   // differs (its owner arrived in the cache after it, or it was adopted or orphaned).
   std::optional<WorkloadKey> Upsert(const PodView& pod, const WorkloadKey& key,
                                     const WorkloadRef& ref, kube::Clock::TimePoint now);
+  // The workload the Pod is filed under; nullopt for a Pod not in the index.
+  std::optional<WorkloadKey> WorkloadOf(const std::string& pod_key) const;
   // When the Pod was first filed; nullopt for a Pod not in the index.
   std::optional<kube::Clock::TimePoint> FirstSeen(const std::string& pod_key) const;
   // The Pod was deleted; `final_state` is what the DELETED event carried. Returns its workload.

@@ -609,5 +609,41 @@ TEST_F(ControllerTest, ExpiredExemptionTurnsTheFindingBackOnWithoutAnyEvent) {
   EXPECT_EQ(Counted("SYS_PTRACE"), 1) << "an expired exemption is a grant again";
 }
 
+TEST_F(ControllerTest, DeletingAWorkloadWhosePodsTerminateSlowlyAnnouncesNothing) {
+  DeploymentPod("web", "web-1", {"SYS_ADMIN"});
+  Settle();
+  ASSERT_EQ(Counted("SYS_ADMIN"), 1);
+  // kubectl delete deployment web: the garbage collector removes the ReplicaSet and the
+  // report; the Pod lingers while it terminates (deletionTimestamp set), then goes.
+  api.Remove(ResourceRef::ReplicaSets("prod"), "web-rs");
+  api.Remove(CapabilityReports("prod"), "deployment-web");
+  auto pod = *api.Object(ResourceRef::Pods("prod"), "web-1");
+  pod["metadata"]["deletionTimestamp"] = "2026-11-29T10:05:00Z";
+  api.Put(ResourceRef::Pods("prod"), pod);
+  Rounds(3);
+  clock.Advance(std::chrono::seconds(40));  // past the owner wait
+  Rounds(3);
+  api.Remove(ResourceRef::Pods("prod"), "web-1");
+  Settle();
+  EXPECT_FALSE(Report("replicaset-web-rs"))
+      << "the terminating Pod was filed under its vanished ReplicaSet";
+  EXPECT_EQ(Counted("SYS_ADMIN"), 1);
+  EXPECT_EQ(GrantEvents(), 1);
+}
+
+TEST_F(ControllerTest, AReportDeletedByHandComesBackWithoutAnnouncingAgain) {
+  DeploymentPod("web", "web-1", {"SYS_ADMIN"});
+  Settle();
+  ASSERT_EQ(Counted("SYS_ADMIN"), 1);
+  api.Remove(CapabilityReports("prod"), "deployment-web");  // kubectl delete caprep
+  Settle();
+  auto report = Report("deployment-web");
+  ASSERT_TRUE(report) << "the workload still runs: its report comes back";
+  EXPECT_EQ((*report)["metadata"]["annotations"][std::string(kGrantsAnnotation)],
+            EncodeGrants({{"app", "SYS_ADMIN"}}));
+  EXPECT_EQ(Counted("SYS_ADMIN"), 1);
+  EXPECT_EQ(GrantEvents(), 1);
+}
+
 }  // namespace
 }  // namespace capwatch::controller
