@@ -310,7 +310,10 @@ func TestControllerLifecycle(t *testing.T) {
 	if _, err := clientset.CoreV1().Pods(other).Create(ctx, podWith("tools", withAdd(lockedDown, "NET_ADMIN")), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitReport(t, dyn, other, "pod-tools", reportDeadline+5*time.Second, nil)
+	toolsGrants := waitReport(t, dyn, other, "pod-tools", reportDeadline+5*time.Second, nil).GetAnnotations()[grantsAnnotation]
+	if toolsGrants == "" { // a compact encoding; what matters is that it is kept
+		t.Errorf("report pod-tools: %s missing for a NET_ADMIN grant", grantsAnnotation)
+	}
 
 	// 5. A restart over an unchanged cluster writes nothing and counts nothing.
 	settle(t, ctrl)
@@ -337,11 +340,12 @@ func TestControllerLifecycle(t *testing.T) {
 		t.Errorf("restart over an unchanged cluster:\n%s", strings.Join(restartErrs, "\n"))
 	}
 
-	// 3b. capwatch's own clean-up of what changed while it was not running: a namespace the
-	// policy no longer matches, a Deployment deleted with --cascade=orphan (the garbage
-	// collector strips the ownerReferences from its ReplicaSet and its report instead of
-	// deleting them, so only capwatch can know the report is stale), and a report (with
-	// capwatch's label) for a workload that does not exist.
+	// 3b. What changed while capwatch was not running, seen at its start: a namespace the
+	// policy no longer matches (its report stays, with no findings and a note, and keeps the
+	// grant memory), a Deployment deleted with --cascade=orphan (the garbage collector strips
+	// the ownerReferences from its ReplicaSet and its report instead of deleting them, so only
+	// capwatch can know the report is stale) and a report (with capwatch's label) for a
+	// workload that does not exist: those two are deleted.
 	ctrl.stop(t)
 	if err := clientset.AppsV1().Deployments(ns).Delete(ctx, "web", metav1.DeleteOptions{PropagationPolicy: ptr(metav1.DeletePropagationOrphan)}); err != nil {
 		t.Fatal(err)
@@ -380,7 +384,10 @@ func TestControllerLifecycle(t *testing.T) {
 		t.Fatalf("creating a report for a workload that does not exist: %v", err)
 	}
 	startController(t)
-	waitReportGone(t, dyn, other, "pod-tools", 15*time.Second)
+	tools := waitReport(t, dyn, other, "pod-tools", 15*time.Second, unmatchedReport)
+	if got := tools.GetAnnotations()[grantsAnnotation]; got != toolsGrants {
+		t.Errorf("report pod-tools, no longer matched: %s %q, want it kept as %q", grantsAnnotation, got, toolsGrants)
+	}
 	waitReportGone(t, dyn, ns, "deployment-ghost", 15*time.Second)
 	waitReportGone(t, dyn, ns, "deployment-web", 15*time.Second)
 	// The orphaned ReplicaSet is now the Pods' top owner, with a report of its own.
@@ -390,6 +397,22 @@ func TestControllerLifecycle(t *testing.T) {
 	})
 	// What still matches stays.
 	waitReport(t, dyn, ns, "statefulset-db", 15*time.Second, nil)
+}
+
+// grantsAnnotation is the report's memory of the dangerous grants already announced.
+const grantsAnnotation = "capwatch.io/dangerous-grants"
+
+// unmatchedNote is what a report says when no CapabilityPolicy matches its workload any more.
+const unmatchedNote = "no CapabilityPolicy matches"
+
+// unmatchedReport is waitReport's condition for a report whose workload no policy matches now:
+// no findings, compliant, and the note.
+func unmatchedReport(r *unstructured.Unstructured) (bool, string) {
+	note, _, _ := unstructured.NestedString(r.Object, "note")
+	findings, _, _ := unstructured.NestedSlice(r.Object, "findings")
+	compliant, _, _ := unstructured.NestedBool(r.Object, "summary", "compliant")
+	return strings.Contains(note, unmatchedNote) && len(findings) == 0 && compliant,
+		fmt.Sprintf("note %q, %d findings, summary %v", note, len(findings), r.Object["summary"])
 }
 
 // severityOf returns the severity the report's finding about capability has (the catalog
