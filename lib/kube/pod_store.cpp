@@ -42,7 +42,8 @@ namespace {
 //   v #labels {id key, id value}, v #justifications {id key, id value},
 //   v #owners {id apiVersion, id kind, id name, id uid, b controller},
 //   v #containers {id name, b type, id image, ob privileged, ob allowPrivilegeEscalation,
-//                  ob runAsNonRoot, oi runAsUser, v #add {id}, v #drop {id}}
+//                  ob runAsNonRoot, oi runAsUser, v #add {id}, v #drop {id}},
+//   v #unreadable {s path, s reason, id container}
 class Writer {
  public:
   void Var(std::uint64_t v) {
@@ -171,6 +172,14 @@ void Walk(const std::uint8_t* data, PodView* out, OnId&& on_id) {
       for (std::size_t k = 0; k < n; ++k) on_id(r.Id(), list ? &(*list)[k] : nullptr);
     }
   }
+  const std::size_t unreadable = r.Var();
+  if (out) out->unreadable.resize(unreadable);
+  for (std::size_t i = 0; i < unreadable; ++i) {
+    UnreadableField* u = out ? &out->unreadable[i] : nullptr;
+    str(u ? &u->path : nullptr);
+    str(u ? &u->reason : nullptr);
+    on_id(r.Id(), u ? &u->container : nullptr);
+  }
 }
 
 }  // namespace
@@ -216,6 +225,12 @@ PackedPod PackedPod::Pack(const PodView& pod, StringPool& pool) {
       w.Var(list->size());
       for (const auto& s : *list) id(s);
     }
+  }
+  w.Var(pod.unreadable.size());
+  for (const auto& u : pod.unreadable) {
+    w.Str(u.path);
+    w.Str(u.reason);
+    id(u.container);
   }
   PackedPod packed;
   packed.size_ = static_cast<std::uint32_t>(w.out().size());

@@ -645,5 +645,21 @@ TEST_F(ControllerTest, AReportDeletedByHandComesBackWithoutAnnouncingAgain) {
   EXPECT_EQ(GrantEvents(), 1);
 }
 
+TEST_F(ControllerTest, APodWithAnUnreadableFieldIsStillAuditedWithACriticalFinding) {
+  json container = Container("app", {"SYS_ADMIN"});
+  container["securityContext"]["capabilities"]["add"].push_back(7);  // not a string
+  api.Put(ResourceRef::Pods("prod"), Pod("prod", "odd", {container}));
+  Settle();
+  auto report = Report("pod-odd");
+  ASSERT_TRUE(report) << "a Pod capwatch cannot read fully must still be audited";
+  std::string rules;
+  for (const auto& f : (*report)["findings"]) {
+    rules += f.value("rule", "") + "/" + f.value("severity", "") + " ";
+  }
+  EXPECT_THAT(rules, HasSubstr("unreadable-field/critical"));
+  EXPECT_THAT(rules, HasSubstr("dangerous-capability/critical")) << "what could be read counts";
+  EXPECT_EQ(Counted("SYS_ADMIN"), 1);
+}
+
 }  // namespace
 }  // namespace capwatch::controller
