@@ -90,6 +90,33 @@ bool FromReport(const json& o, ReportView& out, std::string& error) {
   return true;
 }
 
+// The policy parser (lib/policy) throwing on a spec it did not expect makes the policy
+// invalid, with the reason in its status, not unreadable.
+bool FromPolicyOrInvalid(const json& o, PolicyView& out, std::string& error) {
+  try {
+    return FromPolicy(o, out, error);
+  } catch (const std::exception& e) {
+    out.policy.reset();
+    out.errors = {{".spec", std::string("cannot be read: ") + e.what()}};
+    return !out.name.empty();
+  }
+}
+
+// What FromReport and DangerousGrantsOf read besides the metadata (which the list and object
+// decoders check anyway): a report with another type there is refused by name.
+bool FromCheckedReport(const json& o, ReportView& out, std::string& error) {
+  error = kube::MistypedField(o, {{"workload", kube::JsonType::kObject},
+                                  {"workload.pods", kube::JsonType::kNumber},
+                                  {"workload.uid", kube::JsonType::kString},
+                                  {"containers[].name", kube::JsonType::kString},
+                                  {"findings[].result", kube::JsonType::kString},
+                                  {"findings[].rule", kube::JsonType::kString},
+                                  {"findings[].container", kube::JsonType::kString},
+                                  {"findings[].capability", kube::JsonType::kString}});
+  if (!error.empty()) return false;  // the decoders put the report's name in front
+  return FromReport(o, out, error);
+}
+
 }  // namespace
 
 bool NamespaceCodec::DecodeList(std::string_view body,
@@ -103,56 +130,18 @@ bool NamespaceCodec::Decode(std::string_view object, NamespaceView& out, std::st
 bool PolicyCodec::DecodeList(std::string_view body,
                              const std::function<void(PolicyView&&)>& on_item,
                              kube::ListPageMeta& meta, std::string& error) {
-  // The policy parser (lib/policy) throwing on a spec it did not expect makes the policy
-  // invalid, with the reason in its status, not unreadable. (The same in Decode.)
-  auto from = [](const json& o, PolicyView& out, std::string& e) {
-    try {
-      return FromPolicy(o, out, e);
-    } catch (const std::exception& ex) {
-      out.policy.reset();
-      out.errors = {{".spec", std::string("cannot be read: ") + ex.what()}};
-      return !out.name.empty();
-    }
-  };
-  return kube::DecodeJsonList(body, on_item, meta, error, from);
+  return kube::DecodeJsonList(body, on_item, meta, error, FromPolicyOrInvalid);
 }
 bool PolicyCodec::Decode(std::string_view object, PolicyView& out, std::string& error) {
-  auto from = [](const json& o, PolicyView& v, std::string& e) {
-    try {
-      return FromPolicy(o, v, e);
-    } catch (const std::exception& ex) {
-      v.policy.reset();
-      v.errors = {{".spec", std::string("cannot be read: ") + ex.what()}};
-      return !v.name.empty();
-    }
-  };
-  return kube::DecodeJsonObject(object, out, error, from);
+  return kube::DecodeJsonObject(object, out, error, FromPolicyOrInvalid);
 }
 bool ReportCodec::DecodeList(std::string_view body,
                              const std::function<void(ReportView&&)>& on_item,
                              kube::ListPageMeta& meta, std::string& error) {
-  // What FromReport and DangerousGrantsOf read besides the metadata, which the decoder checks
-  // anyway: a report with another type there is refused by name. (The same in Decode.)
-  return kube::DecodeJsonList(body, on_item, meta, error, FromReport,
-                              {{"workload", kube::JsonType::kObject},
-                               {"workload.pods", kube::JsonType::kNumber},
-                               {"workload.uid", kube::JsonType::kString},
-                               {"containers[].name", kube::JsonType::kString},
-                               {"findings[].result", kube::JsonType::kString},
-                               {"findings[].rule", kube::JsonType::kString},
-                               {"findings[].container", kube::JsonType::kString},
-                               {"findings[].capability", kube::JsonType::kString}});
+  return kube::DecodeJsonList(body, on_item, meta, error, FromCheckedReport);
 }
 bool ReportCodec::Decode(std::string_view object, ReportView& out, std::string& error) {
-  return kube::DecodeJsonObject(object, out, error, FromReport,
-                                {{"workload", kube::JsonType::kObject},
-                                 {"workload.pods", kube::JsonType::kNumber},
-                                 {"workload.uid", kube::JsonType::kString},
-                                 {"containers[].name", kube::JsonType::kString},
-                                 {"findings[].result", kube::JsonType::kString},
-                                 {"findings[].rule", kube::JsonType::kString},
-                                 {"findings[].container", kube::JsonType::kString},
-                                 {"findings[].capability", kube::JsonType::kString}});
+  return kube::DecodeJsonObject(object, out, error, FromCheckedReport);
 }
 
 }  // namespace capwatch::controller

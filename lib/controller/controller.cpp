@@ -27,6 +27,25 @@ const char* OutcomeName(ReconcileOutcome::Kind kind) {
   return "done";
 }
 
+// Each reflector counter and the metric it moves: a watch event of a type, or a restart for a
+// reason (docs/metrics.md).
+struct StatExport {
+  std::uint64_t kube::ReflectorStats::*field;
+  bool restart;
+  const char* label;
+};
+constexpr StatExport kStatExports[] = {
+    {&kube::ReflectorStats::events, false, "applied"},
+    {&kube::ReflectorStats::bookmarks, false, "bookmark"},
+    {&kube::ReflectorStats::error_events, false, "error"},
+    {&kube::ReflectorStats::decode_errors, false, "undecodable"},
+    {&kube::ReflectorStats::skipped_items, false, "skipped"},
+    {&kube::ReflectorStats::relists_gone, true, "gone"},
+    {&kube::ReflectorStats::backoffs, true, "error"},
+    {&kube::ReflectorStats::relists_decode, true, "undecodable"},
+    {&kube::ReflectorStats::list_restarts, true, "expired-continue"},
+};
+
 // Runs `fn` with a token that stops when either token does.
 template <typename Fn>
 void WithEither(const std::stop_token& a, const std::stop_token& b, Fn&& fn) {
@@ -402,35 +421,15 @@ void Controller::ExportInformerStats() {
     if (reflector.state() != kube::ReflectorState::kBackoff && stats.backoffs == before.backoffs) {
       last_watching_[resource] = now;
     }
-    auto delta = [](std::uint64_t a, std::uint64_t b) { return static_cast<double>(a - b); };
-    if (stats.events > before.events)
-      metrics_.WatchEvent(resource, "applied", delta(stats.events, before.events));
-    if (stats.bookmarks > before.bookmarks) {
-      metrics_.WatchEvent(resource, "bookmark", delta(stats.bookmarks, before.bookmarks));
-    }
-    if (stats.error_events > before.error_events) {
-      metrics_.WatchEvent(resource, "error", delta(stats.error_events, before.error_events));
-    }
-    if (stats.decode_errors > before.decode_errors) {
-      metrics_.WatchEvent(resource, "undecodable",
-                          delta(stats.decode_errors, before.decode_errors));
-    }
-    if (stats.relists_gone > before.relists_gone) {
-      metrics_.WatchRestart(resource, "gone", delta(stats.relists_gone, before.relists_gone));
-    }
-    if (stats.backoffs > before.backoffs) {
-      metrics_.WatchRestart(resource, "error", delta(stats.backoffs, before.backoffs));
-    }
-    if (stats.relists_decode > before.relists_decode) {
-      metrics_.WatchRestart(resource, "undecodable",
-                            delta(stats.relists_decode, before.relists_decode));
-    }
-    if (stats.skipped_items > before.skipped_items) {
-      metrics_.WatchEvent(resource, "skipped", delta(stats.skipped_items, before.skipped_items));
-    }
-    if (stats.list_restarts > before.list_restarts) {
-      metrics_.WatchRestart(resource, "expired-continue",
-                            delta(stats.list_restarts, before.list_restarts));
+    for (const auto& e : kStatExports) {
+      const std::uint64_t now_count = stats.*e.field, was = before.*e.field;
+      if (now_count <= was) continue;
+      const auto delta = static_cast<double>(now_count - was);
+      if (e.restart) {
+        metrics_.WatchRestart(resource, e.label, delta);
+      } else {
+        metrics_.WatchEvent(resource, e.label, delta);
+      }
     }
     if (resource == "pods" && stats.lists > before.lists) {
       metrics_.SetLastFullSync(clock_.WallNow());

@@ -164,6 +164,9 @@ TEST_F(ControllerTest, NewDangerousGrantIsReportedCountedAndEventedOnce) {
   EXPECT_EQ(Counted("SYS_ADMIN"), 1);
   EXPECT_EQ(GrantEvents(), 1);
   EXPECT_EQ(api.Count(Verb::kPost, "capabilityreports"), 1);
+  ctl->Housekeeping();
+  EXPECT_THAT(MetricLine("capwatch_watch_events_total{resource=\"pods\",type=\"applied\"}"),
+              HasSubstr("} 2"));
 }
 
 TEST_F(ControllerTest, RestartOverUnchangedClusterWritesAndCountsNothing) {
