@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <spdlog/spdlog.h>
+
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -70,6 +72,8 @@ json Policy(const std::string& name, json spec = json::object()) {
 class ControllerTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // The controller logs every report and grant (thousands here): errors only.
+    spdlog::set_level(spdlog::level::err);
     api.Put(Namespaces(), {{"metadata", {{"name", "prod"}, {"labels", {{"audit", "on"}}}}}});
     api.Put(CapabilityPolicies(),
             Policy("default",
