@@ -162,8 +162,11 @@ bool LeaderElector::AttemptAcquireOrRenew(const std::stop_token& stop) {
     const auto held_for = std::chrono::seconds(record.lease_duration_seconds);
     if (!record.holder_identity.empty() && record.holder_identity != options_.identity &&
         observed_at_ + held_for > now) {
+      // Someone else holds it and renews it. If we thought we led, we do not: the fence closes
+      // now rather than at the renew deadline.
       holding_ = false;
-      return false;  // someone else holds it and renews it
+      last_renew_ = Clock::TimePoint{};
+      return false;
     }
   }
   if (record.holder_identity == options_.identity) {

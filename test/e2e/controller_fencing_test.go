@@ -16,12 +16,12 @@ import (
 )
 
 // renewDeadline is the controller's leader-election renew deadline: once its last renewal is
-// this old it writes nothing more.
+// this old it writes nothing more (sooner when a renewal sees another holder).
 const renewDeadline = 10 * time.Second
 
 // TestControllerFencing: a leader with a long backlog of reports to write (1,500 bare Pods, a
-// client-side rate limit of 5 requests/s) that loses its Lease stops writing within the renew
-// deadline and exits; a leader asked to stop (SIGTERM) with the same backlog exits within 10 s
+// client-side rate limit of 5 requests/s) that loses its Lease stops writing at its next
+// renewal and exits; a leader asked to stop (SIGTERM) with the same backlog exits within 10 s
 // and releases the Lease.
 func TestControllerFencing(t *testing.T) {
 	ctx := context.Background()
@@ -117,9 +117,12 @@ func TestControllerFencing(t *testing.T) {
 	mu.Unlock()
 	t.Logf("FIGURE: lost Lease: %d report writes seen after the Lease was taken, the last %s after; exited %s after",
 		n, last.Sub(stolen).Round(100*time.Millisecond), exitedAfter.Round(100*time.Millisecond))
-	if n > 0 && last.Sub(stolen) > renewDeadline+2*time.Second {
-		t.Errorf("a report was written %s after the Lease was taken, want none after the renew deadline (%s) + 2 s",
-			last.Sub(stolen).Round(100*time.Millisecond), renewDeadline)
+	// The next renewal (every retry period of 2 s) sees the other holder and closes the fence;
+	// one more retry period and a second of slack for a loaded machine. In any case before the
+	// renew deadline, after which a leader that cannot renew stops writing.
+	if limit := 2*2*time.Second + time.Second; n > 0 && last.Sub(stolen) > limit {
+		t.Errorf("a report was written %s after the Lease was taken, want none after %s (the fence closes at the first renewal that sees another holder)",
+			last.Sub(stolen).Round(100*time.Millisecond), limit)
 	}
 	if leader.exitErr == nil {
 		t.Errorf("the controller exited with status 0 after losing its Lease, want a failure so that it restarts clean")

@@ -205,6 +205,31 @@ class HangingClient final : public KubeClient {
   std::atomic<int> cancelled{0};
 };
 
+TEST(LeaderElector, SeeingAnotherHolderClosesTheFenceAtOnce) {
+  testing::FakeClock clock;
+  LeaseServer server;
+  LeaseLock lock(server, "ns", "l");
+  LeaderElector e(lock, clock, Options("me"));
+  std::stop_source stop;
+  LeaderCallbacks cb;
+  cb.on_started_leading = [&](std::stop_token) {
+    ASSERT_TRUE(e.IsLeader());
+    // Another holder writes the Lease (a second replica that thinks it expired, or a human).
+    auto lease = server.Lease("l");
+    lease["spec"]["holderIdentity"] = "intruder";
+    lease["spec"]["leaseDurationSeconds"] = 3600;
+    const auto taken = clock.Now();
+    server.api.Put(ResourceRef::Leases("ns"), lease);
+    // The elector's loop renews every retry period (fake time moves with each sleep).
+    while (e.IsLeader() && clock.Now() - taken < 60s) std::this_thread::yield();
+    EXPECT_FALSE(e.IsLeader());
+    EXPECT_LT(clock.Now() - taken, 10s) << "the fence must close at the first renewal that sees "
+                                           "another holder, not at the renew deadline";
+    stop.request_stop();
+  };
+  e.Run(stop.get_token(), cb);
+}
+
 TEST(LeaderElector, ARenewalThatHangsIsCancelledAtItsOwnDeadline) {
   HangingClient client;
   LeaseLock lock(client, "capwatch-system", "capwatch-leader");
