@@ -226,20 +226,18 @@ void Controller::EnqueueOrphans() {
 }
 
 void Controller::BeginWork() {
-  bool first_start = true;
-  for (const auto& report : reports_.List()) {
-    if (report->managed) {
-      first_start = false;
-      break;
-    }
-  }
+  // Every workload once, and every report of ours (those without Pods too). No report of ours
+  // at all: the very first start in this cluster.
   std::set<std::string> initial;
   for (const auto& key : index_.Keys()) initial.insert(key.ToString());
+  bool first_start = true;
   for (const auto& report : reports_.List()) {
-    if (report->managed)
-      initial.insert(WorkloadKey{report->namespace_name, report->name}.ToString());
+    if (!report->managed) continue;
+    first_start = false;
+    initial.insert(WorkloadKey{report->namespace_name, report->name}.ToString());
   }
-  const bool silent = first_start && options_.initial_grants == InitialGrants::kRecord;
+  const bool silent =
+      first_start && !initial.empty() && options_.initial_grants == InitialGrants::kRecord;
   if (silent) {
     spdlog::info(
         "first start in this cluster: recording the dangerous grants that already run "
@@ -253,7 +251,6 @@ void Controller::BeginWork() {
     working_ = true;
     last_progress_ = clock_.Now();
   }
-  if (initial.empty()) reconciler_.SetAnnounce(true);
   // Everything once: the reports are compared, not rewritten, when unchanged.
   for (const auto& key : initial) queue_.Add(key);
 }

@@ -250,16 +250,18 @@ ReconcileOutcome Reconciler::Reconcile(const WorkloadKey& key, const std::stop_t
       result.after = *until + std::chrono::seconds(1);
     }
   }
-  if (live == 0 && result.kind == ReconcileOutcome::Kind::kDone) {
-    // Only departed Pods: recorded, and nothing runs now.
-    metrics_.SetReport(key.ToString(), nullptr);
-    statuses_.Forget(key);
-    if (index_.EraseIfEmpty(key)) {
-      std::lock_guard lock(mu_);
-      written_.erase(key);
-    }
-  }
+  // Only departed Pods: recorded, and nothing runs now.
+  if (live == 0 && result.kind == ReconcileOutcome::Kind::kDone) NothingRuns(key);
   return result;
+}
+
+void Reconciler::NothingRuns(const WorkloadKey& key) {
+  metrics_.SetReport(key.ToString(), nullptr);
+  statuses_.Forget(key);
+  if (index_.EraseIfEmpty(key)) {
+    std::lock_guard lock(mu_);
+    written_.erase(key);
+  }
 }
 
 ReconcileOutcome Reconciler::WithoutPods(const WorkloadKey& key, const ReportView* stored,
@@ -283,12 +285,7 @@ ReconcileOutcome Reconciler::WithoutPods(const WorkloadKey& key, const ReportVie
                                      r.status().ToString());
     }
   }
-  metrics_.SetReport(key.ToString(), nullptr);
-  statuses_.Forget(key);
-  if (index_.EraseIfEmpty(key)) {
-    std::lock_guard lock(mu_);
-    written_.erase(key);
-  }
+  NothingRuns(key);
   return ReconcileOutcome::Done();
 }
 

@@ -114,6 +114,9 @@ class Reconciler {
   ReconcileOutcome Write(const WorkloadKey& key, const WorkloadRef& ref, nlohmann::json report,
                          const ReportView* stored, const std::set<DangerousGrant>& grants,
                          const std::stop_token& stop);
+  // No Pod of the workload runs now: it leaves the metrics and the policy statuses, and the
+  // index once nothing is left there; its report and grant memory stay.
+  void NothingRuns(const WorkloadKey& key);
   ReconcileOutcome DeleteOrphan(const WorkloadKey& key, const ReportView& stored,
                                 const std::stop_token& stop);
   void Announce(const WorkloadRef& ref, const WorkloadKey& key,
