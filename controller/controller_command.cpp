@@ -8,10 +8,10 @@
 
 #include <iostream>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
+#include "base/json_log_line.h"
 #include "cli/commands.h"
 #include "controller/controller.h"
 #include "controller/http_endpoints.h"
@@ -153,19 +153,18 @@ bool ParseFlags(const std::vector<std::string>& args, Flags& f) {
   return true;
 }
 
-// One JSON object a line, for log pipelines.
+// One JSON object a line, for log pipelines. FormatJsonLogLine takes any bytes, so no record
+// is lost to a message that quotes something that is not UTF-8.
 class JsonSink final : public spdlog::sinks::base_sink<std::mutex> {
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
-    const auto t = std::chrono::system_clock::to_time_t(msg.time);
-    char when[32];
-    std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-    nlohmann::json line = {{"time", when},
-                           {"level", spdlog::level::to_string_view(msg.level).data()},
-                           {"msg", std::string(msg.payload.data(), msg.payload.size())}};
-    std::cerr << line.dump() << "\n";
+    const auto level = spdlog::level::to_string_view(msg.level);
+    const std::string line =
+        FormatJsonLogLine(msg.time, std::string_view(level.data(), level.size()),
+                          std::string_view(msg.payload.data(), msg.payload.size()));
+    std::fwrite(line.data(), 1, line.size(), stderr);
   }
-  void flush_() override { std::cerr.flush(); }
+  void flush_() override { std::fflush(stderr); }
 };
 
 void SetUpLogging(const Flags& f) {

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 
+#include "base/utf8.h"
+
 namespace capwatch::kube {
 namespace {
 
@@ -111,7 +113,7 @@ ApiStatus ApiStatus::FromResponse(int http_status, std::string_view body) {
     }
   } else {
     // Not a Status (a proxy or load balancer answered): keep the start of the body.
-    message = std::string(body.substr(0, 200));
+    message = Excerpt(body, 200);
   }
   if (message.empty()) message = "HTTP " + std::to_string(http_status);
   status.reason_ = reason;

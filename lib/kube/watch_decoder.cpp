@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/utf8.h"
+
 namespace capwatch::kube {
 namespace {
 
@@ -58,14 +60,14 @@ bool WatchEventDecoder::Decode(std::string_view line, WatchEvent& event, std::st
   ++slow_path_;
   auto doc = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (!doc.is_object()) {
-    error = "watch event is not a JSON object: " + std::string(line.substr(0, 120));
+    error = "watch event is not a JSON object: " + Excerpt(line, 120);
     return false;
   }
   auto type = doc.find("type");
   auto object = doc.find("object");
   if (type == doc.end() || !type->is_string() ||
       !TypeFromName(type->get<std::string>(), event.type)) {
-    error = "watch event has no known type: " + std::string(line.substr(0, 120));
+    error = "watch event has no known type: " + Excerpt(line, 120);
     return false;
   }
   if (object == doc.end() || !object->is_object()) {

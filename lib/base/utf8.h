@@ -1,0 +1,22 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace capwatch {
+
+// The longest prefix of `text` that is at most `max_bytes` long and does not end inside a
+// UTF-8 sequence. Bytes that are not UTF-8 are counted as one character each, so the prefix of
+// any input is well defined.
+std::string_view TruncateUtf8(std::string_view text, std::size_t max_bytes);
+
+// `text` cut to at most `max_bytes` (as TruncateUtf8), with "…" appended when something was
+// cut: for quoting untrusted text (a response body, a watch line) in a message.
+std::string Excerpt(std::string_view text, std::size_t max_bytes);
+
+// Length of the well-formed UTF-8 sequence that starts at `text[0]`, or 0 when the bytes there
+// are not one (a stray continuation byte, an overlong form, a surrogate, past U+10FFFF, cut).
+std::size_t Utf8SequenceLength(std::string_view text);
+
+}  // namespace capwatch
