@@ -222,7 +222,22 @@ kube::Result<std::string> FakeKubeClient::Send(const kube::Request& request,
   return result;
 }
 
+void FakeKubeClient::SetAnswer(const std::string& resource, Answer answer) {
+  std::lock_guard lock(mu_);
+  answers_[resource] = std::move(answer);
+}
+
 kube::Result<std::string> FakeKubeClient::Handle(const kube::Request& request, const Parsed& p) {
+  Answer answer;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = answers_.find(p.resource); it != answers_.end()) answer = it->second;
+  }
+  if (answer && request.verb == Verb::kPost) {
+    const json body = json::parse(request.body, nullptr, false);
+    if (!body.is_object()) return ApiStatus(400, StatusReason::kBadRequest, "not a JSON object");
+    return answer(body).dump();
+  }
   std::lock_guard lock(mu_);
   auto& bucket = objects_[p.group_resource];
   const std::string key = Key(p.namespace_name, p.name);

@@ -57,6 +57,10 @@ class FakeKubeClient final : public kube::KubeClient {
   void CommitThenFail(kube::Verb verb, const std::string& resource, kube::ApiStatus status,
                       int times = 1);
   void SetReactor(Reactor reactor);
+  // A resource the server answers instead of storing (tokenreviews, subjectaccessreviews): a
+  // create of it returns what `answer` makes of the request body.
+  using Answer = std::function<nlohmann::json(const nlohmann::json& request)>;
+  void SetAnswer(const std::string& resource, Answer answer);
 
   std::vector<Action> actions() const;
   int Count(kube::Verb verb, const std::string& resource, bool only_ok = true) const;
@@ -103,6 +107,7 @@ class FakeKubeClient final : public kube::KubeClient {
   std::vector<HistoryEntry> history_;
   std::vector<Fault> faults_;
   Reactor reactor_;
+  std::map<std::string, Answer> answers_;
   std::vector<Action> actions_;
 };
 

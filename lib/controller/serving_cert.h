@@ -1,0 +1,26 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace capwatch::controller {
+
+// The certificate and key (PEM) that the metrics listener serves.
+struct ServingCert {
+  std::string cert_pem;  // the leaf first, then any chain
+  std::string key_pem;
+  std::string source;    // "self-signed" or the directory it came from, for the log
+};
+
+// A self-signed certificate (ECDSA P-256, valid a year) for `hosts`: DNS names and IP
+// literals (IPv4 or IPv6) become subjectAltNames of their kind. What the listener serves when
+// no certificate is mounted; scrapers then skip verification or pin this certificate.
+// Returns false with `error` set.
+[[nodiscard]] bool MakeSelfSignedCert(const std::vector<std::string>& hosts, ServingCert& out,
+                                      std::string& error);
+
+// tls.crt and tls.key from `dir` (a mounted kubernetes.io/tls Secret, e.g. from cert-manager),
+// checked to be a certificate and its matching key.
+[[nodiscard]] bool LoadServingCert(const std::string& dir, ServingCert& out, std::string& error);
+
+}  // namespace capwatch::controller
