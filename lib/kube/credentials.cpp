@@ -14,7 +14,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
-#include "kube/time_format.h"
+#include "base/rfc3339.h"
 
 extern char** environ;
 

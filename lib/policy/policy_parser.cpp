@@ -1,51 +1,13 @@
 #include "policy/policy_parser.h"
 
 #include <yaml-cpp/yaml.h>
-#include <cstdio>
-#include <ctime>
 #include <set>
 
+#include "base/rfc3339.h"
 #include "capabilities/capability_names.h"
 
 namespace capwatch {
 namespace {
-
-bool ParseRfc3339(const std::string& text, Clock::time_point& out) {
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, consumed = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) !=
-          6 ||
-      consumed != 19) {
-    return false;
-  }
-  std::size_t pos = 19;
-  if (pos < text.size() && text[pos] == '.') {
-    ++pos;
-    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') ++pos;
-  }
-  long offset = 0;
-  if (pos < text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
-    ++pos;
-  } else if (pos + 6 == text.size() && (text[pos] == '+' || text[pos] == '-')) {
-    int oh = 0, om = 0;
-    if (std::sscanf(text.c_str() + pos + 1, "%2d:%2d", &oh, &om) != 2) return false;
-    offset = (text[pos] == '-' ? -1 : 1) * (oh * 3600L + om * 60L);
-    pos += 6;
-  } else {
-    return false;
-  }
-  if (pos != text.size() || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) {
-    return false;
-  }
-  std::tm tm{};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = s;
-  out = Clock::from_time_t(timegm(&tm) - offset);
-  return true;
-}
 
 bool ValidGlob(const std::string& glob) {
   if (glob.empty() || glob.size() > 63) return false;
@@ -358,12 +320,12 @@ class Parser {
       ex.capabilities = Capabilities(e["capabilities"], p + ".capabilities");
       if (e["expires"] && !e["expires"].IsNull()) {
         ex.expires_text = Scalar(e["expires"], p + ".expires");
-        Clock::time_point t;
-        if (ParseRfc3339(ex.expires_text, t)) {
-          ex.expires = t;
-        } else {
+        std::string why;
+        ex.expires = ParseRfc3339(ex.expires_text, &why);
+        if (!ex.expires) {
           Error(p + ".expires",
-                "\"" + ex.expires_text + "\" is not an RFC 3339 time such as 2027-01-31T00:00:00Z");
+                "\"" + ex.expires_text +
+                    "\" is not an RFC 3339 time such as 2027-01-31T00:00:00Z: " + why);
         }
       }
       policy_.exemptions.push_back(std::move(ex));

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <exception>
 
+#include "base/rfc3339.h"
+
 namespace capwatch {
 namespace {
 
@@ -45,28 +47,11 @@ const char* TypeName(od::json_type type) {
   return "something else";
 }
 
-// "2026-11-29T14:00:00Z" (what the API server writes) to Unix seconds; 0 when not that form.
+// metadata.creationTimestamp to Unix seconds; 0 when it is no RFC 3339 time.
 std::int64_t UnixSeconds(std::string_view t) {
-  if (t.size() < 20 || t[4] != '-' || t[10] != 'T') return 0;
-  auto num = [&](std::size_t pos, std::size_t len) {
-    std::int64_t v = 0;
-    for (std::size_t i = pos; i < pos + len; ++i) {
-      if (t[i] < '0' || t[i] > '9') return std::int64_t{-1};
-      v = v * 10 + (t[i] - '0');
-    }
-    return v;
-  };
-  const std::int64_t y = num(0, 4), mo = num(5, 2), d = num(8, 2), h = num(11, 2), mi = num(14, 2),
-                     s = num(17, 2);
-  if (y < 1970 || mo < 1 || mo > 12 || d < 1 || h < 0 || mi < 0 || s < 0) return 0;
-  // Days since 1970-01-01 from the civil date (proleptic Gregorian calendar).
-  const std::int64_t yy = y - (mo <= 2 ? 1 : 0);
-  const std::int64_t era = yy / 400;
-  const std::int64_t yoe = yy - era * 400;
-  const std::int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const std::int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  const std::int64_t days = era * 146097 + doe - 719468;
-  return days * 86400 + h * 3600 + mi * 60 + s;
+  const auto parsed = ParseRfc3339(t);
+  if (!parsed) return 0;
+  return std::chrono::floor<std::chrono::seconds>(parsed->time_since_epoch()).count();
 }
 
 }  // namespace

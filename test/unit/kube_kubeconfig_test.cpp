@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "base/rfc3339.h"
 #include "kube/kubeconfig.h"
 #include "kube/time_format.h"
 #include "kube_fake_server.h"

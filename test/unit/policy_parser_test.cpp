@@ -61,6 +61,31 @@ spec:
   EXPECT_EQ(Clock::to_time_t(*p.exemptions[0].expires), 1801353600);
 }
 
+// What RFC 3339 allows besides the canonical form: lower-case t and z, fractions, offsets.
+TEST(PolicyParser, ExpiresAcceptsEveryRfc3339Spelling) {
+  const std::pair<const char*, std::time_t> cases[] = {
+      {"2027-01-31T00:00:00Z", 1801353600},
+      {"2027-01-31t00:00:00z", 1801353600},
+      {"2027-01-31T00:00:00.250Z", 1801353600},
+      {"2027-01-31T01:30:00+01:30", 1801353600},
+      {"2027-01-30T19:00:00-05:00", 1801353600},
+      {"2028-02-29T00:00:00Z", 1835395200},
+  };
+  for (const auto& [text, want] : cases) {
+    Policy p;
+    const auto errors = ParsePolicy(
+        YAML::Load(std::string("{apiVersion: capwatch.io/v1alpha1, kind: CapabilityPolicy, "
+                               "metadata: {name: a}, spec: {exemptions: [{name: x, reason: y, "
+                               "expires: \"") +
+                   text + "\"}]}}"),
+        p);
+    ASSERT_TRUE(errors.empty()) << text << ": " << errors[0].ToString();
+    ASSERT_TRUE(p.exemptions[0].expires) << text;
+    EXPECT_EQ(Clock::to_time_t(*p.exemptions[0].expires), want) << text;
+    EXPECT_EQ(p.exemptions[0].expires_text, text) << "kept as written, for reports";
+  }
+}
+
 TEST(PolicyParser, DefaultsToTheDangerousSetAndContainerd) {
   Policy p;
   const auto errors = ParsePolicy(
@@ -120,6 +145,19 @@ INSTANTIATE_TEST_SUITE_P(
                   ".spec.exemptions[0].reason", "must say why"},
         BadPolicy{"exemption_expires", "{exemptions: [{name: x, reason: y, expires: tomorrow}]}",
                   ".spec.exemptions[0].expires", "RFC 3339"},
+        // The field and the value as written, and why: February 30 and 24:00 do not exist.
+        BadPolicy{"exemption_expires_feb30",
+                  "{exemptions: [{name: x, reason: y, expires: \"2026-02-30T00:00:00Z\"}]}",
+                  ".spec.exemptions[0].expires", "\"2026-02-30T00:00:00Z\" is not an RFC 3339"},
+        BadPolicy{"exemption_expires_feb29_common_year",
+                  "{exemptions: [{name: x, reason: y, expires: \"2027-02-29T00:00:00Z\"}]}",
+                  ".spec.exemptions[0].expires", "February 2027 has 28 days"},
+        BadPolicy{"exemption_expires_hour24",
+                  "{exemptions: [{name: x, reason: y, expires: \"2027-01-31T24:00:00Z\"}]}",
+                  ".spec.exemptions[0].expires", "\"2027-01-31T24:00:00Z\""},
+        BadPolicy{"exemption_expires_junk",
+                  "{exemptions: [{name: x, reason: y, expires: \"2027-01-31T00:00:00Z junk\"}]}",
+                  ".spec.exemptions[0].expires", "\"2027-01-31T00:00:00Z junk\""},
         BadPolicy{"exemption_duplicate",
                   "{exemptions: [{name: x, reason: y}, {name: x, reason: z}]}",
                   ".spec.exemptions[1].name", "duplicate"}),

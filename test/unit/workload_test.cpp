@@ -38,6 +38,30 @@ const char* kPodJson = R"({
   }
 })";
 
+// creationTimestamp through the one RFC 3339 parser: offsets and fractions count, a time that
+// does not exist is no time (0, as when absent).
+TEST(PodDecoder, CreationTimestamp) {
+  const std::pair<const char*, std::int64_t> cases[] = {
+      {"2026-11-29T14:00:05Z", 1795960805},
+      {"2026-11-29T14:00:05.999Z", 1795960805},
+      {"2026-11-29T15:00:05+01:00", 1795960805},
+      {"2026-11-29t14:00:05z", 1795960805},
+      {"2026-02-30T14:00:05Z", 0},
+      {"2026-11-29T14:00:05Zjunk", 0},
+      {"2026-11-29T14:00:05", 0},
+  };
+  PodDecoder decoder;
+  for (const auto& [text, want] : cases) {
+    PodView pod;
+    DecodeError error;
+    const std::string json =
+        std::string(R"({"metadata": {"name": "a", "namespace": "b", "creationTimestamp": ")") +
+        text + R"("}, "spec": {"containers": []}})";
+    ASSERT_TRUE(decoder.DecodePod(json, pod, error)) << error.ToString();
+    EXPECT_EQ(pod.created, want) << text;
+  }
+}
+
 TEST(PodDecoder, ProjectsTheSecurityRelevantFields) {
   PodDecoder decoder;
   PodView pod;
