@@ -263,8 +263,8 @@ ConfigResult InClusterConfig(const EnvLookup& env, const std::string& sa_dir) {
             "must be set"};
   }
   RestConfig cfg;
-  // An IPv6 service address needs brackets in a URL.
-  const bool v6 = host->find(':') != std::string::npos;
+  // An IPv6 service address needs brackets in a URL (once: a person may have written them).
+  const bool v6 = host->find(':') != std::string::npos && host->front() != '[';
   cfg.server = "https://" + (v6 ? "[" + *host + "]" : *host) + ":" + *port;
   cfg.token_file = sa_dir + "/token";
   if (!fs::exists(cfg.token_file)) {

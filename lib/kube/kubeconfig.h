@@ -21,7 +21,7 @@ struct ExecConfig {
 // Where and how to reach one API server: the resolved cluster, user and context. Certificate
 // and key files are read when the configuration is loaded, so the transport holds PEM text.
 struct RestConfig {
-  std::string server;  // https://host:port, no trailing slash
+  std::string server;  // https://host:port or https://[v6addr]:port, no trailing slash
   std::string ca_pem;
   std::string tls_server_name;
   bool insecure_skip_tls_verify = false;

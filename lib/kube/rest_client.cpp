@@ -35,8 +35,10 @@ namespace client = web::http::client;
 // cpprestsdk calls whenever it opens a connection.
 struct TlsState {
   std::string ca_pem;
-  std::string verify_host;  // tls-server-name, or the server's host
-  std::string server_name;  // tls-server-name only
+  std::string verify_host;  // tls-server-name, or the server's host (an IPv6 one unbracketed)
+  // The Host header when cpprestsdk's own would be wrong: tls-server-name, or "[v6addr]:port".
+  std::string host_header;
+  bool send_sni = true;  // not for an IP address (RFC 6066 section 3)
   bool verify = true;
   std::string static_cert_pem, static_key_pem;
   std::mutex mu;  // guards the exec plugin's certificate, which may rotate
@@ -120,6 +122,7 @@ client::http_client_config ClientConfig(const std::shared_ptr<TlsState>& tls,
   client::http_client_config cfg;
   cfg.set_timeout(std::chrono::duration_cast<std::chrono::microseconds>(timeout));
   cfg.set_validate_certificates(tls->verify);
+  cfg.set_tlsext_sni_enabled(tls->send_sni);
   cfg.set_ssl_context_callback([tls](boost::asio::ssl::context& ctx) {
     std::string error;
     if (!ConfigureTls(ctx, *tls, error)) {
@@ -268,8 +271,9 @@ struct RestClient::Impl {
     out.headers().add("User-Agent", user_agent);
     // cpprestsdk takes the TLS server name (SNI) from the Host header when one is set: with
     // tls-server-name that is how the API server (--tls-sni-cert-key) sees the name we
-    // verify its certificate against. The API server does not route on Host.
-    if (!tls->server_name.empty()) out.headers().add("Host", tls->server_name);
+    // verify its certificate against. The API server does not route on Host. For an IPv6
+    // address it is "[fd00::1]:6443", and no SNI is sent (RFC 6066 names no addresses).
+    if (!tls->host_header.empty()) out.headers().add("Host", tls->host_header);
     out.headers().add("Accept", r.accept);
     if (credentials) {
       auto creds = credentials->Get();
@@ -307,19 +311,40 @@ Result<std::unique_ptr<RestClient>> RestClient::Make(RestConfig config, Transpor
   } catch (const std::exception& e) {
     return bad("server \"" + config.server + "\" is not a URL: " + e.what());
   }
-  if (uri.scheme() != "https" && uri.scheme() != "http") {
+  const std::string scheme = uri.scheme();  // lower case: web::uri canonicalises it
+  if (scheme != "https" && scheme != "http") {
     return bad("server \"" + config.server + "\" must be an https:// URL");
+  }
+  // cpprestsdk hands the URL's host to getaddrinfo as written, which takes no "[fd00::1]":
+  // connect to a URI with the bare address, and write the Host header ("[fd00::1]:6443",
+  // RFC 7230) ourselves.
+  std::string host = uri.host();
+  const bool ipv6_literal = host.size() > 2 && host.front() == '[' && host.back() == ']';
+  if (ipv6_literal) host = host.substr(1, host.size() - 2);
+  web::uri connect_uri;
+  try {
+    web::uri_builder b(uri);
+    if (ipv6_literal) b.set_host(host);
+    connect_uri = b.to_uri();
+  } catch (const std::exception& e) {
+    return bad("server \"" + config.server + "\" cannot be used: " + e.what());
   }
   std::unique_ptr<RestClient> c(new RestClient(std::move(config), std::move(options), clock));
   auto& impl = *c->impl_;
   const RestConfig& cfg = c->config_;
   impl.tls->ca_pem = cfg.ca_pem;
   impl.tls->verify = !cfg.insecure_skip_tls_verify;
-  impl.tls->verify_host = cfg.tls_server_name.empty() ? uri.host() : cfg.tls_server_name;
-  impl.tls->server_name = cfg.tls_server_name;
+  impl.tls->verify_host = cfg.tls_server_name.empty() ? host : cfg.tls_server_name;
+  if (!cfg.tls_server_name.empty()) {
+    impl.tls->host_header = cfg.tls_server_name;
+  } else if (ipv6_literal) {
+    impl.tls->host_header =
+        "[" + host + "]" + (uri.port() > 0 ? ":" + std::to_string(uri.port()) : std::string());
+    impl.tls->send_sni = false;
+  }
   impl.tls->static_cert_pem = cfg.client_cert_pem;
   impl.tls->static_key_pem = cfg.client_key_pem;
-  if (uri.scheme() == "https") {
+  if (scheme == "https") {
     boost::asio::ssl::context probe(boost::asio::ssl::context::sslv23);
     std::string error;
     if (!ConfigureTls(probe, *impl.tls, error)) return bad(error);
@@ -331,7 +356,7 @@ Result<std::unique_ptr<RestClient>> RestClient::Make(RestConfig config, Transpor
   impl.credentials = MakeCredentialSource(cfg, clock);
   impl.limiter = std::make_unique<TokenBucket>(clock, c->options_.qps, c->options_.burst);
   impl.http = std::make_unique<client::http_client>(
-      uri, ClientConfig(impl.tls, c->options_.request_timeout));
+      connect_uri, ClientConfig(impl.tls, c->options_.request_timeout));
   return c;
 }
 

@@ -10,9 +10,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -69,6 +71,42 @@ const char* StatusText(int status) {
     default:
       return "Status";
   }
+}
+
+// A listening socket on the loopback address, port chosen by the kernel; -1 and `error` if not.
+int ListenOnLoopback(Loopback loopback, int& port, std::string& error) {
+  const bool v6 = loopback == Loopback::kIpv6;
+  const int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    error = std::string("socket: ") + std::strerror(errno);
+    return -1;
+  }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_storage storage{};
+  socklen_t len;
+  if (v6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&storage);
+    a->sin6_family = AF_INET6;
+    a->sin6_addr = in6addr_loopback;
+    len = sizeof *a;
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&storage);
+    a->sin_family = AF_INET;
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    len = sizeof *a;
+  }
+  auto* addr = reinterpret_cast<sockaddr*>(&storage);
+  if (bind(fd, addr, len) != 0 || listen(fd, 64) != 0) {
+    error = std::string("cannot listen on ") + (v6 ? "[::1]" : "127.0.0.1") + ": " +
+            std::strerror(errno);
+    close(fd);
+    return -1;
+  }
+  getsockname(fd, addr, &len);
+  port = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port
+                  : reinterpret_cast<sockaddr_in*>(&storage)->sin_port);
+  return fd;
 }
 
 }  // namespace
@@ -128,8 +166,8 @@ bool Connection::Sleep(std::chrono::milliseconds d) {
 
 bool Connection::stopped() const { return server_.stopping_.load(); }
 
-FakeApiServer::FakeApiServer(Handler handler, std::optional<TlsFiles> tls)
-    : handler_(std::move(handler)), tls_(std::move(tls)) {
+FakeApiServer::FakeApiServer(Handler handler, std::optional<TlsFiles> tls, Loopback loopback)
+    : handler_(std::move(handler)), tls_(std::move(tls)), loopback_(loopback) {
   std::signal(SIGPIPE, SIG_IGN);
   if (tls_) {
     SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
@@ -144,20 +182,9 @@ FakeApiServer::FakeApiServer(Handler handler, std::optional<TlsFiles> tls)
     }
     ssl_ctx_ = ctx;
   }
-  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      listen(listen_fd_, 64) != 0) {
-    throw std::runtime_error("fake server: cannot listen");
-  }
-  socklen_t len = sizeof addr;
-  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-  port_ = ntohs(addr.sin_port);
+  std::string error;
+  listen_fd_ = ListenOnLoopback(loopback_, port_, error);
+  if (listen_fd_ < 0) throw std::runtime_error("fake server: " + error);
   acceptor_ = std::thread([this] { AcceptLoop(); });
 }
 
@@ -167,7 +194,20 @@ FakeApiServer::~FakeApiServer() {
 }
 
 std::string FakeApiServer::url() const {
-  return std::string(tls_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_);
+  return std::string(tls_ ? "https" : "http") + "://" +
+         (loopback_ == Loopback::kIpv6 ? "[::1]" : "127.0.0.1") + ":" + std::to_string(port_);
+}
+
+bool FakeApiServer::Ipv6LoopbackAvailable(std::string* why) {
+  int port = 0;
+  std::string error;
+  const int fd = ListenOnLoopback(Loopback::kIpv6, port, error);
+  if (fd < 0) {
+    if (why != nullptr) *why = error;
+    return false;
+  }
+  close(fd);
+  return true;
 }
 
 void FakeApiServer::Stop() {

@@ -1,6 +1,6 @@
 #pragma once
 
-// An in-process HTTP(S) server on 127.0.0.1, port 0, for the kube client's fault-injection
+// An in-process HTTP(S) server on 127.0.0.1 (or [::1]), port 0, for the kube client's fault-injection
 // tests: handlers answer, stream chunks byte by byte, hang, or drop the connection. Plain
 // sockets and OpenSSL; one thread per connection.
 
@@ -76,15 +76,22 @@ struct TlsFiles {
   std::string client_ca_file;  // non-empty: require a client certificate signed by this CA
 };
 
+// The loopback address the server listens on.
+enum class Loopback { kIpv4, kIpv6 };
+
 class FakeApiServer {
  public:
-  explicit FakeApiServer(Handler handler, std::optional<TlsFiles> tls = std::nullopt);
+  explicit FakeApiServer(Handler handler, std::optional<TlsFiles> tls = std::nullopt,
+                         Loopback loopback = Loopback::kIpv4);
   ~FakeApiServer();
   FakeApiServer(const FakeApiServer&) = delete;
   FakeApiServer& operator=(const FakeApiServer&) = delete;
 
   int port() const { return port_; }
+  // https://127.0.0.1:port or https://[::1]:port (http:// without TLS).
   std::string url() const;
+  // Whether this machine can listen on [::1]; if not, `why` says what failed.
+  static bool Ipv6LoopbackAvailable(std::string* why);
   void Stop();
   int requests() const { return requests_.load(); }
   int handshake_failures() const { return handshake_failures_.load(); }
@@ -96,6 +103,7 @@ class FakeApiServer {
 
   Handler handler_;
   std::optional<TlsFiles> tls_;
+  Loopback loopback_;
   void* ssl_ctx_ = nullptr;
   int listen_fd_ = -1;
   int port_ = 0;

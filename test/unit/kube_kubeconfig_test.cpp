@@ -210,6 +210,17 @@ contexts: [{name: b, context: {cluster: b}}]
   }
 }
 
+TEST(Kubeconfig, Ipv6Server) {
+  TempDir dir;
+  dir.Write("v6.yaml", R"(current-context: v6
+clusters: [{name: v6, cluster: {server: "https://[fd00::1]:6443/"}}]
+contexts: [{name: v6, context: {cluster: v6}}]
+)");
+  auto r = LoadKubeconfig({dir.File("v6.yaml")});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.config->server, "https://[fd00::1]:6443");
+}
+
 TEST(InClusterConfig, ServiceAccountFiles) {
   TempDir dir;
   auto env = [](const std::string& name) -> std::optional<std::string> {
@@ -238,6 +249,16 @@ TEST(InClusterConfig, ServiceAccountFiles) {
       dir.path());
   ASSERT_TRUE(v6.ok());
   EXPECT_EQ(v6.config->server, "https://[fd00::1]:443");
+  // Already in brackets (not what the kubelet writes, but what a person might): kept once.
+  auto bracketed = InClusterConfig(
+      [](const std::string& name) -> std::optional<std::string> {
+        if (name == "KUBERNETES_SERVICE_HOST") return "[fd00::1]";
+        if (name == "KUBERNETES_SERVICE_PORT") return "6443";
+        return std::nullopt;
+      },
+      dir.path());
+  ASSERT_TRUE(bracketed.ok());
+  EXPECT_EQ(bracketed.config->server, "https://[fd00::1]:6443");
 
   auto outside =
       InClusterConfig([](const std::string&) { return std::optional<std::string>(); }, dir.path());

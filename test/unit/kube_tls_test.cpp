@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "kube/rest_client.h"
 #include "kube_fake_server.h"
@@ -18,8 +19,8 @@ using testing::TlsFiles;
 std::string Read(const std::string& path) { return testing::ReadFile(path); }
 
 // Certificates made at test time with the openssl CLI: a CA, a server certificate for
-// 127.0.0.1, one only for the name kubernetes.default, a client certificate, and another CA
-// that signed nothing of this.
+// 127.0.0.1, one for ::1, one only for the name kubernetes.default, a client certificate, and
+// another CA that signed nothing of this.
 class KubeTls : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -43,6 +44,7 @@ class KubeTls : public ::testing::Test {
                        " -keyout other-ca.key -out other-ca.crt -days 2 -subj /CN=other-ca" + q) ==
             0 &&
         sign("server", "/CN=kube-apiserver", "subjectAltName=IP:127.0.0.1,DNS:localhost") == 0 &&
+        sign("server6", "/CN=kube-apiserver", "subjectAltName=IP:::1,DNS:localhost") == 0 &&
         sign("named", "/CN=kube-apiserver", "subjectAltName=DNS:kubernetes.default") == 0 &&
         sign("client", "/CN=capwatch-test", "extendedKeyUsage=clientAuth") == 0;
   }
@@ -83,6 +85,18 @@ TEST_F(KubeTls, VerifiesTheServerAgainstTheConfiguredCa) {
   ASSERT_TRUE(client.ok()) << client.status().ToString();
   auto r = client.value()->Get(ResourceRef::Pods("a"), "b");
   EXPECT_TRUE(r.ok()) << r.status().ToString();
+}
+
+TEST_F(KubeTls, AnUpperCaseSchemeStillMeansTls) {
+  FakeApiServer server(Ok, Server("server"));
+  RestConfig cfg;
+  cfg.server = "HTTPS" + server.url().substr(5);
+  cfg.ca_pem = Read(File("ca.crt"));
+  auto client = Client(cfg);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  auto r = client.value()->Get(ResourceRef::Pods("a"), "b");
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(server.handshake_failures(), 0);
 }
 
 TEST_F(KubeTls, AWrongCaFails) {
@@ -183,6 +197,57 @@ TEST_F(KubeTls, TlsServerNameIsWhatTheCertificateIsCheckedAgainst) {
   auto r = named.value()->Get(ResourceRef::Pods("a"), "b");
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(sni, "kubernetes.default") << "the server is asked for the name we verify";
+}
+
+// An IPv6 API server (https://[fd00::1]:6443 in a kubeconfig, or an IPv6 in-cluster service
+// address): the URL holds brackets, the certificate's IP SAN does not.
+class KubeTlsIpv6 : public KubeTls {
+ protected:
+  void SetUp() override {
+    KubeTls::SetUp();
+    if (IsSkipped()) return;
+    std::string why;
+    if (!FakeApiServer::Ipv6LoopbackAvailable(&why)) {
+      GTEST_SKIP() << "this machine cannot listen on [::1] (" << why << ")";
+    }
+  }
+};
+
+TEST_F(KubeTlsIpv6, VerifiesTheServerAgainstItsIpSan) {
+  std::string host;
+  FakeApiServer server(
+      [&](const HttpRequest& r, Connection& c) {
+        host = r.Header("host");
+        c.Respond(200, "{}");
+      },
+      Server("server6"), testing::Loopback::kIpv6);
+  ASSERT_EQ(server.url(), "https://[::1]:" + std::to_string(server.port()));
+  RestConfig cfg;
+  cfg.server = server.url();
+  cfg.ca_pem = Read(File("ca.crt"));
+  auto client = Client(cfg);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  auto r = client.value()->Get(ResourceRef::Pods("a"), "b");
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(host, "[::1]:" + std::to_string(server.port())) << "RFC 7230: brackets in Host";
+}
+
+TEST_F(KubeTlsIpv6, ACertificateWithoutThatIpSanFails) {
+  // Signed by the trusted CA, but for 127.0.0.1 and localhost only.
+  FakeApiServer server(Ok, Server("server"), testing::Loopback::kIpv6);
+  RestConfig cfg;
+  cfg.server = server.url();
+  cfg.ca_pem = Read(File("ca.crt"));
+  auto client = Client(cfg);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  auto r = client.value()->Get(ResourceRef::Pods("a"), "b");
+  EXPECT_EQ(r.status().reason(), StatusReason::kTransport) << r.status().ToString();
+  // The server notices the aborted handshake a moment after the client gives up.
+  for (int i = 0; i < 200 && server.handshake_failures() == 0; ++i) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_GE(server.handshake_failures(), 1) << "it connected, and refused the certificate";
+  EXPECT_EQ(server.requests(), 0) << "no request may reach an unverified server";
 }
 
 TEST_F(KubeTls, InsecureSkipVerifyConnectsAnyway) {
