@@ -31,6 +31,10 @@ struct RestConfig {
   std::string client_key_pem;
   std::optional<ExecConfig> exec;
   std::string source;  // "kubeconfig /home/me/.kube/config, context kind-dev" for messages
+  // An http:// server gets the bearer token and every object in clear text, so RestClient::Make
+  // refuses one unless this is set (capwatch controller --allow-insecure-api-server). Not read
+  // from any kubeconfig: only the person starting the process can allow it.
+  bool allow_insecure_http = false;
 };
 
 // The configuration, or an error naming the file and the missing or bad field.

@@ -329,6 +329,17 @@ Result<std::unique_ptr<RestClient>> RestClient::Make(RestConfig config, Transpor
   } catch (const std::exception& e) {
     return bad("server \"" + config.server + "\" cannot be used: " + e.what());
   }
+  if (scheme == "http") {
+    if (!config.allow_insecure_http) {
+      return bad("server \"" + config.server +
+                 "\" is plain HTTP: the bearer token and every object would cross the network "
+                 "unencrypted. Use an https:// server, or pass --allow-insecure-api-server if "
+                 "the connection is trusted (a local proxy such as kubectl proxy)");
+    }
+    spdlog::warn("INSECURE: talking plain HTTP to {} ({}): credentials and objects travel "
+                 "unencrypted (--allow-insecure-api-server)",
+                 config.server, config.source);
+  }
   std::unique_ptr<RestClient> c(new RestClient(std::move(config), std::move(options), clock));
   auto& impl = *c->impl_;
   const RestConfig& cfg = c->config_;

@@ -41,7 +41,7 @@ struct TransportOptions {
 class RestClient final : public KubeClient {
  public:
   // Checks the TLS material up front so a bad certificate is a configuration error, not a
-  // failure of every request.
+  // failure of every request. Refuses an http:// server unless config.allow_insecure_http.
   static Result<std::unique_ptr<RestClient>> Make(RestConfig config, TransportOptions options = {},
                                                   Clock& clock = SystemClock());
   ~RestClient() override;

@@ -44,6 +44,7 @@ class Harness {
     t.max_retries = 0;  // let the reflector's own backoff handle failures
     RestConfig cfg;
     cfg.server = server_.url();
+    cfg.allow_insecure_http = true;  // the fake server speaks plain HTTP
     client_ = std::move(RestClient::Make(cfg, t)).value();
     ReflectorOptions o = PodReflectorOptions();
     o.page_size = page_size;
@@ -316,6 +317,7 @@ TEST(MetadataInformer, ReadsPartialObjectMetadataAndResolvesOwners) {
   t.qps = 0;
   RestConfig cfg;
   cfg.server = server.url();
+  cfg.allow_insecure_http = true;
   auto client = std::move(RestClient::Make(cfg, t)).value();
   auto rs_opts = MetadataReflectorOptions(ResourceRef::ReplicaSets());
   auto job_opts = MetadataReflectorOptions(ResourceRef::Jobs());

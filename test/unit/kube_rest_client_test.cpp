@@ -34,6 +34,7 @@ TransportOptions FastOptions() {
 std::unique_ptr<RestClient> Client(const std::string& url, TransportOptions options = FastOptions(),
                                    RestConfig config = {}) {
   config.server = url;
+  config.allow_insecure_http = true;  // the fake server speaks plain HTTP
   auto c = RestClient::Make(std::move(config), std::move(options));
   EXPECT_TRUE(c.ok()) << c.status().ToString();
   return c.ok() ? std::move(c).value() : nullptr;
@@ -55,6 +56,28 @@ struct Recorder {
     return requests.back();
   }
 };
+
+// A bearer token sent to an http:// server crosses the network in clear text, as does every
+// object: refused unless the caller says so (capwatch controller --allow-insecure-api-server).
+TEST(RestClient, RefusesAPlainHttpServer) {
+  for (const std::string url : {"http://10.0.0.1:8080", "HTTP://10.0.0.1:8080"}) {
+    RestConfig cfg;
+    cfg.server = url;
+    cfg.token = "secret-token";
+    cfg.source = "kubeconfig /tmp/k, context dev";
+    auto refused = RestClient::Make(cfg, FastOptions());
+    ASSERT_FALSE(refused.ok()) << url;
+    EXPECT_EQ(refused.status().reason(), StatusReason::kConfig);
+    const std::string& m = refused.status().message();
+    EXPECT_NE(m.find(url), std::string::npos) << m;
+    EXPECT_NE(m.find("--allow-insecure-api-server"), std::string::npos) << m;
+    EXPECT_NE(m.find("kubeconfig /tmp/k, context dev"), std::string::npos) << m;
+
+    cfg.allow_insecure_http = true;
+    auto allowed = RestClient::Make(cfg, FastOptions());
+    EXPECT_TRUE(allowed.ok()) << allowed.status().ToString();
+  }
+}
 
 TEST(RestClient, VerbsBuildTheRightRequests) {
   Recorder rec;
