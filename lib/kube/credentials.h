@@ -1,11 +1,16 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <string>
+#include <thread>
 
 #include "kube/api_status.h"
 #include "kube/clock.h"
@@ -56,28 +61,72 @@ class TokenFile final : public CredentialSource {
   std::uintmax_t size_ = 0;
 };
 
-// An exec credential plugin (client.authentication.k8s.io/v1 ExecCredential), run when no
-// credential is cached or the cached one has passed its expirationTimestamp (with a margin).
+// Limits on an exec credential plugin, which is someone else's program: it may hang on a
+// network call, print a novel, or wait for input that never comes.
+struct ExecPluginOptions {
+  // The plugin (its whole process group) is killed when it runs longer than this.
+  std::chrono::milliseconds timeout{30'000};
+  // Standard output beyond this is an error (an ExecCredential with a certificate is ~5 KiB).
+  std::size_t max_output_bytes = 1 << 20;
+  // The last this-many bytes of standard error go into the error message.
+  std::size_t max_stderr_bytes = 1024;
+  // A credential this close to its expirationTimestamp is renewed in the background while
+  // requests, Lease renewals among them, keep using it.
+  std::chrono::seconds refresh_before_expiry{60};
+  // After a background renewal failed, the next one starts no sooner than this after the
+  // failed one started (the current credential stays in use until it expires).
+  std::chrono::seconds retry_after_failure{10};
+};
+
+// An exec credential plugin (client.authentication.k8s.io/v1 ExecCredential).
+//  - A cached credential is served at once, without waiting on anything, until it expires.
+//  - Within refresh_before_expiry of its expiry one background run renews it.
+//  - With no usable credential (none yet, expired, or dropped after a 401) the caller runs the
+//    plugin itself, or, if a run is already under way, waits for that run (never longer than the
+//    timeout) instead of starting another.
+// No lock is held while the plugin runs.
 class ExecCredentialPlugin final : public CredentialSource {
  public:
-  ExecCredentialPlugin(ExecConfig config, std::string server, Clock& clock);
+  ExecCredentialPlugin(ExecConfig config, std::string server, Clock& clock,
+                       ExecPluginOptions options = {});
+  // Stops (kills) a background run and waits for it.
+  ~ExecCredentialPlugin() override;
   Result<Credentials> Get() override;
   void Invalidate() override;
-  int runs() const { return runs_; }
+  // Plugin runs started.
+  int runs() const { return runs_.load(); }
 
  private:
-  Result<Credentials> Run();
+  struct Fetched {
+    Result<Credentials> credentials;
+    std::optional<std::chrono::system_clock::time_point> expires;
+  };
+  // Runs the plugin; touches no member but the immutable configuration.
+  Fetched Run(const std::stop_token& stop);
+  // Stores what a run produced and wakes whoever waits for it. mu_ held.
+  void Publish(Fetched fetched);
 
-  ExecConfig config_;
-  std::string server_;
+  const ExecConfig config_;
+  const std::string server_;
+  const std::string what_;  // "exec credential plugin /path/to/cmd", for messages
   Clock& clock_;
+  const ExecPluginOptions options_;
+  std::atomic<int> runs_{0};
+
   std::mutex mu_;
+  std::condition_variable ran_;  // a run finished (generation_ moved)
   std::optional<Credentials> cached_;
   std::optional<std::chrono::system_clock::time_point> expires_;
-  int runs_ = 0;
+  bool running_ = false;
+  std::uint64_t generation_ = 0;
+  std::optional<Result<Credentials>> last_result_;  // of the last run, for those who waited
+  Clock::TimePoint no_background_run_before_{};
+  // Last member: destroyed (stopped and joined) first, while the rest still exists.
+  std::jthread background_;
 };
 
 // The source a RestConfig asks for: exec plugin, token file, static token, or none.
-std::unique_ptr<CredentialSource> MakeCredentialSource(const RestConfig& config, Clock& clock);
+std::unique_ptr<CredentialSource> MakeCredentialSource(const RestConfig& config, Clock& clock,
+                                                       const ExecPluginOptions& exec = {});
 
 }  // namespace capwatch::kube

@@ -364,7 +364,7 @@ Result<std::unique_ptr<RestClient>> RestClient::Make(RestConfig config, Transpor
     spdlog::warn("INSECURE: not verifying the API server's certificate for {} ({})", cfg.server,
                  cfg.source);
   }
-  impl.credentials = MakeCredentialSource(cfg, clock);
+  impl.credentials = MakeCredentialSource(cfg, clock, c->options_.exec_plugin);
   impl.limiter = std::make_unique<TokenBucket>(clock, c->options_.qps, c->options_.burst);
   impl.http = std::make_unique<client::http_client>(
       connect_uri, ClientConfig(impl.tls, c->options_.request_timeout));

@@ -34,6 +34,8 @@ struct TransportOptions {
   std::string user_agent{CapwatchUserAgent()};
   // Called once per HTTP exchange (code 0 for a transport failure), for metrics.
   std::function<void(Verb verb, int code)> on_response;
+  // Timeout and output limits of an exec credential plugin (users[].user.exec).
+  ExecPluginOptions exec_plugin;
 };
 
 // The KubeClient on cpprestsdk: TLS verified against the configured CA (and only that CA),
