@@ -205,17 +205,23 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
 
 // `; stderr: "..."` with the plugin's standard error on one line, or "" when it wrote none.
 std::string StderrNote(const ProcessResult& p) {
+  std::string_view tail = p.err_tail;
+  const bool cut = p.err_bytes > tail.size();
+  // A cut may land inside a UTF-8 sequence: start at the next character.
+  while (cut && !tail.empty() && (static_cast<unsigned char>(tail.front()) & 0xC0) == 0x80) {
+    tail.remove_prefix(1);
+  }
   std::string text;
-  for (char c : p.err_tail) {
+  for (char c : tail) {
     const auto u = static_cast<unsigned char>(c);
     text.push_back(u < 0x20 || u == 0x7f ? ' ' : c);
   }
   const auto first = text.find_first_not_of(' ');
   if (first == std::string::npos) return {};
   text = text.substr(first, text.find_last_not_of(' ') - first + 1);
-  if (p.err_bytes > p.err_tail.size()) {
-    return "; stderr (last " + std::to_string(p.err_tail.size()) + " of " +
-           std::to_string(p.err_bytes) + " bytes): \"..." + text + "\"";
+  if (cut) {
+    return "; stderr (last " + std::to_string(tail.size()) + " of " + std::to_string(p.err_bytes) +
+           " bytes): \"..." + text + "\"";
   }
   return "; stderr: \"" + text + "\"";
 }

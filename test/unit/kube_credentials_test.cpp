@@ -137,6 +137,23 @@ TEST_F(ExecPlugin, LongStandardErrorIsTruncatedToItsEnd) {
   EXPECT_LT(m.size(), 400u) << m;
 }
 
+TEST_F(ExecPlugin, TruncatedStandardErrorStartsOnACharacter) {
+  ExecPluginOptions o = Quick();
+  o.timeout = 5s;
+  o.max_stderr_bytes = 101;  // an odd cut through two-byte characters
+  const std::string cmd = Plugin(
+      "accents.sh", "i=0\nwhile [ $i -lt 200 ]; do printf '\\303\\251' >&2; i=$((i+1)); done\n"
+                    "exit 1\n");
+  auto r = Source(cmd, o)->Get();
+  ASSERT_FALSE(r.ok());
+  const std::string& m = r.status().message();
+  const auto quote = m.find("\"...");
+  ASSERT_NE(quote, std::string::npos) << m;
+  const auto first = static_cast<unsigned char>(m[quote + 4]);
+  EXPECT_NE(first & 0xC0, 0x80) << "the excerpt starts inside a UTF-8 sequence: " << m;
+  EXPECT_EQ(m.substr(quote + 4, 2), "\xC3\xA9");
+}
+
 TEST_F(ExecPlugin, AMissingPluginSaysSoWithTheInstallHint) {
   ExecConfig exec;
   exec.command = dir_.File("no-such-plugin");
