@@ -28,7 +28,16 @@ constexpr const char* kUsage =
     "  --kubeconfig PATH                 kubeconfig (default: $KUBECONFIG, ~/.kube/config, or\n"
     "                                    the in-cluster service account)\n"
     "  --context NAME                    kubeconfig context (default: current-context)\n"
-    "  --metrics-bind-address ADDR       Prometheus metrics (default :8080; 0 turns it off)\n"
+    "  --allow-insecure-api-server       allow an http:// API server (its token would travel\n"
+    "                                    in clear text; refused otherwise)\n"
+    "  --metrics-bind-address ADDR       Prometheus metrics (default :8443; [::]:8443 for IPv6;\n"
+    "                                    0 turns it off)\n"
+    "  --metrics-secure true|false       HTTPS, and each scrape's bearer token checked with a\n"
+    "                                    TokenReview and a SubjectAccessReview for get on\n"
+    "                                    /metrics (default true; false serves plain HTTP to\n"
+    "                                    anyone who can reach the port)\n"
+    "  --metrics-cert-dir DIR            tls.crt and tls.key to serve (default: a self-signed\n"
+    "                                    certificate made at start)\n"
     "  --health-probe-bind-address ADDR  /healthz and /readyz (default :8081; 0 turns it off)\n"
     "  --leader-elect                    only the holder of the Lease writes\n"
     "  --leader-election-namespace NS    namespace of the Lease (default: $POD_NAMESPACE or\n"
@@ -49,7 +58,10 @@ constexpr const char* kUsage =
 
 struct Flags {
   std::string kubeconfig, context;
-  std::string metrics_address = ":8080";
+  bool allow_insecure_api_server = false;
+  std::string metrics_address = ":8443";
+  bool metrics_secure = true;
+  std::string metrics_cert_dir;
   std::string health_address = ":8081";
   bool leader_elect = false;
   std::string lease_namespace, lease_name = "capwatch-leader";
@@ -105,6 +117,14 @@ bool ParseFlags(const std::vector<std::string>& args, Flags& f) {
       ok = next(f.context);
     } else if (name == "--metrics-bind-address") {
       ok = next(f.metrics_address);
+    } else if (name == "--allow-insecure-api-server") {
+      f.allow_insecure_api_server = !has_eq || value == "true";
+    } else if (name == "--metrics-secure") {
+      ok = !has_eq || value == "true" || value == "false";
+      f.metrics_secure = !has_eq || value == "true";
+      if (!ok) std::cerr << "capwatch controller: --metrics-secure must be true or false\n";
+    } else if (name == "--metrics-cert-dir") {
+      ok = next(f.metrics_cert_dir);
     } else if (name == "--health-probe-bind-address") {
       ok = next(f.health_address);
     } else if (name == "--leader-elect") {
@@ -180,6 +200,17 @@ void SetUpLogging(const Flags& f) {
   spdlog::set_default_logger(logger);
 }
 
+// The names a self-signed serving certificate is made for: the Pod's hostname, its IP when the
+// chart passes it (POD_IP), and loopback.
+std::vector<std::string> ServingHosts() {
+  std::vector<std::string> hosts;
+  char host[256] = {0};
+  if (gethostname(host, sizeof(host) - 1) == 0 && host[0] != 0) hosts.emplace_back(host);
+  if (const char* ip = std::getenv("POD_IP"); ip != nullptr && *ip != 0) hosts.emplace_back(ip);
+  for (const char* loopback : {"localhost", "127.0.0.1", "::1"}) hosts.emplace_back(loopback);
+  return hosts;
+}
+
 std::string Identity() {
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
@@ -217,6 +248,7 @@ int RunController(const std::vector<std::string>& args) {
   transport.on_response = [&metrics](kube::Verb verb, int code) {
     metrics.ApiRequest(std::string(kube::VerbName(verb)), code);
   };
+  config.config->allow_insecure_http = flags.allow_insecure_api_server;
   auto client = kube::RestClient::Make(*config.config, transport);
   if (!client.ok()) {
     spdlog::error("cannot create the Kubernetes client: {}", client.status().ToString());
@@ -247,16 +279,44 @@ int RunController(const std::vector<std::string>& args) {
   controller::Controller ctl(*client.value(), kube::SystemClock(), metrics, options);
 
   controller::HttpEndpoints metrics_server, health_server;
+  controller::MetricsAuthorizer authorizer(*client.value(), kube::SystemClock());
+  controller::ServeOptions metrics_serve;
+  metrics_serve.address = flags.metrics_address;
   std::string error;
-  if (!metrics_server.Start(flags.metrics_address,
+  if (flags.metrics_secure && flags.metrics_address != "0") {
+    controller::ServingCert cert;
+    const bool loaded = flags.metrics_cert_dir.empty()
+                            ? controller::MakeSelfSignedCert(ServingHosts(), cert, error)
+                            : controller::LoadServingCert(flags.metrics_cert_dir, cert, error);
+    if (!loaded) {
+      spdlog::error("cannot serve metrics over HTTPS: {}", error);
+      return 1;
+    }
+    spdlog::info("metrics over HTTPS ({} certificate), scrapes authorized by the API server",
+                 cert.source);
+    metrics_serve.tls = std::move(cert);
+    metrics_serve.authorize = [&authorizer](std::string_view authorization,
+                                            std::string_view path) {
+      auto decision = authorizer.Authorize(authorization, path);
+      if (decision.code == 503) spdlog::warn("metrics scrape refused: {}", decision.message);
+      return decision;
+    };
+  } else if (flags.metrics_address != "0") {
+    spdlog::warn(
+        "--metrics-secure=false: metrics are served over plain HTTP to anyone who can reach "
+        "{}, and they map which namespaces run privileged workloads",
+        flags.metrics_address);
+  }
+  if (!metrics_server.Start(std::move(metrics_serve),
                             {{"/metrics",
                               [&](std::string& body, std::string& type) {
                                 body = metrics.Render();
                                 type = "text/plain; version=0.0.4; charset=utf-8";
                                 return 200;
-                              }}},
+                              },
+                              /*needs_authorization=*/flags.metrics_secure}},
                             error) ||
-      !health_server.Start(flags.health_address,
+      !health_server.Start({flags.health_address, std::nullopt, nullptr},
                            {{"/healthz",
                              [&](std::string& body, std::string&) {
                                std::string why;
@@ -275,6 +335,7 @@ int RunController(const std::vector<std::string>& args) {
     spdlog::error("{}", error);
     return 1;
   }
+  if (!metrics_server.url().empty()) spdlog::info("serving metrics on {}/metrics", metrics_server.url());
 
   ctl.StartInformers(stop.get_token());
   while (!ctl.WaitForSync(stop.get_token(), std::chrono::seconds(30))) {
