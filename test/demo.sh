@@ -67,7 +67,7 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 
-metrics_port=18080
+metrics_port=18443
 health_port=18081
 echo "demo: starting capwatch controller (log in ${work}/controller.log)"
 "${capwatch}" controller --metrics-bind-address "127.0.0.1:${metrics_port}" \
@@ -96,8 +96,19 @@ echo
 echo "\$ kubectl get events -A --field-selector reason=DangerousCapabilityGranted"
 "${kubectl}" get events -A --field-selector reason=DangerousCapabilityGranted
 echo
-echo "\$ curl -s 127.0.0.1:${metrics_port}/metrics | grep -E '^capwatch_(violations|dangerous_grants_total|workloads)'"
-curl -s "127.0.0.1:${metrics_port}/metrics" |
+# /metrics is HTTPS, and each scrape's token is checked by the API server: a Prometheus
+# ServiceAccount bound to a metrics-reader role, as the chart's capwatch-metrics-reader.
+"${kubectl}" create namespace monitoring >/dev/null
+"${kubectl}" create serviceaccount prometheus -n monitoring >/dev/null
+"${kubectl}" create clusterrole capwatch-metrics-reader --non-resource-url=/metrics --verb=get >/dev/null
+"${kubectl}" create clusterrolebinding prometheus-capwatch-metrics \
+  --clusterrole=capwatch-metrics-reader --serviceaccount=monitoring:prometheus >/dev/null
+echo "\$ curl -sk https://127.0.0.1:${metrics_port}/metrics   (no token)"
+curl -sk -w '(HTTP %{http_code})\n' "https://127.0.0.1:${metrics_port}/metrics"
+echo "\$ token=\$(kubectl create token prometheus -n monitoring)"
+token=$("${kubectl}" create token prometheus -n monitoring)
+echo "\$ curl -sk -H \"Authorization: Bearer \$token\" https://127.0.0.1:${metrics_port}/metrics | grep -E '^capwatch_(violations|dangerous_grants_total|workloads)'"
+curl -sk -H "Authorization: Bearer ${token}" "https://127.0.0.1:${metrics_port}/metrics" |
   grep -E '^capwatch_(violations|dangerous_grants_total|workloads)' || true
 echo
 echo "demo: the controller's log"

@@ -40,6 +40,12 @@ func startPrometheus(t *testing.T, rules, target string) *prometheusServer {
 	dir := t.TempDir()
 	p := &prometheusServer{targets: filepath.Join(dir, "capwatch-targets.json")}
 	p.setTarget(t, target)
+	// As the chart's ServiceMonitor scrapes: HTTPS, the self-signed certificate not verified,
+	// the token of an account bound to the metrics-reader role.
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(metricsReaderToken(t)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	config := fmt.Sprintf(`global:
   scrape_interval: 1s
   scrape_timeout: 1s
@@ -47,10 +53,16 @@ func startPrometheus(t *testing.T, rules, target string) *prometheusServer {
 rule_files: [%q]
 scrape_configs:
 - job_name: capwatch
+  scheme: https
+  tls_config:
+    insecure_skip_verify: true
+  authorization:
+    type: Bearer
+    credentials_file: %q
   file_sd_configs:
   - files: [%q]
     refresh_interval: 1s
-`, rules, p.targets)
+`, rules, tokenFile, p.targets)
 	configFile := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(configFile, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
@@ -251,7 +263,7 @@ func TestAlertLiveNewDangerousGrant(t *testing.T) {
 	}
 
 	instance := func(c *controllerProcess) string {
-		return strings.TrimSuffix(strings.TrimPrefix(c.MetricsURL, "http://"), "/metrics")
+		return strings.TrimSuffix(strings.TrimPrefix(c.MetricsURL, "https://"), "/metrics")
 	}
 	ctrl := startController(t)
 	prom := startPrometheus(t, rules, instance(ctrl))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,6 +109,18 @@ func findObject(t *testing.T, objs []*unstructured.Unstructured, kind string) *u
 	return found[0]
 }
 
+// findNamed is the one rendered object of the kind with the name.
+func findNamed(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+	t.Helper()
+	for _, o := range objs {
+		if o.GetKind() == kind && o.GetName() == name {
+			return o
+		}
+	}
+	t.Fatalf("rendered no %s %s", kind, name)
+	return nil
+}
+
 func kindsOf(objs []*unstructured.Unstructured) []string {
 	var kinds []string
 	for _, o := range objs {
@@ -170,6 +183,13 @@ var wantClusterRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{"capwatch.io"}, Resources: []string{"capabilitypolicies/status"}, Verbs: []string{"patch", "update"}},
 	{APIGroups: []string{"capwatch.io"}, Resources: []string{"capabilityreports"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
 	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+	{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
+	{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}},
+}
+
+// The role a scraper is bound to.
+var wantMetricsReaderRules = []rbacv1.PolicyRule{
+	{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}},
 }
 
 var wantLeaseRules = []rbacv1.PolicyRule{
@@ -219,7 +239,7 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, ns string, replicas int
 		}
 	}
 	args := strings.Join(c.Args, " ")
-	for _, want := range []string{"controller", "--metrics-bind-address=:8080",
+	for _, want := range []string{"controller", "--metrics-bind-address=:8443", "--metrics-secure=true",
 		"--health-probe-bind-address=:8081", "--leader-election-namespace=" + ns} {
 		if !slices.Contains(c.Args, want) {
 			t.Errorf("container args %q lack %q", args, want)
@@ -237,6 +257,67 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, ns string, replicas int
 	}
 	if !podNS {
 		t.Errorf("container env %+v: want POD_NAMESPACE from metadata.namespace", c.Env)
+	}
+}
+
+// checkMetricsTLS: with metrics.certSecret the Deployment serves the mounted Secret, the
+// ServiceMonitor scrapes over HTTPS with Prometheus's token and verifies the certificate against
+// the Secret's CA as the Service's DNS name, and the NetworkPolicy admits scrapes only from the
+// selected namespace and Pods while the probe port stays open.
+func checkMetricsTLS(t *testing.T, objs []*unstructured.Unstructured, d *appsv1.Deployment, ns, fullname string) {
+	t.Helper()
+	c := d.Spec.Template.Spec.Containers[0]
+	if !slices.Contains(c.Args, "--metrics-cert-dir=/etc/capwatch/metrics-tls") {
+		t.Errorf("container args %q lack --metrics-cert-dir", c.Args)
+	}
+	mounted := false
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == "capwatch-metrics-tls" {
+			for _, m := range c.VolumeMounts {
+				mounted = mounted || (m.Name == v.Name && m.MountPath == "/etc/capwatch/metrics-tls" && m.ReadOnly)
+			}
+		}
+	}
+	if !mounted {
+		t.Errorf("the Secret capwatch-metrics-tls is not mounted read-only at /etc/capwatch/metrics-tls")
+	}
+	sm := findObject(t, objs, "ServiceMonitor")
+	endpoints, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+	if len(endpoints) != 1 {
+		t.Fatalf("ServiceMonitor endpoints %v", endpoints)
+	}
+	ep := endpoints[0].(map[string]any)
+	want := map[string]any{
+		"scheme":          "https",
+		"bearerTokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+	}
+	for k, v := range want {
+		if ep[k] != v {
+			t.Errorf("ServiceMonitor endpoint %s = %v, want %v", k, ep[k], v)
+		}
+	}
+	tlsConfig, _ := ep["tlsConfig"].(map[string]any)
+	wantTLS := map[string]any{
+		"serverName": fullname + "-metrics." + ns + ".svc",
+		"ca":         map[string]any{"secret": map[string]any{"name": "capwatch-metrics-tls", "key": "ca.pem"}},
+	}
+	if !reflect.DeepEqual(tlsConfig, wantTLS) {
+		t.Errorf("ServiceMonitor tlsConfig %v, want %v", tlsConfig, wantTLS)
+	}
+	np := findObject(t, objs, "NetworkPolicy")
+	ingress, _, _ := unstructured.NestedSlice(np.Object, "spec", "ingress")
+	wantIngress := []any{
+		map[string]any{
+			"from": []any{map[string]any{
+				"namespaceSelector": map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": "observability"}},
+				"podSelector":       map[string]any{"matchLabels": map[string]any{"app.kubernetes.io/name": "prometheus"}},
+			}},
+			"ports": []any{map[string]any{"port": "metrics", "protocol": "TCP"}},
+		},
+		map[string]any{"ports": []any{map[string]any{"port": "health", "protocol": "TCP"}}},
+	}
+	if !reflect.DeepEqual(ingress, wantIngress) {
+		t.Errorf("NetworkPolicy ingress %v, want %v", ingress, wantIngress)
 	}
 }
 
@@ -261,15 +342,15 @@ func TestHelmTemplate(t *testing.T) {
 	}{
 		{
 			name: "defaults",
-			kinds: []string{"CapabilityPolicy", "ClusterRole", "ClusterRoleBinding", "Deployment",
+			kinds: []string{"CapabilityPolicy", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "Deployment",
 				"Role", "RoleBinding", "Service", "ServiceAccount"},
 			replicas: 1, saName: "capwatch", rbac: true, policy: "default", fullname: "capwatch",
 		},
 		{
 			name: "everything",
 			args: []string{"-f", filepath.Join("testdata", "helm-values-all.yaml")},
-			kinds: []string{"CapabilityPolicy", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
-				"Deployment", "PrometheusRule", "Role", "RoleBinding", "Service", "ServiceAccount",
+			kinds: []string{"CapabilityPolicy", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
+				"Deployment", "NetworkPolicy", "PrometheusRule", "Role", "RoleBinding", "Service", "ServiceAccount",
 				"ServiceMonitor"},
 			replicas: 3, saName: "capwatch-auditor", rbac: true, policy: "production", fullname: "capwatch-audit",
 		},
@@ -304,9 +385,13 @@ func TestHelmTemplate(t *testing.T) {
 				t.Errorf("Deployment runs as ServiceAccount %q, want %q", sa, c.saName)
 			}
 			if c.rbac {
-				cr := fromUnstructured[rbacv1.ClusterRole](t, findObject(t, objs, "ClusterRole"))
+				cr := fromUnstructured[rbacv1.ClusterRole](t, findNamed(t, objs, "ClusterRole", c.fullname))
 				if !reflect.DeepEqual(cr.Rules, wantClusterRules) {
 					t.Errorf("ClusterRole rules:\n%+v\nwant exactly:\n%+v", cr.Rules, wantClusterRules)
+				}
+				reader := fromUnstructured[rbacv1.ClusterRole](t, findNamed(t, objs, "ClusterRole", c.fullname+"-metrics-reader"))
+				if !reflect.DeepEqual(reader.Rules, wantMetricsReaderRules) {
+					t.Errorf("ClusterRole %s rules %+v, want %+v", reader.Name, reader.Rules, wantMetricsReaderRules)
 				}
 				role := fromUnstructured[rbacv1.Role](t, findObject(t, objs, "Role"))
 				if !reflect.DeepEqual(role.Rules, wantLeaseRules) || role.Namespace != ns {
@@ -350,6 +435,7 @@ func TestHelmTemplate(t *testing.T) {
 				if img := d.Spec.Template.Spec.Containers[0].Image; img != "registry.example.com/security/capwatch:0.1.0-rc.1" {
 					t.Errorf("image %q", img)
 				}
+				checkMetricsTLS(t, objs, d, ns, c.fullname)
 			}
 			dryRunApply(t, rendered)
 		})
@@ -659,9 +745,37 @@ func TestHelmInstallRBAC(t *testing.T) {
 		return len(missing) == 0, strings.Join(missing, "; "), nil
 	})
 
-	code, body := httpGet(ctx, ctrl.MetricsURL)
+	// The controller reviews scrapes with its own ServiceAccount's rights (tokenreviews and
+	// subjectaccessreviews), and the chart's metrics-reader ClusterRole lets a scraper in.
+	reader := release + "-metrics-reader"
+	if _, err := clientset.RbacV1().ClusterRoles().Get(ctx, reader, metav1.GetOptions{}); err != nil {
+		t.Fatalf("the chart's ClusterRole %s: %v", reader, err)
+	}
+	scraperNs := newNamespace(t, "helm-rbac-monitoring", nil)
+	denied, err := serviceAccountToken(scraperNs, "unbound", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := metricsGet(ctx, ctrl.MetricsURL, denied); code != http.StatusForbidden {
+		t.Errorf("a scraper not bound to %s: %d %q, want 403", reader, code, body)
+	}
+	if _, err := clientset.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: scraperNs + "-scraper"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: reader},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: scraperNs, Name: "scraper"}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = clientset.RbacV1().ClusterRoleBindings().Delete(context.Background(), scraperNs+"-scraper", metav1.DeleteOptions{})
+	})
+	scraper, err := serviceAccountToken(scraperNs, "scraper", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := metricsGet(ctx, ctrl.MetricsURL, scraper)
 	if code != 200 {
-		t.Fatalf("GET %s: %d %s", ctrl.MetricsURL, code, body)
+		t.Fatalf("GET %s as a scraper bound to %s: %d %s", ctrl.MetricsURL, reader, code, body)
 	}
 	for _, line := range strings.Split(body, "\n") {
 		if strings.HasPrefix(line, "capwatch_api_requests_total{") && (strings.Contains(line, `code="403"`) || strings.Contains(line, `code="401"`)) {

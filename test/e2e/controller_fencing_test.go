@@ -62,7 +62,7 @@ func TestControllerFencing(t *testing.T) {
 	writing := func(p *controllerProcess) {
 		t.Helper()
 		eventually(t, time.Minute, "the leader writing reports", func(ctx context.Context) (bool, string, error) {
-			code, body := httpGet(ctx, p.MetricsURL)
+			code, body := p.getMetrics(ctx)
 			w := metricSum(body, "capwatch_report_writes_total", nil)
 			return code == 200 && metricSum(body, "capwatch_leader", nil) == 1 && w >= 3, fmt.Sprintf("%d writes=%v", code, w), nil
 		})

@@ -219,7 +219,7 @@ func TestControllerScaleMemory(t *testing.T) {
 	}
 	t.Logf("created %d Pods in %s", total, time.Since(started).Round(time.Second))
 	eventually(t, 10*time.Minute, "capwatch to cache every Pod and write every report", func(ctx context.Context) (bool, string, error) {
-		code, body := httpGet(ctx, ctrl.MetricsURL)
+		code, body := ctrl.getMetrics(ctx)
 		if code != 200 {
 			return false, body, nil
 		}

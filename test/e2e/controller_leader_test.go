@@ -30,7 +30,7 @@ func TestControllerLeaderElection(t *testing.T) {
 		var state string
 		leader := -1
 		for i, p := range replicas {
-			code, body := httpGet(ctx, p.MetricsURL)
+			code, body := p.getMetrics(ctx)
 			if code != 200 {
 				state += fmt.Sprintf(" replica %d: %d", i, code)
 				continue
@@ -96,7 +96,7 @@ func TestControllerLeaderElection(t *testing.T) {
 	}
 	deadHolder, lastRenew := *lease.Spec.HolderIdentity, lease.Spec.RenewTime.Time
 	eventually(t, leaseDuration+15*time.Second, "the follower to take over", func(ctx context.Context) (bool, string, error) {
-		code, body := httpGet(ctx, replicas[follower].MetricsURL)
+		code, body := replicas[follower].getMetrics(ctx)
 		return code == 200 && metricSum(body, "capwatch_leader", nil) == 1, fmt.Sprintf("%d leader=%v", code, metricSum(body, "capwatch_leader", nil)), nil
 	})
 	handover := time.Since(killed)

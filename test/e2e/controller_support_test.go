@@ -173,7 +173,7 @@ func reportFindings(r *unstructured.Unstructured, policy string) []string {
 // scrape returns the controller's /metrics body.
 func scrape(t *testing.T, p *controllerProcess) string {
 	t.Helper()
-	code, body := httpGet(context.Background(), p.MetricsURL)
+	code, body := p.getMetrics(context.Background())
 	if code != http.StatusOK {
 		t.Fatalf("GET %s: %d %s", p.MetricsURL, code, head(body, 500))
 	}

@@ -28,11 +28,13 @@ import (
 // controllerProcess is a `capwatch controller` running against the control plane.
 type controllerProcess struct {
 	cmd        *exec.Cmd
-	MetricsURL string
-	HealthURL  string
-	log        *syncBuffer
-	exited     chan struct{}
-	exitErr    error
+	MetricsURL string // https://127.0.0.1:port/metrics, read with MetricsToken (getMetrics)
+	// A token of a ServiceAccount bound to the metrics-reader role, as Prometheus scrapes.
+	MetricsToken string
+	HealthURL    string
+	log          *syncBuffer
+	exited       chan struct{}
+	exitErr      error
 }
 
 // syncBuffer collects the controller's output from the exec goroutines.
@@ -72,11 +74,12 @@ func startControllerAs(t *testing.T, kubeconfig string, extraArgs ...string) *co
 		"--health-probe-bind-address", health,
 	}, extraArgs...)
 	p := &controllerProcess{
-		cmd:        exec.Command(capwatchBin, args...),
-		MetricsURL: "http://" + metrics + "/metrics",
-		HealthURL:  "http://" + health,
-		log:        &syncBuffer{},
-		exited:     make(chan struct{}),
+		cmd:          exec.Command(capwatchBin, args...),
+		MetricsURL:   "https://" + metrics + "/metrics",
+		MetricsToken: metricsReaderToken(t),
+		HealthURL:    "http://" + health,
+		log:          &syncBuffer{},
+		exited:       make(chan struct{}),
 	}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -238,7 +241,7 @@ func TestControllerSmoke(t *testing.T) {
 		t.Errorf("report deployment-admin-tool has no dangerous-capability finding for SYS_ADMIN on tool: %v", findings)
 	}
 
-	code, body := httpGet(ctx, ctrl.MetricsURL)
+	code, body := ctrl.getMetrics(ctx)
 	if code != http.StatusOK || !strings.Contains(body, "capwatch_") {
 		t.Errorf("GET %s: %d, %d bytes, want capwatch_ metrics", ctrl.MetricsURL, code, len(body))
 	}
