@@ -10,6 +10,9 @@ packages=(
   nlohmann-json3-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libsimdjson-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   clang-format clang-tidy openssl jq procps prometheus
+  # The fuzz targets (test/fuzz): clang is clang-14 on bookworm, whose libFuzzer and sanitizer
+  # runtimes are in libclang-rt-14-dev; llvm-14 has llvm-symbolizer for readable reports.
+  clang libclang-rt-14-dev llvm-14
 )
 
 missing=()

@@ -1,0 +1,16 @@
+// The ReplicaSet and Job informers' codec: PartialObjectMetadata lists and objects.
+
+#include "codec_input.h"
+#include "kube/metadata_informer.h"
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  capwatch::fuzz::QuietLogs();
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  capwatch::kube::MetadataCodec codec;
+  capwatch::fuzz::DecodeBothWays<capwatch::kube::ObjectMetaView>(
+      codec, capwatch::fuzz::AsText(data, size), [](capwatch::kube::ObjectMetaView&) {});
+  return 0;
+}
