@@ -67,8 +67,14 @@ std::string Resolve(const std::string& path, const std::string& file) {
   return (fs::path(file).parent_path() / path).lexically_normal().string();
 }
 
+// A field of `n`, or nothing when `n` is no mapping (yaml-cpp throws reading a field of a
+// string or a list).
+YAML::Node Field(const YAML::Node& n, const char* key) {
+  return n.IsMap() ? n[key] : YAML::Node(YAML::NodeType::Undefined);
+}
+
 std::string Str(const YAML::Node& n, const char* key) {
-  const YAML::Node v = n[key];
+  const YAML::Node v = Field(n, key);
   return v && v.IsScalar() ? v.as<std::string>() : std::string();
 }
 
@@ -142,7 +148,7 @@ ConfigResult LoadKubeconfig(const std::vector<std::string>& files, const std::st
         if (name.empty()) {
           return file + ": " + list + "[" + std::to_string(i) + "].name is missing";
         }
-        if (!items[i][inner]) {
+        if (!Field(items[i], inner)) {
           return file + ": " + list + "[" + std::to_string(i) + "] (" + name + ")." + inner +
                  " is missing";
         }
@@ -203,6 +209,7 @@ ConfigResult LoadKubeconfig(const std::vector<std::string>& files, const std::st
     const YAML::Node u = user->second.node;
     const std::string& file = user->second.file;
     const std::string where = "users[" + user_name + "].user";
+    if (!u.IsMap()) return {std::nullopt, file + ": " + where + " must be a mapping"};
     cfg.token = Str(u, "token");
     cfg.token_file = Resolve(Str(u, "tokenFile"), file);
     if (!LoadPem(u, "client-certificate", file, where, cfg.client_cert_pem, error) ||
@@ -226,7 +233,13 @@ ConfigResult LoadKubeconfig(const std::vector<std::string>& files, const std::st
                                   "\" is not client.authentication.k8s.io/v1"};
       }
       if (const YAML::Node args = e["args"]; args && args.IsSequence()) {
-        for (const auto& a : args) exec.args.push_back(a.as<std::string>());
+        for (std::size_t i = 0; i < args.size(); ++i) {
+          if (!args[i].IsScalar()) {
+            return {std::nullopt, file + ": " + where + ".exec.args[" + std::to_string(i) +
+                                      "] must be a string"};
+          }
+          exec.args.push_back(args[i].Scalar());
+        }
       }
       if (const YAML::Node env = e["env"]; env && env.IsSequence()) {
         for (const auto& v : env) exec.env.emplace_back(Str(v, "name"), Str(v, "value"));

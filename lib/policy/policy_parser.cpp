@@ -35,7 +35,12 @@ class Parser {
     if (api_version != "capwatch.io/v1alpha1") {
       Error(".apiVersion", "must be capwatch.io/v1alpha1, got \"" + api_version + "\"");
     }
-    policy_.name = Scalar(object["metadata"]["name"], ".metadata.name");
+    const YAML::Node metadata = object["metadata"];
+    if (metadata && !metadata.IsNull() && !metadata.IsMap()) {
+      Error(".metadata", "must be an object");
+    } else if (metadata && metadata.IsMap()) {
+      policy_.name = Scalar(metadata["name"], ".metadata.name");
+    }
     if (policy_.name.empty()) Error(".metadata.name", "missing: a policy needs a name");
     policy_.runtime_defaults = RuntimeDefaultSet(Runtime::kContainerd);
     policy_.forbidden = {DangerousSet(), true, true};
@@ -191,6 +196,10 @@ class Parser {
       }
       for (std::size_t i = 0; i < exprs.size(); ++i) {
         const std::string p = path + ".matchExpressions[" + std::to_string(i) + "]";
+        if (!exprs[i].IsMap()) {
+          Error(p, "must be an object");
+          continue;
+        }
         LabelSelector::Requirement req;
         req.key = Scalar(exprs[i]["key"], p + ".key");
         if (req.key.empty()) Error(p + ".key", "missing");
@@ -356,7 +365,12 @@ PolicyParseResult ParsePolicies(const std::string& text) {
   for (const auto& doc : docs) {
     if (!doc || doc.IsNull()) continue;
     if (doc.IsMap() && doc["kind"] && doc["kind"].IsScalar() && doc["kind"].Scalar() == "List") {
-      for (const auto& item : doc["items"]) objects.push_back(item);
+      const YAML::Node items = doc["items"];
+      if (items.IsSequence()) {
+        for (const auto& item : items) objects.push_back(item);
+      } else if (items && !items.IsNull()) {
+        result.errors.push_back("a List's items must be a list");
+      }
     } else {
       objects.push_back(doc);
     }

@@ -4,8 +4,10 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <string_view>
 
 #include "workload/pod_decoder.h"
 
@@ -191,6 +193,42 @@ int LineOfOffset(const std::string& content, std::size_t offset) {
   return 1 + static_cast<int>(std::count(content.begin(), content.begin() + offset, '\n'));
 }
 
+// The offset of the first byte that is not part of well-formed UTF-8 (no overlong forms, no
+// surrogates, nothing above U+10FFFF), or npos. yaml-cpp passes any bytes through, and
+// nlohmann/json throws serialising a string that is not UTF-8.
+std::size_t FirstInvalidUtf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto b = static_cast<unsigned char>(text[i]);
+    if (b < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
+    if (b >= 0xC2 && b <= 0xDF) {
+      n = 1;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      n = 2;
+      if (b == 0xE0) lo = 0xA0;
+      if (b == 0xED) hi = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      n = 3;
+      if (b == 0xF0) lo = 0x90;
+      if (b == 0xF4) hi = 0x8F;
+    } else {
+      return i;
+    }
+    if (i + n >= text.size()) return i;  // cut off at the end
+    for (std::size_t k = 1; k <= n; ++k) {
+      const auto c = static_cast<unsigned char>(text[i + k]);
+      if (c < (k == 1 ? lo : 0x80) || c > (k == 1 ? hi : 0xBF)) return i;
+    }
+    i += n + 1;
+  }
+  return std::string_view::npos;
+}
+
 struct Document {
   json object;
   int index = 0;
@@ -264,6 +302,15 @@ class Reader {
                 " MiB of YAML, more than the limit of " +
                 std::to_string(options_.max_yaml_bytes >> 20) +
                 " MiB; give large inputs as JSON (kubectl get -o json) or raise --max-yaml-bytes");
+      return false;
+    }
+    if (const std::size_t bad = FirstInvalidUtf8(content); bad != std::string_view::npos) {
+      const int line = LineOfOffset(content, bad);
+      char byte[8];
+      std::snprintf(byte, sizeof(byte), "0x%02X", static_cast<unsigned char>(content[bad]));
+      Error(0, line, "",
+            "not UTF-8 (line " + std::to_string(line) + "): byte " + byte +
+                " is not text; YAML and JSON are Unicode text");
       return false;
     }
     try {
