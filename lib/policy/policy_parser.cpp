@@ -5,6 +5,7 @@
 
 #include "base/rfc3339.h"
 #include "capabilities/capability_names.h"
+#include "workload/yaml_stream.h"
 
 namespace capwatch {
 namespace {
@@ -355,7 +356,7 @@ PolicyParseResult ParsePolicies(const std::string& text) {
   PolicyParseResult result;
   std::vector<YAML::Node> docs;
   try {
-    docs = YAML::LoadAll(text);
+    docs = LoadYamlDocuments(text);
   } catch (const YAML::Exception& e) {
     result.errors.push_back("not valid YAML or JSON (line " + std::to_string(e.mark.line + 1) +
                             "): " + e.msg);

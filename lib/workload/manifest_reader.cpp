@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "workload/pod_decoder.h"
+#include "workload/yaml_stream.h"
 
 namespace capwatch {
 namespace {
@@ -314,7 +315,7 @@ class Reader {
       return false;
     }
     try {
-      std::vector<YAML::Node> nodes = YAML::LoadAll(content);
+      std::vector<YAML::Node> nodes = LoadYamlDocuments(content);
       int index = 0;
       for (const auto& node : nodes) {
         Document doc;

@@ -92,6 +92,23 @@ TEST(FuzzRegression, ManifestThatIsNoUtf8IsAnError) {
   EXPECT_THAT(result.errors[0].message, HasSubstr("not UTF-8"));
 }
 
+// manifest_reader and policy_parser: yaml-cpp 0.7's LoadAll reads `"a",2` as endless empty
+// documents, allocating until the process runs out of memory (then std::bad_alloc).
+TEST(FuzzRegression, YamlThatLoadAllReadsForeverIsAnError) {
+  for (const std::string text : {"\"a\",2", "\"a\",\"kind\":\"List\",\"i\"n:0\na\",2"}) {
+    ManifestResult result;
+    EXPECT_NO_THROW(ReadManifest("m.yaml", text, {}, result));
+    EXPECT_TRUE(result.workloads.empty());
+    ASSERT_EQ(result.errors.size(), 1u) << text;
+    EXPECT_THAT(result.errors[0].message, HasSubstr("not valid YAML")) << text;
+
+    PolicyParseResult policies;
+    EXPECT_NO_THROW(policies = ParsePolicies(text));
+    ASSERT_EQ(policies.errors.size(), 1u) << text;
+    EXPECT_THAT(policies.errors[0], HasSubstr("not valid YAML")) << text;
+  }
+}
+
 // kubeconfig: YAML::BadSubscript reading a field of an entry that is a string, and
 // YAML::TypedBadConversion reading an exec argument that is a list.
 TEST(FuzzRegression, KubeconfigEntriesOfAnotherShapeAreErrors) {
