@@ -366,10 +366,13 @@ PolicyParseResult ParsePolicies(const std::string& text) {
   for (const auto& doc : docs) {
     if (!doc || doc.IsNull()) continue;
     if (doc.IsMap() && doc["kind"] && doc["kind"].IsScalar() && doc["kind"].Scalar() == "List") {
+      // `!items` first: an absent field of a const node is invalid, and asking its type throws.
       const YAML::Node items = doc["items"];
-      if (items.IsSequence()) {
+      if (!items || items.IsNull()) {
+        // an empty List
+      } else if (items.IsSequence()) {
         for (const auto& item : items) objects.push_back(item);
-      } else if (items && !items.IsNull()) {
+      } else {
         result.errors.push_back("a List's items must be a list");
       }
     } else {

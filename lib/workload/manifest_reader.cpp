@@ -137,62 +137,13 @@ class DepthError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// YAML plain scalars resolved the way Kubernetes' YAML reader (YAML 1.1 rules) does.
-json ResolvePlainScalar(const std::string& s) {
-  static const std::set<std::string, std::less<>> kTrue = {
-      "true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON", "y", "Y"};
-  static const std::set<std::string, std::less<>> kFalse = {
-      "false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF", "n", "N"};
-  if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
-  if (kTrue.count(s) != 0) return true;
-  if (kFalse.count(s) != 0) return false;
-  std::int64_t i = 0;
-  const char* begin = s.data() + ((s[0] == '+') ? 1 : 0);
-  auto [p, ec] = std::from_chars(begin, s.data() + s.size(), i);
-  if (ec == std::errc() && p == s.data() + s.size()) return i;
-  double d = 0;
-  auto [pd, ecd] = std::from_chars(begin, s.data() + s.size(), d);
-  if (ecd == std::errc() && pd == s.data() + s.size() &&
-      s.find_first_of("0123456789") != std::string::npos) {
-    return d;
-  }
-  return s;
-}
-
-json YamlToJson(const YAML::Node& node, const std::string& pointer, int depth,
-                std::map<std::string, int>& lines) {
-  if (depth > kMaxDepth) throw DepthError("nested deeper than " + std::to_string(kMaxDepth));
-  switch (node.Type()) {
-    case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null:
-      return nullptr;
-    case YAML::NodeType::Scalar:
-      return node.Tag() == "?" ? ResolvePlainScalar(node.Scalar()) : json(node.Scalar());
-    case YAML::NodeType::Sequence: {
-      json arr = json::array();
-      std::size_t i = 0;
-      for (const auto& child : node) {
-        arr.push_back(YamlToJson(child, pointer + "/" + std::to_string(i++), depth + 1, lines));
-      }
-      return arr;
-    }
-    case YAML::NodeType::Map: {
-      lines[pointer] = node.Mark().line + 1;
-      json obj = json::object();
-      for (const auto& kv : node) {
-        const std::string key = kv.first.Scalar();
-        obj[key] = YamlToJson(kv.second, pointer + "/" + key, depth + 1, lines);
-      }
-      return obj;
-    }
-  }
-  return nullptr;
-}
-
-int LineOfOffset(const std::string& content, std::size_t offset) {
-  offset = std::min(offset, content.size());
-  return 1 + static_cast<int>(std::count(content.begin(), content.begin() + offset, '\n'));
-}
+// A YAML string that is not UTF-8: raw bytes of another encoding, or yaml-cpp 0.7's reading of
+// the escapes \N and \_ (it writes U+0085 and U+00A0 as single bytes). JSON cannot hold it.
+class NotTextError : public std::runtime_error {
+ public:
+  NotTextError(int at_line, const std::string& what) : std::runtime_error(what), line(at_line) {}
+  int line;
+};
 
 // The offset of the first byte that is not part of well-formed UTF-8 (no overlong forms, no
 // surrogates, nothing above U+10FFFF), or npos. yaml-cpp passes any bytes through, and
@@ -228,6 +179,71 @@ std::size_t FirstInvalidUtf8(std::string_view text) {
     i += n + 1;
   }
   return std::string_view::npos;
+}
+
+// YAML plain scalars resolved the way Kubernetes' YAML reader (YAML 1.1 rules) does.
+json ResolvePlainScalar(const std::string& s) {
+  static const std::set<std::string, std::less<>> kTrue = {
+      "true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON", "y", "Y"};
+  static const std::set<std::string, std::less<>> kFalse = {
+      "false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF", "n", "N"};
+  if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
+  if (kTrue.count(s) != 0) return true;
+  if (kFalse.count(s) != 0) return false;
+  std::int64_t i = 0;
+  const char* begin = s.data() + ((s[0] == '+') ? 1 : 0);
+  auto [p, ec] = std::from_chars(begin, s.data() + s.size(), i);
+  if (ec == std::errc() && p == s.data() + s.size()) return i;
+  double d = 0;
+  auto [pd, ecd] = std::from_chars(begin, s.data() + s.size(), d);
+  if (ecd == std::errc() && pd == s.data() + s.size() &&
+      s.find_first_of("0123456789") != std::string::npos) {
+    return d;
+  }
+  return s;
+}
+
+json YamlToJson(const YAML::Node& node, const std::string& pointer, int depth,
+                std::map<std::string, int>& lines) {
+  if (depth > kMaxDepth) throw DepthError("nested deeper than " + std::to_string(kMaxDepth));
+  switch (node.Type()) {
+    case YAML::NodeType::Undefined:
+    case YAML::NodeType::Null:
+      return nullptr;
+    case YAML::NodeType::Scalar:
+      if (FirstInvalidUtf8(node.Scalar()) != std::string_view::npos) {
+        throw NotTextError(node.Mark().line + 1, "the value of " + (pointer.empty() ? "/" : pointer) +
+                                                     " is not UTF-8 text");
+      }
+      return node.Tag() == "?" ? ResolvePlainScalar(node.Scalar()) : json(node.Scalar());
+    case YAML::NodeType::Sequence: {
+      json arr = json::array();
+      std::size_t i = 0;
+      for (const auto& child : node) {
+        arr.push_back(YamlToJson(child, pointer + "/" + std::to_string(i++), depth + 1, lines));
+      }
+      return arr;
+    }
+    case YAML::NodeType::Map: {
+      lines[pointer] = node.Mark().line + 1;
+      json obj = json::object();
+      for (const auto& kv : node) {
+        const std::string key = kv.first.Scalar();
+        if (FirstInvalidUtf8(key) != std::string_view::npos) {
+          throw NotTextError(kv.first.Mark().line + 1,
+                             "a key of " + (pointer.empty() ? "/" : pointer) + " is not UTF-8 text");
+        }
+        obj[key] = YamlToJson(kv.second, pointer + "/" + key, depth + 1, lines);
+      }
+      return obj;
+    }
+  }
+  return nullptr;
+}
+
+int LineOfOffset(const std::string& content, std::size_t offset) {
+  offset = std::min(offset, content.size());
+  return 1 + static_cast<int>(std::count(content.begin(), content.begin() + offset, '\n'));
 }
 
 struct Document {
@@ -305,15 +321,6 @@ class Reader {
                 " MiB; give large inputs as JSON (kubectl get -o json) or raise --max-yaml-bytes");
       return false;
     }
-    if (const std::size_t bad = FirstInvalidUtf8(content); bad != std::string_view::npos) {
-      const int line = LineOfOffset(content, bad);
-      char byte[8];
-      std::snprintf(byte, sizeof(byte), "0x%02X", static_cast<unsigned char>(content[bad]));
-      Error(0, line, "",
-            "not UTF-8 (line " + std::to_string(line) + "): byte " + byte +
-                " is not text; YAML and JSON are Unicode text");
-      return false;
-    }
     try {
       std::vector<YAML::Node> nodes = LoadYamlDocuments(content);
       int index = 0;
@@ -325,6 +332,11 @@ class Reader {
           doc.object = YamlToJson(node, "", 0, doc.lines);
         } catch (const DepthError& e) {
           Error(doc.index, doc.line, "", std::string("not a Kubernetes object: ") + e.what());
+          continue;
+        } catch (const NotTextError& e) {
+          Error(doc.index, e.line, "",
+                "not UTF-8 (line " + std::to_string(e.line) + "): " + e.what() +
+                    "; YAML and JSON are Unicode text");
           continue;
         }
         docs.push_back(std::move(doc));

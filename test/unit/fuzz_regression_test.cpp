@@ -44,6 +44,9 @@ TEST(FuzzRegression, ListWhoseItemsAreNoListIsAnError) {
   EXPECT_NO_THROW(result = ParsePolicies(R"({"kind":"List","items":{"a":1}})"));
   EXPECT_TRUE(result.policies.empty());
   EXPECT_THAT(result.errors, ::testing::Contains("a List's items must be a list"));
+  // And one without items at all (YAML::InvalidNode asking the absent field's type).
+  EXPECT_NO_THROW(result = ParsePolicies(R"({"kind":"List"})"));
+  EXPECT_THAT(result.errors, ::testing::ElementsAre("no CapabilityPolicy in the file"));
 }
 
 // policy_parser: YAML::BadSubscript from a matchExpressions entry that is a string.
@@ -79,17 +82,24 @@ TEST(FuzzRegression, ExpiryTooFarAwaySaturatesInsteadOfOverflowing) {
   EXPECT_TRUE(view.errors.empty());
 }
 
-// manifest_reader: nlohmann's type_error 316 dumping a YAML string that is no UTF-8.
+// manifest_reader: nlohmann's type_error 316 dumping a YAML string that is no UTF-8: raw
+// bytes, a NUL that yaml-cpp reads as the start of an escape, and yaml-cpp's \N escape
+// (written as the single byte 0x85).
 TEST(FuzzRegression, ManifestThatIsNoUtf8IsAnError) {
-  ManifestResult result;
-  EXPECT_NO_THROW(ReadManifest("m.yaml",
-                               "apiVersion: v1\nkind: Pod\nmetadata: {name: \"a\xff\"}\n"
-                               "spec: {containers: [{name: c}]}\n",
-                               {}, result));
-  EXPECT_TRUE(result.workloads.empty());
-  ASSERT_EQ(result.errors.size(), 1u);
-  EXPECT_EQ(result.errors[0].source.line, 3);
-  EXPECT_THAT(result.errors[0].message, HasSubstr("not UTF-8"));
+  for (const std::string& name :
+       {std::string("\"a\xff\""), std::string("run \0Nonroot", 12), std::string("\"a\\N\"")}) {
+    ManifestResult result;
+    EXPECT_NO_THROW(ReadManifest("m.yaml",
+                                 "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name +
+                                     "}\nspec: {containers: [{name: c}]}\n",
+                                 {}, result));
+    EXPECT_TRUE(result.workloads.empty());
+    ASSERT_FALSE(result.errors.empty()) << name;
+    EXPECT_EQ(result.errors[0].source.line, 3);
+    EXPECT_EQ(result.errors[0].message,
+              "not UTF-8 (line 3): the value of /metadata/name is not UTF-8 text; YAML and JSON "
+              "are Unicode text");
+  }
 }
 
 // manifest_reader and policy_parser: yaml-cpp 0.7's LoadAll reads `"a",2` as endless empty
