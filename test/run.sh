@@ -5,12 +5,14 @@
 #   2. builds the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer and
 #      runs them;
 #   3. builds the unit and controller tests under ThreadSanitizer and runs them;
-#   4. builds the real control plane (cached outside the repo) and runs the end-to-end suite
+#   4. builds the libFuzzer targets with clang and runs each for 10 s (test/fuzz/README.md);
+#   5. builds the real control plane (cached outside the repo) and runs the end-to-end suite
 #      against it.
 #
 #   bash test/run.sh                  everything
 #   CAPWATCH_SKIP_SANITIZE=1 ...      leave out steps 2 and 3 (local iteration)
-#   CAPWATCH_SKIP_E2E=1 ...           leave out step 4
+#   CAPWATCH_SKIP_FUZZ=1 ...          leave out step 4
+#   CAPWATCH_SKIP_E2E=1 ...           leave out step 5
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,6 +48,11 @@ if [[ "${CAPWATCH_SKIP_SANITIZE:-0}" != "1" ]]; then
   for t in capwatch_unit_tests capwatch_controller_tests; do
     TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" "build-tsan/test/unit/${t}" --gtest_brief=1
   done
+fi
+
+if [[ "${CAPWATCH_SKIP_FUZZ:-0}" != "1" ]]; then
+  echo "run.sh: fuzz targets, 10 s each, in build-fuzz/"
+  bash test/fuzz/run.sh --seconds 10
 fi
 
 if [[ "${CAPWATCH_SKIP_E2E:-0}" == "1" ]]; then

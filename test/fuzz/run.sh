@@ -70,12 +70,18 @@ run_target() {
   mkdir -p "${dir}/corpus"
   cp test/fuzz/corpus/"${t}"/* "${dir}/corpus/"
   local limit=(-max_total_time="${seconds}")
-  [[ -n "${runs}" ]] && limit=(-runs="${runs}")
+  # A wall-clock bound over libFuzzer's own: a target stuck past it (LeakSanitizer scanning a
+  # heap at its out-of-memory limit can take many minutes) fails instead of hanging the run.
+  local wall_limit=$((seconds * 2 + 120))
+  if [[ -n "${runs}" ]]; then
+    limit=(-runs="${runs}")
+    wall_limit=$((6 * 3600))
+  fi
   local start end rc=0
   start=$(date +%s.%N)
   # -max_len: Pods and policies of the seeds are under 2 KB; 4 KB leaves room to grow them.
   # -timeout: one input taking 25 s is a hang (and a finding), not slowness.
-  "build-fuzz/test/fuzz/${t}_fuzz" "${dir}/corpus" -dict="test/fuzz/dict/${dict[$t]}.dict" \
+  timeout -k 10 "${wall_limit}" "build-fuzz/test/fuzz/${t}_fuzz" "${dir}/corpus" -dict="test/fuzz/dict/${dict[$t]}.dict" \
     -max_len=4096 -rss_limit_mb=2048 -timeout=25 -detect_leaks=1 -print_final_stats=1 \
     -artifact_prefix="${dir}/" "${limit[@]}" >"${scratch}/${t}.log" 2>&1 || rc=$?
   end=$(date +%s.%N)
