@@ -37,11 +37,11 @@ done
 declare -A dict=(
   [pod_decoder]=pod [pod_codec]=pod [watch_decoder]=pod [manifest_reader]=manifest
   [policy_parser]=policy [policy_codec]=policy [kubeconfig]=kubeconfig
-  [metadata_codec]=object [namespace_codec]=object [report_codec]=object
+  [metadata_codec]=object [namespace_codec]=object [report_codec]=object [json_log_line]=log
 )
 if [[ ${#targets[@]} -eq 0 ]]; then
   targets=(pod_decoder pod_codec watch_decoder manifest_reader policy_parser kubeconfig
-           metadata_codec namespace_codec policy_codec report_codec)
+           metadata_codec namespace_codec policy_codec report_codec json_log_line)
 fi
 for t in "${targets[@]}"; do
   [[ -n "${dict[$t]:-}" ]] || { echo "fuzz: no target ${t}" >&2; exit 2; }
