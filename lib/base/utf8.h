@@ -19,4 +19,7 @@ std::string Excerpt(std::string_view text, std::size_t max_bytes);
 // are not one (a stray continuation byte, an overlong form, a surrogate, past U+10FFFF, cut).
 std::size_t Utf8SequenceLength(std::string_view text);
 
+// True when all of `text` is well-formed UTF-8.
+bool IsUtf8(std::string_view text);
+
 }  // namespace capwatch

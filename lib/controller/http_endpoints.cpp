@@ -33,18 +33,6 @@ std::string Errno(std::string_view what) {
   return std::string(what) + ": " + std::strerror(errno);
 }
 
-std::string OpenSslError(std::string_view what) {
-  std::string message(what);
-  if (const unsigned long code = ERR_get_error(); code != 0) {
-    char text[256];
-    ERR_error_string_n(code, text, sizeof(text));
-    message += ": ";
-    message += text;
-  }
-  ERR_clear_error();
-  return message;
-}
-
 std::string_view ReasonPhrase(int code) {
   switch (code) {
     case 200: return "OK";

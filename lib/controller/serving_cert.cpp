@@ -24,6 +24,8 @@ using CertPtr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
 using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
 using NamesPtr = std::unique_ptr<GENERAL_NAMES, Deleter<GENERAL_NAMES, GENERAL_NAMES_free>>;
 
+}  // namespace
+
 std::string OpenSslError(std::string_view what) {
   std::string message(what);
   const unsigned long code = ERR_get_error();
@@ -36,6 +38,8 @@ std::string OpenSslError(std::string_view what) {
   ERR_clear_error();
   return message;
 }
+
+namespace {
 
 std::string BioText(BIO* bio) {
   char* data = nullptr;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace capwatch::controller {
@@ -22,5 +23,8 @@ struct ServingCert {
 // tls.crt and tls.key from `dir` (a mounted kubernetes.io/tls Secret, e.g. from cert-manager),
 // checked to be a certificate and its matching key.
 [[nodiscard]] bool LoadServingCert(const std::string& dir, ServingCert& out, std::string& error);
+
+// `what`, then OpenSSL's first queued error, if any (the queue is cleared).
+std::string OpenSslError(std::string_view what);
 
 }  // namespace capwatch::controller

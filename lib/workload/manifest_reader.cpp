@@ -9,6 +9,7 @@
 #include <set>
 #include <string_view>
 
+#include "base/utf8.h"
 #include "workload/pod_decoder.h"
 #include "workload/yaml_stream.h"
 
@@ -145,42 +146,6 @@ class NotTextError : public std::runtime_error {
   int line;
 };
 
-// The offset of the first byte that is not part of well-formed UTF-8 (no overlong forms, no
-// surrogates, nothing above U+10FFFF), or npos. yaml-cpp passes any bytes through, and
-// nlohmann/json throws serialising a string that is not UTF-8.
-std::size_t FirstInvalidUtf8(std::string_view text) {
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const auto b = static_cast<unsigned char>(text[i]);
-    if (b < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t n = 0;
-    unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
-    if (b >= 0xC2 && b <= 0xDF) {
-      n = 1;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-      n = 2;
-      if (b == 0xE0) lo = 0xA0;
-      if (b == 0xED) hi = 0x9F;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-      n = 3;
-      if (b == 0xF0) lo = 0x90;
-      if (b == 0xF4) hi = 0x8F;
-    } else {
-      return i;
-    }
-    if (i + n >= text.size()) return i;  // cut off at the end
-    for (std::size_t k = 1; k <= n; ++k) {
-      const auto c = static_cast<unsigned char>(text[i + k]);
-      if (c < (k == 1 ? lo : 0x80) || c > (k == 1 ? hi : 0xBF)) return i;
-    }
-    i += n + 1;
-  }
-  return std::string_view::npos;
-}
-
 // YAML plain scalars resolved the way Kubernetes' YAML reader (YAML 1.1 rules) does.
 json ResolvePlainScalar(const std::string& s) {
   static const std::set<std::string, std::less<>> kTrue = {
@@ -211,7 +176,7 @@ json YamlToJson(const YAML::Node& node, const std::string& pointer, int depth,
     case YAML::NodeType::Null:
       return nullptr;
     case YAML::NodeType::Scalar:
-      if (FirstInvalidUtf8(node.Scalar()) != std::string_view::npos) {
+      if (!IsUtf8(node.Scalar())) {
         throw NotTextError(node.Mark().line + 1, "the value of " + (pointer.empty() ? "/" : pointer) +
                                                      " is not UTF-8 text");
       }
@@ -229,7 +194,7 @@ json YamlToJson(const YAML::Node& node, const std::string& pointer, int depth,
       json obj = json::object();
       for (const auto& kv : node) {
         const std::string key = kv.first.Scalar();
-        if (FirstInvalidUtf8(key) != std::string_view::npos) {
+        if (!IsUtf8(key)) {
           throw NotTextError(kv.first.Mark().line + 1,
                              "a key of " + (pointer.empty() ? "/" : pointer) + " is not UTF-8 text");
         }
