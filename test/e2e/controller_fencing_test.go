@@ -27,7 +27,8 @@ func TestControllerFencing(t *testing.T) {
 	ctx := context.Background()
 	dyn := dynamicClient(t)
 	ns := newNamespace(t, "ctrl-fence", nil)
-	leaseNS := newNamespace(t, "ctrl-fence-lease", nil)
+	// The chart's Role grants Leases in the release namespace only.
+	leaseNS := controllerNamespace
 	const leaseName = "capwatch-fence"
 	createPolicy(t, dyn, "e2e-fence", defaultPolicySpec(ns))
 

@@ -19,7 +19,8 @@ func TestControllerLeaderElection(t *testing.T) {
 	ctx := context.Background()
 	dyn := dynamicClient(t)
 	ns := newNamespace(t, "ctrl-leader", nil)
-	leaseNS := newNamespace(t, "ctrl-leader-lease", nil)
+	// The chart's Role grants Leases in the release namespace only.
+	leaseNS := controllerNamespace
 	const policy = "e2e-leader"
 	createPolicy(t, dyn, policy, defaultPolicySpec(ns))
 

@@ -55,12 +55,12 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// startController runs `capwatch controller` as the cluster admin on free loopback ports,
-// waits for /readyz, and stops it (SIGTERM) when the test ends, logging its output if the
-// test failed.
+// startController runs `capwatch controller` as the chart's ServiceAccount (with exactly the
+// chart's RBAC, see identity_test.go) on free loopback ports, waits for /readyz, and stops it
+// (SIGTERM) when the test ends, logging its output if the test failed.
 func startController(t *testing.T, extraArgs ...string) *controllerProcess {
 	t.Helper()
-	return startControllerAs(t, cluster.AdminKubeconfig(), extraArgs...)
+	return startControllerAs(t, controllerKubeconfig, extraArgs...)
 }
 
 // startControllerAs is startController with the identity of the given kubeconfig.

@@ -6,6 +6,7 @@ package e2e
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -60,6 +61,7 @@ func runMain(m *testing.M) int {
 		StartTimeout: 3 * time.Minute,
 		CRDDirs:      crds,
 		LogDir:       os.Getenv("CAPWATCH_E2E_LOG_DIR"),
+		AuditPolicy:  auditPolicy(),
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: starting the control plane: %v\n", err)
@@ -96,7 +98,27 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		return 1
 	}
-	return m.Run()
+	identityDir, err := os.MkdirTemp("", "capwatch-e2e-identity-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(identityDir)
+	if err := installControllerIdentity(ctx, identityDir); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: the controller's identity: %v\n", err)
+		return 1
+	}
+	fmt.Printf("e2e: capwatch controllers run as %s with the chart's RBAC\n", controllerUser)
+
+	code := m.Run()
+	// The audit log shows what the controller used only when every test ran.
+	if run, skip := flag.Lookup("test.run").Value.String(), flag.Lookup("test.skip").Value.String(); run != "" || skip != "" {
+		fmt.Printf("e2e: RBAC audit skipped: it compares the whole suite's requests with the chart, "+
+			"and this run had -run %q -skip %q\n", run, skip)
+	} else if !checkChartRBAC(os.Stdout) && code == 0 {
+		code = 1
+	}
+	return code
 }
 
 // crdDirs returns the repository's crds/ folder when it holds any YAML manifest.

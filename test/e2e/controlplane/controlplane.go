@@ -52,6 +52,9 @@ type Options struct {
 	// LogDir receives etcd.log, kube-apiserver.log and kube-controller-manager.log; empty means
 	// a directory inside the control plane's temporary work directory.
 	LogDir string
+	// AuditPolicy, when set, is an audit.k8s.io/v1 Policy (YAML): kube-apiserver writes the
+	// events it selects as JSON lines to AuditLogPath.
+	AuditPolicy []byte
 }
 
 // ControlPlane is a running etcd + kube-apiserver + kube-controller-manager.
@@ -64,6 +67,9 @@ type ControlPlane struct {
 	AssetsDir string
 	// LogDir holds the components' logs.
 	LogDir string
+	// AuditLogPath is kube-apiserver's audit log (one JSON event a line), set when
+	// Options.AuditPolicy was.
+	AuditLogPath string
 
 	env *envtest.Environment
 	kcm *process
@@ -158,6 +164,20 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		Path: filepath.Join(opts.AssetsDir, "kube-apiserver"), Out: apiLog, Err: apiLog,
 	}
 	env.ControlPlane.KubectlPath = filepath.Join(opts.AssetsDir, "kubectl")
+	if len(opts.AuditPolicy) > 0 {
+		policy := filepath.Join(cp.workDir, "audit-policy.yaml")
+		if err = os.WriteFile(policy, opts.AuditPolicy, 0o644); err != nil {
+			return nil, err
+		}
+		cp.AuditLogPath = filepath.Join(cp.LogDir, "kube-apiserver-audit.log")
+		// Blocking and never rotated (no --audit-log-maxsize): once a request has ended, its
+		// event is in this one file.
+		env.ControlPlane.APIServer.Configure().
+			Set("audit-policy-file", policy).
+			Set("audit-log-path", cp.AuditLogPath).
+			Set("audit-log-format", "json").
+			Set("audit-log-mode", "blocking")
+	}
 	cp.env = env
 	if cp.Config, err = env.Start(); err != nil {
 		return nil, cp.withLogs(fmt.Errorf("starting etcd and kube-apiserver: %w", err),
