@@ -33,7 +33,9 @@ import (
 // what was asked for with what the chart grants, in both directions.
 const (
 	controllerNamespace = "capwatch-system"
-	controllerRelease   = "capwatch" // holds the chart name, so the chart's full name is "capwatch"
+	// Holds the chart name, so the chart's full name (ServiceAccount, ClusterRole) is the release
+	// name; not "capwatch", which the chart's own install tests use.
+	controllerRelease = "capwatch-suite"
 )
 
 var (
