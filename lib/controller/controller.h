@@ -20,8 +20,8 @@
 #include "controller/workload_index.h"
 #include "kube/clock.h"
 #include "kube/kube_client.h"
-#include "kube/metadata_informer.h"
-#include "kube/pod_informer.h"
+#include "controller/metadata_informer.h"
+#include "controller/pod_informer.h"
 #include "kube/work_queue.h"
 #include "metrics/metrics.h"
 
@@ -118,9 +118,9 @@ class Controller {
   Metrics& metrics_;
   ControllerOptions options_;
 
-  kube::PodInformer pods_;
-  kube::MetadataInformer replica_sets_;
-  kube::MetadataInformer jobs_;
+  PodInformer pods_;
+  MetadataInformer replica_sets_;
+  MetadataInformer jobs_;
   NamespaceInformer namespaces_;
   PolicyInformer policies_;
   ReportInformer reports_;

@@ -16,8 +16,8 @@
 #include "controller/workload_key.h"
 #include "kube/clock.h"
 #include "kube/kube_client.h"
-#include "kube/metadata_informer.h"
-#include "kube/pod_informer.h"
+#include "controller/metadata_informer.h"
+#include "controller/pod_informer.h"
 #include "metrics/metrics.h"
 
 namespace capwatch::controller {
@@ -48,7 +48,7 @@ struct ReconcileOutcome {
 
 // The caches a reconcile reads (const views; the informers own them).
 struct ClusterCaches {
-  const kube::PodInformer& pods;
+  const PodInformer& pods;
   const OwnerLookup& owners;
   const NamespaceInformer& namespaces;
   const PolicyInformer& policies;

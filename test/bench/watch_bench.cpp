@@ -33,11 +33,15 @@
 #include <nlohmann/json.hpp>
 
 #include "kube/kube_client.h"
-#include "kube/pod_informer.h"
+#include "controller/pod_informer.h"
 #include "kube/watch_decoder.h"
 
 namespace capwatch::kube {
 namespace {
+
+// The Pod and owner-metadata informers live in lib/controller (capwatch_cluster_views).
+using controller::PodInformer;
+using controller::PodReflectorOptions;
 
 using Json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;

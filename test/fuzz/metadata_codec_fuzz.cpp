@@ -1,7 +1,7 @@
 // The ReplicaSet and Job informers' codec: PartialObjectMetadata lists and objects.
 
 #include "codec_input.h"
-#include "kube/metadata_informer.h"
+#include "controller/metadata_informer.h"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   capwatch::fuzz::QuietLogs();
@@ -9,8 +9,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  capwatch::kube::MetadataCodec codec;
-  capwatch::fuzz::DecodeBothWays<capwatch::kube::ObjectMetaView>(
-      codec, capwatch::fuzz::AsText(data, size), [](capwatch::kube::ObjectMetaView&) {});
+  capwatch::controller::MetadataCodec codec;
+  capwatch::fuzz::DecodeBothWays<capwatch::controller::ObjectMetaView>(
+      codec, capwatch::fuzz::AsText(data, size), [](capwatch::controller::ObjectMetaView&) {});
   return 0;
 }

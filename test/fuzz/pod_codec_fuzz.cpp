@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "codec_input.h"
-#include "kube/pod_informer.h"
+#include "controller/pod_informer.h"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   capwatch::fuzz::QuietLogs();
@@ -14,7 +14,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  capwatch::kube::PodCodec codec;
+  capwatch::controller::PodCodec codec;
   capwatch::fuzz::DecodeBothWays<capwatch::PodView>(
       codec, capwatch::fuzz::AsText(data, size), [&](capwatch::PodView& pod) {
         auto packed = codec.Pack(pod);

@@ -16,10 +16,14 @@
 #include "controller/cluster_views.h"
 #include "kube/informer.h"
 #include "kube/json_codec.h"
-#include "kube/metadata_informer.h"
+#include "controller/metadata_informer.h"
 
 namespace capwatch::kube {
 namespace {
+
+// The Pod and owner-metadata informers live in lib/controller (capwatch_cluster_views).
+using controller::MetadataCodec;
+using controller::ObjectMetaView;
 
 using nlohmann::json;
 using ::testing::ElementsAre;

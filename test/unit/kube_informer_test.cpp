@@ -4,8 +4,8 @@
 
 #include <thread>
 
-#include "kube/metadata_informer.h"
-#include "kube/pod_informer.h"
+#include "controller/metadata_informer.h"
+#include "controller/pod_informer.h"
 #include "kube/rest_client.h"
 #include "kube_fake_server.h"
 #include "kube_fakes.h"
@@ -13,6 +13,13 @@
 
 namespace capwatch::kube {
 namespace {
+
+// The Pod and owner-metadata informers live in lib/controller (capwatch_cluster_views).
+using controller::MakeOwnerLookup;
+using controller::MetadataInformer;
+using controller::MetadataReflectorOptions;
+using controller::PodInformer;
+using controller::PodReflectorOptions;
 
 using namespace std::chrono_literals;
 using testing::Connection;

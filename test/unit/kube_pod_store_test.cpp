@@ -1,9 +1,13 @@
 #include <gtest/gtest.h>
 
-#include "kube/pod_store.h"
+#include "controller/pod_store.h"
 
 namespace capwatch::kube {
 namespace {
+
+// The Pod and owner-metadata informers live in lib/controller (capwatch_cluster_views).
+using controller::PackedPod;
+using controller::StringPool;
 
 // Every field, as text, so two PodViews can be compared.
 std::string Dump(const PodView& p) {

@@ -6,13 +6,17 @@
 #include <stdexcept>
 
 #include "kube/backoff.h"
-#include "kube/pod_informer.h"
+#include "controller/pod_informer.h"
 #include "kube/rate_limiter.h"
 #include "kube/reflector.h"
 #include "kube_fakes.h"
 
 namespace capwatch::kube {
 namespace {
+
+// The Pod and owner-metadata informers live in lib/controller (capwatch_cluster_views).
+using controller::PodInformer;
+using controller::PodReflectorOptions;
 
 using namespace std::chrono_literals;
 using testing::FakeClock;

@@ -1,19 +1,11 @@
-#include "kube/pod_informer.h"
+#include "controller/pod_informer.h"
 
 #include <spdlog/spdlog.h>
 
-namespace capwatch::kube {
-
-std::string ObjectKey(std::string_view namespace_name, std::string_view name) {
-  std::string key;
-  key.reserve(namespace_name.size() + name.size() + 1);
-  if (!namespace_name.empty()) key.append(namespace_name).append("/");
-  key.append(name);
-  return key;
-}
+namespace capwatch::controller {
 
 bool PodCodec::DecodeList(std::string_view body, const std::function<void(PodView&&)>& on_pod,
-                          ListPageMeta& meta, std::string& error) {
+                          kube::ListPageMeta& meta, std::string& error) {
   PodDecoder::ListMeta list_meta;
   DecodeError decode_error;
   auto skip = [&meta](const DecodeError& e) {
@@ -42,10 +34,10 @@ bool PodCodec::Decode(std::string_view object, PodView& out, std::string& error)
   return true;
 }
 
-ReflectorOptions PodReflectorOptions(std::string namespace_name) {
-  ReflectorOptions o;
-  o.resource = ResourceRef::Pods(std::move(namespace_name));
+kube::ReflectorOptions PodReflectorOptions(std::string namespace_name) {
+  kube::ReflectorOptions o;
+  o.resource = kube::ResourceRef::Pods(std::move(namespace_name));
   return o;
 }
 
-}  // namespace capwatch::kube
+}  // namespace capwatch::controller

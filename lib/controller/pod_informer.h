@@ -5,11 +5,11 @@
 #include <string_view>
 
 #include "kube/informer.h"
-#include "kube/pod_store.h"
+#include "controller/pod_store.h"
 #include "workload/pod_decoder.h"
 #include "workload/pod_view.h"
 
-namespace capwatch::kube {
+namespace capwatch::controller {
 
 // Pods into PodViews with the simdjson decoder (lib/workload): list pages and watch objects.
 // The cache keeps each Pod packed (PackedPod, strings that repeat interned in a StringPool):
@@ -28,7 +28,7 @@ class PodCodec {
   std::size_t pooled_strings() const { return pool_.size(); }
 
   bool DecodeList(std::string_view body, const std::function<void(PodView&&)>& on_pod,
-                  ListPageMeta& meta, std::string& error);
+                  kube::ListPageMeta& meta, std::string& error);
   bool Decode(std::string_view object, PodView& out, std::string& error);
 
  private:
@@ -37,9 +37,9 @@ class PodCodec {
 };
 
 // The Pod cache the controller reads: PodViews keyed by namespace/name.
-using PodInformer = Informer<PodView, PodCodec>;
+using PodInformer = kube::Informer<PodView, PodCodec>;
 
 // Options for watching Pods in `namespace_name` (empty: all namespaces).
-ReflectorOptions PodReflectorOptions(std::string namespace_name = {});
+kube::ReflectorOptions PodReflectorOptions(std::string namespace_name = {});
 
-}  // namespace capwatch::kube
+}  // namespace capwatch::controller

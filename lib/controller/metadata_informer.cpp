@@ -1,10 +1,10 @@
-#include "kube/metadata_informer.h"
+#include "controller/metadata_informer.h"
 
 #include "kube/json_codec.h"
 
 #include <nlohmann/json.hpp>
 
-namespace capwatch::kube {
+namespace capwatch::controller {
 namespace {
 
 using nlohmann::json;
@@ -47,16 +47,16 @@ bool FromMetadata(const json& object, ObjectMetaView& out, std::string& error) {
 
 bool MetadataCodec::DecodeList(std::string_view body,
                                const std::function<void(ObjectMetaView&&)>& on_item,
-                               ListPageMeta& meta, std::string& error) {
-  return DecodeJsonList(body, on_item, meta, error, FromMetadata);
+                               kube::ListPageMeta& meta, std::string& error) {
+  return kube::DecodeJsonList(body, on_item, meta, error, FromMetadata);
 }
 
 bool MetadataCodec::Decode(std::string_view object, ObjectMetaView& out, std::string& error) {
-  return DecodeJsonObject(object, out, error, FromMetadata);
+  return kube::DecodeJsonObject(object, out, error, FromMetadata);
 }
 
-ReflectorOptions MetadataReflectorOptions(ResourceRef resource) {
-  ReflectorOptions o;
+kube::ReflectorOptions MetadataReflectorOptions(kube::ResourceRef resource) {
+  kube::ReflectorOptions o;
   o.resource = std::move(resource);
   o.metadata_only = true;
   return o;
@@ -75,4 +75,4 @@ OwnerLookup MakeOwnerLookup(const MetadataInformer& replica_sets, const Metadata
   };
 }
 
-}  // namespace capwatch::kube
+}  // namespace capwatch::controller

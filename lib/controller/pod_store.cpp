@@ -1,8 +1,8 @@
-#include "kube/pod_store.h"
+#include "controller/pod_store.h"
 
 #include <cstring>
 
-namespace capwatch::kube {
+namespace capwatch::controller {
 
 std::uint32_t StringPool::Intern(std::string_view s) {
   if (auto it = index_.find(s); it != index_.end()) {
@@ -261,4 +261,4 @@ std::string_view PackedPod::resource_version() const {
   return r.Str();
 }
 
-}  // namespace capwatch::kube
+}  // namespace capwatch::controller

@@ -9,7 +9,7 @@
 #include "workload/owner_resolution.h"
 #include "workload/pod_view.h"
 
-namespace capwatch::kube {
+namespace capwatch::controller {
 
 // What the controller keeps of a ReplicaSet or Job: identity and its controlling owner. Read
 // from metadata-only (PartialObjectMetadata) lists and watches, so specs never cross the wire.
@@ -21,19 +21,19 @@ struct ObjectMetaView {
   std::optional<OwnerReference> controller;
 };
 
-class MetadataCodec : public SharedStorage<ObjectMetaView> {
+class MetadataCodec : public kube::SharedStorage<ObjectMetaView> {
  public:
   bool DecodeList(std::string_view body, const std::function<void(ObjectMetaView&&)>& on_item,
-                  ListPageMeta& meta, std::string& error);
+                  kube::ListPageMeta& meta, std::string& error);
   bool Decode(std::string_view object, ObjectMetaView& out, std::string& error);
 };
 
-using MetadataInformer = Informer<ObjectMetaView, MetadataCodec>;
+using MetadataInformer = kube::Informer<ObjectMetaView, MetadataCodec>;
 
 // Metadata-only list/watch options for ReplicaSets or Jobs (or any resource).
-ReflectorOptions MetadataReflectorOptions(ResourceRef resource);
+kube::ReflectorOptions MetadataReflectorOptions(kube::ResourceRef resource);
 
 // An OwnerLookup (lib/workload) over the ReplicaSet and Job caches, for ResolveWorkload.
 OwnerLookup MakeOwnerLookup(const MetadataInformer& replica_sets, const MetadataInformer& jobs);
 
-}  // namespace capwatch::kube
+}  // namespace capwatch::controller

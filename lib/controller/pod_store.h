@@ -10,7 +10,7 @@
 
 #include "workload/pod_view.h"
 
-namespace capwatch::kube {
+namespace capwatch::controller {
 
 // Strings that repeat across Pods (namespaces, label keys and values, images, owner names and
 // uids, container names, capability names), stored once with a reference count. Ids are
@@ -55,4 +55,4 @@ class PackedPod {
   std::uint32_t size_ = 0;
 };
 
-}  // namespace capwatch::kube
+}  // namespace capwatch::controller
