@@ -71,10 +71,12 @@ func (cp *ControlPlane) StartAPIServer(ctx context.Context, timeout time.Duratio
 	fmt.Fprintf(log, "\n--- kube-apiserver started again by StartAPIServer at %s ---\n", time.Now().UTC().Format(time.RFC3339))
 	cmd := exec.Command(cp.env.ControlPlane.APIServer.Path, cp.apiserverArgs...)
 	cmd.Stdout, cmd.Stderr = log, log
+	started := time.Now()
 	p, err := startProcess(cmd)
 	if err != nil {
 		return fmt.Errorf("starting kube-apiserver again: %w", err)
 	}
+	cp.apiserverStarts = append(cp.apiserverStarts, started)
 	cp.apiserver = p
 	cp.apiserverArgs = nil
 	url := strings.TrimSuffix(cp.Config.Host, "/") + "/readyz"
@@ -180,4 +182,9 @@ func etcdPost(ctx context.Context, url, body string, out any) error {
 		return json.Unmarshal(data, out)
 	}
 	return nil
+}
+
+// APIServerRestarts returns when StartAPIServer started kube-apiserver again, in order.
+func (cp *ControlPlane) APIServerRestarts() []time.Time {
+	return append([]time.Time(nil), cp.apiserverStarts...)
 }

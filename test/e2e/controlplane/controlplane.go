@@ -77,9 +77,11 @@ type ControlPlane struct {
 	// apiserverArgs its arguments while StopAPIServer has it stopped.
 	apiserver     *process
 	apiserverArgs []string
-	workDir       string
-	logFiles      []*os.File
-	adminKC       string
+	// apiserverStarts are the times StartAPIServer started it again.
+	apiserverStarts []time.Time
+	workDir         string
+	logFiles        []*os.File
+	adminKC         string
 }
 
 // AssetsDirFromEnv returns $CAPWATCH_E2E_ASSETS after checking that it holds the binaries.
