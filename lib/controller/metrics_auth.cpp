@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include <spdlog/spdlog.h>
+
 #include <cctype>
 
 #include <nlohmann/json.hpp>
@@ -48,6 +50,14 @@ bool IsTrue(const nlohmann::json& object, const char* key) {
   return it != object.end() && it->is_boolean() && it->get<bool>();
 }
 
+// The API server could not answer now, as opposed to answering "no" or refusing capwatch.
+bool IsTransient(const kube::ApiStatus& status) {
+  return status.IsTooManyRequests() || status.IsServerError() ||
+         status.reason() == kube::StatusReason::kTransport ||
+         status.reason() == kube::StatusReason::kTimeout ||
+         status.reason() == kube::StatusReason::kServerTimeout;
+}
+
 AuthDecision Unreachable(std::string_view what, const kube::ApiStatus& status) {
   std::string message = "cannot check the scrape's credentials: " + std::string(what) + ": " +
                         status.ToString();
@@ -87,36 +97,82 @@ AuthDecision MetricsAuthorizer::Authorize(std::string_view authorization, std::s
             false};
   }
   const std::string key = Sha256Hex(token) + " " + std::string(path);
+  const auto now = clock_.Now();
+  // An allowance past its TTL but within the grace: served only if the API server cannot
+  // answer. While it could not a moment ago, it is served without asking again.
+  bool have_kept = false;
   {
     std::lock_guard lock(mu_);
     if (auto it = cache_.find(key); it != cache_.end()) {
-      if (it->second.expires > clock_.Now()) {
+      if (it->second.expires > now) {
         AuthDecision decision = it->second.decision;
         decision.cached = true;
         return decision;
       }
-      cache_.erase(it);
+      if (now < KeptUntil(it->second)) {
+        have_kept = true;
+        if (now < it->second.ask_again) {
+          AuthDecision decision = it->second.decision;
+          decision.cached = decision.stale = true;
+          return decision;
+        }
+      } else {
+        cache_.erase(it);
+      }
     }
   }
   {
     std::lock_guard lock(mu_);
     if (in_flight_ >= options_.max_concurrent_reviews || !budget_.TryTake()) {
+      if (have_kept) {
+        AuthDecision decision = cache_.at(key).decision;
+        decision.cached = decision.stale = true;
+        return decision;
+      }
       return {429, "too many scrapes with new tokens; try again shortly", {}, false};
     }
     ++in_flight_;
   }
-  AuthDecision decision = Review(token, path, stop);
+  bool transient = false;
+  AuthDecision decision = Review(token, path, stop, transient);
   {
     std::lock_guard lock(mu_);
     --in_flight_;
+  }
+  if (decision.code == 503 && transient && have_kept) {
+    std::lock_guard lock(mu_);
+    if (auto it = cache_.find(key); it != cache_.end() && now < KeptUntil(it->second)) {
+      Entry& kept = it->second;
+      kept.ask_again = clock_.Now() + options_.stale_recheck;
+      const auto past = std::chrono::duration_cast<std::chrono::seconds>(now - kept.expires);
+      if (!kept.stale_logged) {
+        kept.stale_logged = true;
+        spdlog::warn(
+            "{}; serving the allowance of {} kept {} s past its TTL (for up to {} s) until the "
+            "API server answers",
+            decision.message, kept.decision.user, past.count(),
+            options_.allowed_stale_grace.count());
+      } else {
+        spdlog::debug("{}; still serving the kept allowance of {}", decision.message,
+                      kept.decision.user);
+      }
+      AuthDecision served = kept.decision;
+      served.cached = served.stale = true;
+      return served;
+    }
   }
   // A failure to ask is not an answer: the next scrape asks again.
   if (decision.code != 503) Remember(key, decision);
   return decision;
 }
 
+kube::Clock::TimePoint MetricsAuthorizer::KeptUntil(const Entry& entry) const {
+  if (entry.decision.code != 200) return entry.expires;
+  return entry.expires + options_.allowed_stale_grace;
+}
+
 AuthDecision MetricsAuthorizer::Review(const std::string& token, std::string_view path,
-                                       const std::stop_token& stop) {
+                                       const std::stop_token& stop, bool& transient) {
   nlohmann::json review = {{"apiVersion", "authentication.k8s.io/v1"},
                            {"kind", "TokenReview"},
                            {"spec", {{"token", token}}}};
@@ -125,7 +181,10 @@ AuthDecision MetricsAuthorizer::Review(const std::string& token, std::string_vie
     ++reviews_;
   }
   auto answer = client_.Create(kTokenReviews, review.dump(), {}, stop);
-  if (!answer.ok()) return Unreachable("tokenreviews.authentication.k8s.io", answer.status());
+  if (!answer.ok()) {
+    transient = IsTransient(answer.status());
+    return Unreachable("tokenreviews.authentication.k8s.io", answer.status());
+  }
   const auto reviewed = nlohmann::json::parse(answer.value(), nullptr, false);
   const auto* status = reviewed.is_object() && reviewed.contains("status") ? &reviewed["status"]
                                                                             : nullptr;
@@ -161,6 +220,7 @@ AuthDecision MetricsAuthorizer::Review(const std::string& token, std::string_vie
   }
   auto decided = client_.Create(kAccessReviews, access.dump(), {}, stop);
   if (!decided.ok()) {
+    transient = IsTransient(decided.status());
     return Unreachable("subjectaccessreviews.authorization.k8s.io", decided.status());
   }
   const auto sar = nlohmann::json::parse(decided.value(), nullptr, false);
@@ -182,7 +242,7 @@ void MetricsAuthorizer::Remember(const std::string& key, const AuthDecision& dec
   std::lock_guard lock(mu_);
   if (cache_.size() >= options_.max_cached) {
     for (auto it = cache_.begin(); it != cache_.end();) {
-      it = it->second.expires <= now ? cache_.erase(it) : std::next(it);
+      it = KeptUntil(it->second) <= now ? cache_.erase(it) : std::next(it);
     }
     // Still full of live entries (someone is cycling tokens): forget the lot rather than grow.
     if (cache_.size() >= options_.max_cached) cache_.clear();

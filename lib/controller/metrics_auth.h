@@ -23,6 +23,14 @@ struct MetricsAuthOptions {
   std::chrono::seconds allowed_ttl{60};
   // Short, so a newly bound role takes effect quickly; still enough to absorb a retry storm.
   std::chrono::seconds denied_ttl{10};
+  // While the API server cannot answer a review (429 under load, 5xx, unreachable), an
+  // allowance it gave for the same token keeps being served for this long past its TTL, so
+  // Prometheus does not lose the controller exactly when the cluster is in trouble. A denial
+  // is never kept that way; a token never allowed gets nothing from it.
+  std::chrono::seconds allowed_stale_grace{300};
+  // While serving a kept allowance, the API server is asked again at most this often; the
+  // scrapes in between do not wait on it.
+  std::chrono::seconds stale_recheck{10};
   std::size_t max_cached = 4096;
   // Reviews for tokens not in the cache, on their own budget so that whoever can reach the port
   // cannot spend the controller's API rate limit (--kube-api-qps) with made-up tokens.
@@ -40,6 +48,8 @@ struct AuthDecision {
   std::string message;  // for the response body and the log: what is wrong, what to do
   std::string user;     // the authenticated user, when there is one
   bool cached = false;
+  // A kept allowance past its TTL: the API server could not be asked (allowed_stale_grace).
+  bool stale = false;
 };
 
 class MetricsAuthorizer {
@@ -59,9 +69,13 @@ class MetricsAuthorizer {
   struct Entry {
     AuthDecision decision;
     kube::Clock::TimePoint expires;
+    kube::Clock::TimePoint ask_again{};  // serving it stale: no review before this
+    bool stale_logged = false;
   };
-  AuthDecision Review(const std::string& token, std::string_view path,
-                      const std::stop_token& stop);
+  // `transient` is set when the API server could not answer (429, 5xx, transport).
+  AuthDecision Review(const std::string& token, std::string_view path, const std::stop_token& stop,
+                      bool& transient);
+  kube::Clock::TimePoint KeptUntil(const Entry& entry) const;
   void Remember(const std::string& key, const AuthDecision& decision);
 
   kube::KubeClient& client_;

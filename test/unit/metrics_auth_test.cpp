@@ -205,6 +205,94 @@ TEST_F(MetricsAuthTest, TheCacheStaysBoundedUnderTokenChurn) {
   EXPECT_EQ(auth.Authorize("Bearer prom-token", "/metrics").code, 200);
 }
 
+// An allowed scraper keeps its answer while the API server cannot give a new one (429 under
+// load, 5xx, unreachable), for a bounded grace past the TTL; a denial is never kept that way,
+// and the API server's next real answer replaces the kept one.
+TEST_F(MetricsAuthTest, AnAllowanceOutlivesItsTtlWhileTheApiServerCannotAnswer) {
+  MetricsAuthOptions o;
+  o.allowed_ttl = std::chrono::seconds(60);
+  o.denied_ttl = std::chrono::seconds(10);
+  o.allowed_stale_grace = std::chrono::seconds(300);
+  o.stale_recheck = std::chrono::seconds(10);
+  MetricsAuthorizer auth(api_, clock_, o);
+  ASSERT_EQ(auth.Authorize("Bearer prom-token", "/metrics").code, 200);
+  ASSERT_EQ(auth.Authorize("Bearer other-token", "/metrics").code, 403);
+
+  clock_.Advance(std::chrono::seconds(61));
+  ApiStatus throttled(429, StatusReason::kTooManyRequests, "storage is (re)initializing");
+  throttled.set_retry_after(std::chrono::seconds(1));
+  api_.FailNext(Verb::kPost, "tokenreviews", throttled, 2);
+  const int before = Reviews();
+  auto d = auth.Authorize("Bearer prom-token", "/metrics");
+  EXPECT_EQ(d.code, 200) << d.message;
+  EXPECT_TRUE(d.stale);
+  EXPECT_EQ(d.user, "system:serviceaccount:monitoring:prometheus");
+  EXPECT_EQ(Reviews(), before + 1) << "asked once";
+  // Scrapes right after do not wait on an API server that just refused: no review for
+  // stale_recheck, then one ask per stale_recheck.
+  for (int i = 0; i < 9; ++i) {
+    clock_.Advance(std::chrono::seconds(1));
+    d = auth.Authorize("Bearer prom-token", "/metrics");
+    EXPECT_EQ(d.code, 200);
+    EXPECT_TRUE(d.stale);
+  }
+  EXPECT_EQ(Reviews(), before + 1);
+  clock_.Advance(std::chrono::seconds(1));
+  EXPECT_EQ(auth.Authorize("Bearer prom-token", "/metrics").code, 200);
+  EXPECT_EQ(Reviews(), before + 2);
+
+  // A 5xx and an unreachable server count the same.
+  api_.FailNext(Verb::kPost, "tokenreviews", ApiStatus(503, StatusReason::kServiceUnavailable, ""));
+  clock_.Advance(std::chrono::seconds(10));
+  EXPECT_EQ(auth.Authorize("Bearer prom-token", "/metrics").code, 200);
+  api_.FailNext(Verb::kPost, "subjectaccessreviews", ApiStatus::Transport("connection refused"));
+  clock_.Advance(std::chrono::seconds(10));
+  EXPECT_EQ(auth.Authorize("Bearer prom-token", "/metrics").code, 200);
+
+  // A denial is not kept: the nosy user gets 503, not a remembered 403 or an allowance.
+  api_.FailNext(Verb::kPost, "tokenreviews", throttled);
+  EXPECT_EQ(auth.Authorize("Bearer other-token", "/metrics").code, 503);
+
+  // A token never allowed before gets nothing from the grace.
+  tokens_["new-token"] = "system:serviceaccount:monitoring:prometheus";
+  api_.FailNext(Verb::kPost, "tokenreviews", throttled);
+  EXPECT_EQ(auth.Authorize("Bearer new-token", "/metrics").code, 503);
+
+  // A missing RBAC rule for the reviews is no outage: it is said at once, not papered over.
+  api_.FailNext(Verb::kPost, "tokenreviews",
+                ApiStatus(403, StatusReason::kForbidden, "cannot create tokenreviews"));
+  clock_.Advance(std::chrono::seconds(10));
+  EXPECT_EQ(auth.Authorize("Bearer prom-token", "/metrics").code, 503);
+
+  // The grace is bounded: 300 s past the expiry, the API server must answer.
+  api_.FailNext(Verb::kPost, "tokenreviews", throttled, 1000);
+  clock_.Advance(std::chrono::seconds(60 + 300 - 101 - 1));  // 101 s have passed
+  EXPECT_EQ(auth.Authorize("Bearer prom-token", "/metrics").code, 200);
+  clock_.Advance(std::chrono::seconds(2));
+  EXPECT_EQ(auth.Authorize("Bearer prom-token", "/metrics").code, 503);
+}
+
+TEST_F(MetricsAuthTest, TheApiServersNextAnswerReplacesAKeptAllowance) {
+  MetricsAuthOptions o;
+  o.allowed_ttl = std::chrono::seconds(60);
+  o.stale_recheck = std::chrono::seconds(10);
+  MetricsAuthorizer auth(api_, clock_, o);
+  ASSERT_EQ(auth.Authorize("Bearer prom-token", "/metrics").code, 200);
+  clock_.Advance(std::chrono::seconds(61));
+  api_.FailNext(Verb::kPost, "subjectaccessreviews",
+                ApiStatus(500, StatusReason::kInternalError, "etcd"));
+  EXPECT_TRUE(auth.Authorize("Bearer prom-token", "/metrics").stale);
+  // The role is taken away while the API server was down; it answers again.
+  readers_.erase("system:serviceaccount:monitoring:prometheus");
+  clock_.Advance(std::chrono::seconds(10));
+  const auto d = auth.Authorize("Bearer prom-token", "/metrics");
+  EXPECT_EQ(d.code, 403);
+  EXPECT_FALSE(d.stale);
+  api_.FailNext(Verb::kPost, "tokenreviews", ApiStatus(500, StatusReason::kInternalError, ""));
+  clock_.Advance(std::chrono::seconds(11));
+  EXPECT_EQ(auth.Authorize("Bearer prom-token", "/metrics").code, 503) << "the denial is not kept";
+}
+
 // The serving certificate.
 
 using CertPtr = std::unique_ptr<X509, decltype(&X509_free)>;
