@@ -383,6 +383,55 @@ ReconcileOutcome Reconciler::Write(const WorkloadKey& key, const WorkloadRef& re
   return ReconcileOutcome::Retry("writing report " + key.ToString() + ": " + status.ToString());
 }
 
+namespace {
+
+// What one reconcile's new grants say in an Event: one grant as before ("container "app" is
+// granted SYS_ADMIN"); several (a workload of a hundred containers adding everything has a
+// thousand) as one line naming every capability and how many containers, so a workload costs
+// the API server one Event, not one per grant. Bounded to 1 KiB.
+std::string GrantsMessage(const WorkloadRef& ref, const WorkloadKey& key,
+                          const std::vector<DangerousGrant>& grants) {
+  const std::string who = ref.kind + " " + ref.name + ": ";
+  const std::string see = "; see CapabilityReport " + key.report_name;
+  if (grants.size() == 1) {
+    const auto& g = grants.front();
+    return who + "container \"" + g.container + "\" is granted " + g.capability +
+           (g.capability == "privileged" ? " (every capability)" : "") + see;
+  }
+  std::set<std::string> capabilities, containers;
+  for (const auto& g : grants) {
+    capabilities.insert(g.capability);
+    containers.insert(g.container);
+  }
+  std::string message = who + std::to_string(grants.size()) + " new dangerous grants: ";
+  bool first = true;
+  for (const auto& c : capabilities) {
+    message += (first ? "" : ", ") + c;
+    first = false;
+  }
+  if (containers.size() == 1) {
+    message += " in container \"" + *containers.begin() + "\"";
+  } else {
+    constexpr std::size_t kNamed = 3;
+    message += " in " + std::to_string(containers.size()) + " containers (";
+    std::size_t named = 0;
+    for (const auto& c : containers) {
+      if (named == kNamed) break;
+      message += (named++ == 0 ? "\"" : ", \"") + c + "\"";
+    }
+    if (containers.size() > kNamed) {
+      message += " and " + std::to_string(containers.size() - kNamed) + " more";
+    }
+    message += ")";
+  }
+  message += see;
+  constexpr std::size_t kMaxMessage = 1024;
+  if (message.size() > kMaxMessage) message = message.substr(0, kMaxMessage - 3) + "...";
+  return message;
+}
+
+}  // namespace
+
 void Reconciler::Announce(const WorkloadRef& ref, const WorkloadKey& key,
                           const std::vector<DangerousGrant>& grants, const std::stop_token& stop) {
   if (grants.empty()) return;
@@ -392,44 +441,36 @@ void Reconciler::Announce(const WorkloadRef& ref, const WorkloadKey& key,
     announce = announce_;
   }
   const std::string& ns = key.namespace_name;
+  const std::string message = GrantsMessage(ref, key, grants);
   if (!announce) {
-    for (const auto& g : grants) {
-      spdlog::info("recorded existing dangerous grant in {}/{}: container \"{}\" holds {}", ns,
-                   ref.name, g.container, g.capability);
-    }
+    spdlog::info("recorded existing dangerous grants in {}/{}: {}", ns, ref.name, message);
     return;
   }
+  for (const auto& g : grants) metrics_.CountNewDangerousGrant(ns, g.capability);
+  spdlog::warn("new dangerous grant in {}/{}: {}", ns, ref.name, message);
   const std::string when = kube::FormatMicroTime(clock_.WallNow());
   const std::string seconds = when.substr(0, 19) + "Z";
-  for (const auto& g : grants) {
-    metrics_.CountNewDangerousGrant(ns, g.capability);
-    std::string message = ref.kind + " " + ref.name + ": container \"" + g.container +
-                          "\" is granted " + g.capability +
-                          (g.capability == "privileged" ? " (every capability)" : "") +
-                          "; see CapabilityReport " + key.report_name;
-    spdlog::warn("new dangerous grant in {}/{}: {}", ns, ref.name, message);
-    json event = {
-        {"apiVersion", "v1"},
-        {"kind", "Event"},
-        {"metadata", {{"generateName", EventNamePrefix(key.report_name)}, {"namespace", ns}}},
-        {"involvedObject",
-         {{"apiVersion", ref.api_version},
-          {"kind", ref.kind},
-          {"name", ref.name},
-          {"namespace", ns},
-          {"uid", ref.uid}}},
-        {"reason", "DangerousCapabilityGranted"},
-        {"message", message},
-        {"type", "Warning"},
-        {"source", {{"component", "capwatch"}}},
-        {"reportingComponent", "capwatch"},
-        {"reportingInstance", options_.identity},
-        {"firstTimestamp", seconds},
-        {"lastTimestamp", seconds},
-        {"count", 1},
-    };
-    events_.Record(ns, std::move(event), stop);
-  }
+  json event = {
+      {"apiVersion", "v1"},
+      {"kind", "Event"},
+      {"metadata", {{"generateName", EventNamePrefix(key.report_name)}, {"namespace", ns}}},
+      {"involvedObject",
+       {{"apiVersion", ref.api_version},
+        {"kind", ref.kind},
+        {"name", ref.name},
+        {"namespace", ns},
+        {"uid", ref.uid}}},
+      {"reason", "DangerousCapabilityGranted"},
+      {"message", message},
+      {"type", "Warning"},
+      {"source", {{"component", "capwatch"}}},
+      {"reportingComponent", "capwatch"},
+      {"reportingInstance", options_.identity},
+      {"firstTimestamp", seconds},
+      {"lastTimestamp", seconds},
+      {"count", 1},
+  };
+  events_.Record(ns, std::move(event), stop);
 }
 
 }  // namespace capwatch::controller

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "capabilities/catalog.h"
 #include "controller/controller.h"
 #include "fake_clock.h"
 #include "fake_kube_client.h"
@@ -332,6 +333,42 @@ TEST_F(ControllerTest, TruncatedReportKeepsTheGrantsOfContainersItLeftOut) {
   Start();  // a restart reads the memory back from the annotation, not the cut containers
   Settle();
   EXPECT_EQ(Counted("SYS_ADMIN"), 0);
+}
+
+// A hundred containers that each add every capability are 1,200 new dangerous grants (12
+// dangerous capabilities each): every one is counted, and the workload gets one Event that
+// names them, not 1,200 posts that would spend the API budget the reports need (the
+// hostile-load run: 20 such Pods kept the worker posting Events for minutes).
+TEST_F(ControllerTest, ManyNewGrantsOfOneWorkloadAreOneEvent) {
+  std::vector<std::string> every;
+  for (int n = 0; n < kCapabilityCount; ++n) {
+    every.emplace_back(CapabilityByNumber(n).name);
+  }
+  json containers = json::array();
+  for (int i = 0; i < 100; ++i) containers.push_back(Container("c" + std::to_string(i), every));
+  api.Put(ResourceRef::Pods("prod"), Pod("prod", "everything", containers));
+  Settle();
+  ASSERT_TRUE(Report("pod-everything"));
+  EXPECT_EQ(Counted("SYS_ADMIN"), 100);
+  EXPECT_EQ(Counted("BPF"), 100);
+  ASSERT_EQ(GrantEvents(), 1);
+  EXPECT_EQ(api.Count(Verb::kPost, "events"), 1);
+  const json event = api.Objects(kEvents).front();
+  const std::string message = event["message"];
+  for (const char* cap : {"BPF", "DAC_OVERRIDE", "DAC_READ_SEARCH", "MAC_ADMIN", "MAC_OVERRIDE",
+                          "NET_ADMIN", "PERFMON", "SYS_ADMIN", "SYS_BOOT", "SYS_MODULE",
+                          "SYS_PTRACE", "SYS_RAWIO"}) {
+    EXPECT_THAT(message, HasSubstr(cap));
+  }
+  EXPECT_THAT(message, HasSubstr("100 containers"));
+  EXPECT_THAT(message, HasSubstr("pod-everything"));
+  EXPECT_LE(message.size(), 1024u) << message;
+  // A later grant of the same workload is news again, in an Event of its own.
+  containers.push_back(Container("late", {"SYS_ADMIN"}));
+  api.Put(ResourceRef::Pods("prod"), Pod("prod", "everything", containers));
+  Settle();
+  EXPECT_EQ(Counted("SYS_ADMIN"), 101);
+  EXPECT_EQ(GrantEvents(), 2);
 }
 
 TEST_F(ControllerTest, InvalidReportIsGivenUpNotRetriedForeverAndStatusesStillFlow) {
