@@ -55,6 +55,9 @@ type Options struct {
 	// AuditPolicy, when set, is an audit.k8s.io/v1 Policy (YAML): kube-apiserver writes the
 	// events it selects as JSON lines to AuditLogPath.
 	AuditPolicy []byte
+	// SkipControllerManager starts etcd and kube-apiserver only (bare Pods need no
+	// kube-controller-manager); AdminKubeconfig and Exited are then not available.
+	SkipControllerManager bool
 }
 
 // ControlPlane is a running etcd + kube-apiserver + kube-controller-manager.
@@ -194,6 +197,9 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		return nil, fmt.Errorf("reading the API server version: %w", err)
 	}
 
+	if opts.SkipControllerManager {
+		return cp, nil
+	}
 	if err = cp.startControllerManager(ctx, opts.StartTimeout); err != nil {
 		return nil, cp.withLogs(err, "kube-controller-manager.log")
 	}

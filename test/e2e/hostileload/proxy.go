@@ -1,0 +1,112 @@
+package hostileload
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/client-go/rest"
+)
+
+// refusingProxy stands between capwatch and the API server. It forwards every request with the
+// admin identity of the control plane, and while a refusal window is open it answers every
+// write (POST, PUT, PATCH, DELETE) itself with 429 Too Many Requests and Retry-After, the way
+// an overloaded API server's priority-and-fairness filter does. Reads and watches pass.
+type refusingProxy struct {
+	server   *http.Server
+	listener net.Listener
+	URL      string // http://127.0.0.1:port
+
+	mu          sync.Mutex
+	refuseUntil time.Time
+
+	refused        atomic.Int64 // writes answered with 429
+	refusedReviews atomic.Int64 // of them, TokenReviews and SubjectAccessReviews
+	forwarded      atomic.Int64 // writes passed on
+	retryAfter     int          // seconds
+}
+
+func startRefusingProxy(upstream *rest.Config, retryAfter int) (*refusingProxy, error) {
+	target, err := url.Parse(upstream.Host)
+	if err != nil {
+		return nil, err
+	}
+	transport, err := rest.TransportFor(upstream)
+	if err != nil {
+		return nil, err
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.Transport = transport
+	rp.FlushInterval = -1 // watches stream
+	base := rp.Director
+	rp.Director = func(r *http.Request) {
+		base(r)
+		// capwatch's kubeconfig has no credentials; the admin certificate speaks for it.
+		r.Header.Del("Authorization")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &refusingProxy{listener: l, URL: "http://" + l.Addr().String(), retryAfter: retryAfter}
+	p.server = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if p.refusing() {
+				p.refused.Add(1)
+				if strings.Contains(r.URL.Path, "tokenreviews") || strings.Contains(r.URL.Path, "subjectaccessreviews") {
+					p.refusedReviews.Add(1)
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Retry-After", fmt.Sprint(p.retryAfter))
+				w.WriteHeader(http.StatusTooManyRequests)
+				fmt.Fprintf(w, `{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",`+
+					`"message":"the hostile-load proxy refuses every write for now","reason":"TooManyRequests",`+
+					`"details":{"retryAfterSeconds":%d},"code":429}`, p.retryAfter)
+				return
+			}
+			p.forwarded.Add(1)
+		}
+		rp.ServeHTTP(w, r)
+	})}
+	go func() { _ = p.server.Serve(l) }()
+	return p, nil
+}
+
+// RefuseFor opens the refusal window for d from now.
+func (p *refusingProxy) RefuseFor(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refuseUntil = time.Now().Add(d)
+}
+
+func (p *refusingProxy) refusing() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return time.Now().Before(p.refuseUntil)
+}
+
+func (p *refusingProxy) Close() { _ = p.server.Close() }
+
+// kubeconfig points a client at the proxy, without credentials.
+func (p *refusingProxy) kubeconfig() string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: hostile-load
+  cluster:
+    server: %s
+users:
+- name: hostile-load
+  user: {}
+contexts:
+- name: hostile-load
+  context: {cluster: hostile-load, user: hostile-load}
+current-context: hostile-load
+`, p.URL)
+}
