@@ -73,7 +73,8 @@ bool FromReport(const json& o, ReportView& out, std::string& error) {
     out.content_hash = Str(*a, std::string(kContentHashAnnotation).c_str());
     if (auto g = a->find(std::string(kGrantsAnnotation)); g != a->end() && g->is_string()) {
       has_grants = true;
-      out.dangerous_grants = DecodeGrants(g->get<std::string>());
+      // Read and written again: only what decodes is kept, in the canonical order.
+      out.dangerous_grants = EncodeGrants(DecodeGrants(g->get<std::string>()));
     }
   }
   if (auto refs = md.find("ownerReferences"); refs != md.end() && refs->is_array()) {
@@ -86,7 +87,7 @@ bool FromReport(const json& o, ReportView& out, std::string& error) {
     if (auto p = w->find("pods"); p != w->end() && p->is_number_integer()) out.pods = p->get<int>();
     out.workload_uid = Str(*w, "uid");
   }
-  if (!has_grants) out.dangerous_grants = DangerousGrantsOf(o);
+  if (!has_grants) out.dangerous_grants = EncodeGrants(DangerousGrantsOf(o));
   return true;
 }
 

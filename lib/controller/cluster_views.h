@@ -48,8 +48,10 @@ struct ReportView {
   bool has_owner = false;    // metadata.ownerReferences is not empty
   std::string workload_uid;  // workload.uid
   // The grant memory: the capwatch.io/dangerous-grants annotation (or, for a report written
-  // before it existed, the grants its findings show).
-  std::set<DangerousGrant> dangerous_grants;
+  // before it existed, the grants its findings show), kept in the annotation's compact form
+  // (EncodeGrants: one capability mask per container; DecodeGrants reads it). A workload of a
+  // hundred containers adding everything has 1,200 grants: ~2 KiB so, ~130 KiB as a set.
+  std::string dangerous_grants;
 };
 
 class NamespaceCodec : public kube::SharedStorage<NamespaceView> {

@@ -204,17 +204,18 @@ ReconcileOutcome Reconciler::Reconcile(const WorkloadKey& key, const std::stop_t
   // The grant memory: what the stored report already knows of, for this very workload.
   std::set<DangerousGrant> known;
   if (same_workload) {
-    known = stored->dangerous_grants;
+    known = DecodeGrants(stored->dangerous_grants);
   } else if (stored == nullptr) {
     std::lock_guard lock(mu_);
     if (auto it = written_.find(key);
         it != written_.end() && (it->second.workload_uid == ref.uid || ref.uid.empty())) {
-      known = it->second.grants;
+      known = DecodeGrants(it->second.grants);
     }
   }
   std::set<DangerousGrant> desired = known;  // an unmatched workload keeps its memory
   if (!matching.empty()) desired = DangerousGrantsOf(evaluation);
-  report["metadata"]["annotations"][std::string(kGrantsAnnotation)] = EncodeGrants(desired);
+  std::string encoded = EncodeGrants(desired);
+  report["metadata"]["annotations"][std::string(kGrantsAnnotation)] = encoded;
 
   std::map<std::string, int> tally;
   for (const Policy* p : matching) tally[p->name] = 0;
@@ -231,7 +232,7 @@ ReconcileOutcome Reconciler::Reconcile(const WorkloadKey& key, const std::stop_t
   if (!matching.empty()) ledger_.Plan(key, desired, known);
   index_.MarkEvaluated(key, seen, entry->departed.size());
 
-  auto result = Write(key, ref, std::move(report), stored, desired, stop);
+  auto result = Write(key, ref, std::move(report), stored, encoded, stop);
   result.enqueue.insert(result.enqueue.end(), outcome.enqueue.begin(), outcome.enqueue.end());
   if (result.kind == ReconcileOutcome::Kind::kDone && live > 0) {
     // An exemption that expires turns its finding back on with no event to say so: look again
@@ -310,7 +311,7 @@ ReconcileOutcome Reconciler::DeleteOrphan(const WorkloadKey& key, const ReportVi
 }
 
 ReconcileOutcome Reconciler::Write(const WorkloadKey& key, const WorkloadRef& ref, json report,
-                                   const ReportView* stored, const std::set<DangerousGrant>& grants,
+                                   const ReportView* stored, const std::string& grants,
                                    const std::stop_token& stop) {
   const std::string hash =
       report["metadata"]["annotations"][std::string(kContentHashAnnotation)].get<std::string>();

@@ -105,14 +105,15 @@ class Reconciler {
     std::string hash;
     kube::Clock::TimePoint at;
     std::string workload_uid;
-    // The grant memory as written: kept for a report deleted behind our back (by hand, or by
-    // the garbage collector while the workload's Pods still terminate).
-    std::set<DangerousGrant> grants;
+    // The grant memory as written (EncodeGrants form, as compact as the annotation): kept for
+    // a report deleted behind our back (by hand, or by the garbage collector while the
+    // workload's Pods still terminate).
+    std::string grants;
   };
   ReconcileOutcome WithoutPods(const WorkloadKey& key, const ReportView* stored,
                                const std::stop_token& stop);
   ReconcileOutcome Write(const WorkloadKey& key, const WorkloadRef& ref, nlohmann::json report,
-                         const ReportView* stored, const std::set<DangerousGrant>& grants,
+                         const ReportView* stored, const std::string& grants,
                          const std::stop_token& stop);
   // No Pod of the workload runs now: it leaves the metrics and the policy statuses, and the
   // index once nothing is left there; its report and grant memory stay.
