@@ -132,6 +132,7 @@ type Figures struct {
 	RefusedWrites, RefusedReviews           int64
 	ForwardedWrites                         int64
 	ReportsDeleted                          int
+	Deleting                                time.Duration // the deletes, inside the refusal
 	Converge                                time.Duration // from the window's end to every report right
 	Converged                               bool
 	CPUSeconds                              float64
@@ -187,8 +188,8 @@ func (f *Figures) Table() string {
 	row("start → every report right", f.FirstReports.Round(100*time.Millisecond).String())
 	row("peak VmHWM / limit", fmt.Sprintf("%s / %s (%.0f %%)", mib(f.PeakHWM), mib(c.MemoryLimit), 100*float64(f.PeakHWM)/float64(c.MemoryLimit)))
 	row("VmRSS before the storm / at the end", fmt.Sprintf("%s / %s", mib(f.RSSBeforeStorm), mib(f.EndRSS)))
-	row("storm", fmt.Sprintf("policy changed (every report's content), %d reports deleted at once, every write refused (429, Retry-After %d s) for %s",
-		f.ReportsDeleted, c.RetryAfter, f.Window))
+	row("storm", fmt.Sprintf("policy changed (every report's content) and %d reports deleted at once (%s), then every write still refused (429, Retry-After %d s) for %s",
+		f.ReportsDeleted, f.Deleting.Round(100*time.Millisecond), c.RetryAfter, f.Window))
 	row("writes refused / of them reviews / writes passed", fmt.Sprintf("%d / %d / %d", f.RefusedWrites, f.RefusedReviews, f.ForwardedWrites))
 	row("scrapes ok / failed (all run)", fmt.Sprintf("%d / %d", f.Scrapes.OK, f.Scrapes.Failed))
 	row("scrapes ok / failed in the window", fmt.Sprintf("%d / %d", f.Scrapes.StormOK, f.Scrapes.StormFailed))
@@ -353,19 +354,26 @@ func (r *run) do(ctx context.Context) error {
 	r.logf("every report right %s after the start (one report: %d KiB); VmRSS %s",
 		f.FirstReports.Round(100*time.Millisecond), f.ReportBytes/1024, mib(last.RSS))
 
-	// The storm: writes refused, every report's content changed and every report deleted.
-	f.Window = cfg.RefuseWritesFor
-	proxy.RefuseFor(cfg.RefuseWritesFor)
+	// The storm: writes refused, every report's content changed and every report deleted. The
+	// window of cfg.RefuseWritesFor starts once the deletes are through (a thousand reports of
+	// most of a megabyte take the API server a while to delete); writes are refused from the
+	// first delete on.
+	proxy.RefuseFor(24 * time.Hour)
 	scr.setStorm(true)
-	windowStart := time.Now()
-	r.logf("refusing every write for %s; changing the policy and deleting every report", cfg.RefuseWritesFor)
+	stormStart := time.Now()
+	r.logf("refusing every write; changing the policy and deleting every report")
 	if err := r.applyPolicy(ctx, true); err != nil {
 		return err
 	}
 	if f.ReportsDeleted, err = r.deleteReports(ctx); err != nil {
 		return err
 	}
-	r.logf("%d reports deleted in %s", f.ReportsDeleted, time.Since(windowStart).Round(100*time.Millisecond))
+	f.Deleting = time.Since(stormStart)
+	f.Window = cfg.RefuseWritesFor
+	proxy.RefuseFor(cfg.RefuseWritesFor)
+	windowStart := time.Now()
+	r.logf("%d reports deleted in %s; every write refused for %s more", f.ReportsDeleted,
+		f.Deleting.Round(100*time.Millisecond), cfg.RefuseWritesFor)
 	for time.Since(windowStart) < cfg.RefuseWritesFor {
 		if died() {
 			return errors.New("the controller exited during the window: " + f.ControllerDied)
@@ -397,7 +405,12 @@ func (r *run) do(ctx context.Context) error {
 // scrapeCounters reads the controller's own counters worth printing.
 func scrapeCounters(ctx context.Context, url, token string) map[string]float64 {
 	body := metricsBody(ctx, url, token)
-	out := map[string]float64{}
+	out := map[string]float64{"scrape_bytes": float64(len(body))}
+	for _, line := range strings.Split(body, "\n") {
+		if line != "" && !strings.HasPrefix(line, "#") {
+			out["series"]++
+		}
+	}
 	patterns := map[string]*regexp.Regexp{
 		"report_writes":    regexp.MustCompile(`(?m)^capwatch_report_writes_total\{result="(\w+)"\} (\S+)$`),
 		"reconciles":       regexp.MustCompile(`(?m)^capwatch_reconciles_total\{outcome="(\w+)"\} (\S+)$`),
