@@ -6,20 +6,28 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/tools/clientcmd"
+
 	"capwatch.io/test/e2e/hostileload"
 )
 
 // TestHostileLoadSmoke is the hostile-load run (test/e2e/hostileload, issue 10 item 6) at a
 // small size: 20 namespaces of one Pod with 100 containers, each adding all 41 capabilities;
 // the policy changed and every report deleted while every write is answered with 429 for
-// 10 s. The controller stays inside the chart's 256 MiB, every scrape of /metrics succeeds,
+// 10 s. capwatch runs as the chart's ServiceAccount behind the proxy. The controller stays inside the chart's 256 MiB, every scrape of /metrics succeeds,
 // and every report is right again soon after the window. The full size is
 // `go run ./cmd/hostile-load` (README.md).
 func TestHostileLoadSmoke(t *testing.T) {
 	waitForTerminatingNamespaces(t)
+	// capwatch acts as the chart's ServiceAccount, as every controller of the suite does.
+	identity, err := clientcmd.BuildConfigFromFlags("", controllerKubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
 	log := &syncBuffer{}
 	cfg := hostileload.Config{
 		Admin:                  cluster.Config,
+		Controller:             identity,
 		Capwatch:               capwatchBin,
 		Namespaces:             20,
 		PodsPerNamespace:       1,

@@ -62,8 +62,11 @@ var (
 
 // Config sizes the load and states the promises.
 type Config struct {
-	Admin    *rest.Config // the control plane's admin identity (the proxy forwards with it)
-	Capwatch string       // the capwatch binary
+	Admin *rest.Config // the control plane's admin identity: the harness's own requests
+	// Controller is the identity the proxy forwards capwatch's requests with (the chart's
+	// ServiceAccount in the suite); nil means Admin.
+	Controller *rest.Config
+	Capwatch   string // the capwatch binary
 
 	Namespaces             int
 	PodsPerNamespace       int
@@ -279,7 +282,11 @@ func (r *run) do(ctx context.Context) error {
 	defer stopTracking()
 	go tracker.run(trackCtx, r.dyn, r.logf)
 
-	proxy, err := startRefusingProxy(r.cfg.Admin, cfg.RetryAfter)
+	upstream := cfg.Controller
+	if upstream == nil {
+		upstream = cfg.Admin
+	}
+	proxy, err := startRefusingProxy(upstream, cfg.RetryAfter)
 	if err != nil {
 		return err
 	}
@@ -558,8 +565,8 @@ func (r *run) pod(ns string, p, containers int) *corev1.Pod {
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("load-%02d", p), Namespace: ns}}
 	for c := 0; c < containers; c++ {
 		pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{
-			Name:  fmt.Sprintf("c%03d", c),
-			Image: "registry.example/hostile-load:1",
+			Name:            fmt.Sprintf("c%03d", c),
+			Image:           "registry.example/hostile-load:1",
 			SecurityContext: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: caps}},
 		})
 	}

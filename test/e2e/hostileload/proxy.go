@@ -15,7 +15,7 @@ import (
 )
 
 // refusingProxy stands between capwatch and the API server. It forwards every request with the
-// admin identity of the control plane, and while a refusal window is open it answers every
+// identity it is given (the chart's ServiceAccount in the suite), and while a refusal window is open it answers every
 // write (POST, PUT, PATCH, DELETE) itself with 429 Too Many Requests and Retry-After, the way
 // an overloaded API server's priority-and-fairness filter does. Reads and watches pass.
 type refusingProxy struct {
@@ -47,7 +47,7 @@ func startRefusingProxy(upstream *rest.Config, retryAfter int) (*refusingProxy, 
 	base := rp.Director
 	rp.Director = func(r *http.Request) {
 		base(r)
-		// capwatch's kubeconfig has no credentials; the admin certificate speaks for it.
+		// capwatch's kubeconfig has no credentials; the proxy's identity speaks for it.
 		r.Header.Del("Authorization")
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
