@@ -271,6 +271,9 @@ class Reader {
       Error(1, LineOfOffset(content, e.byte), "",
             "not valid JSON (line " + std::to_string(LineOfOffset(content, e.byte)) +
                 "): " + e.what());
+    } catch (const json::out_of_range& e) {
+      // A number too large for a double (out_of_range.406); nlohmann gives no offset for it.
+      Error(1, 0, "", "not valid JSON: a number out of range: " + Excerpt(e.what(), 160));
     } catch (const DepthError& e) {
       Error(1, 0, "", std::string("not a Kubernetes object: ") + e.what());
     }

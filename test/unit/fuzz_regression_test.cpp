@@ -119,6 +119,23 @@ TEST(FuzzRegression, YamlThatLoadAllReadsForeverIsAnError) {
   }
 }
 
+// manifest reader: a JSON number too large for a double (1e400) made nlohmann's exceptions-on
+// parser throw out_of_range.406, which ParseJson did not catch (found by the long run of the
+// manifest_reader target): capwatch audit -f ended in std::terminate.
+TEST(FuzzRegression, AJsonNumberTooLargeIsAnError) {
+  for (const std::string text :
+       {"[33333333e333333333333333333333]",
+        "{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": \"p\"}, "
+        "\"spec\": {\"securityContext\": {\"runAsUser\": 1e400}, \"containers\": [{\"name\": \"c\"}]}}"}) {
+    ManifestResult result;
+    EXPECT_NO_THROW(ReadManifest("m.json", text, {}, result)) << text;
+    EXPECT_TRUE(result.workloads.empty()) << text;
+    ASSERT_EQ(result.errors.size(), 1u) << text;
+    EXPECT_THAT(result.errors[0].message, HasSubstr("not valid JSON")) << text;
+    EXPECT_THAT(result.errors[0].message, HasSubstr("number")) << text;
+  }
+}
+
 // kubeconfig: YAML::BadSubscript reading a field of an entry that is a string, and
 // YAML::TypedBadConversion reading an exec argument that is a list.
 TEST(FuzzRegression, KubeconfigEntriesOfAnotherShapeAreErrors) {
