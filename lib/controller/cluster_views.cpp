@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 #include <nlohmann/json.hpp>
 
+#include "base/utf8.h"
 #include "kube/json_codec.h"
 #include "policy/policy_parser.h"
 #include "report/report_builder.h"
@@ -47,7 +48,15 @@ bool FromNamespace(const json& o, NamespaceView& out, std::string& error) {
 
 bool FromPolicy(const json& o, PolicyView& out, std::string& error) {
   if (!Meta(o, out.namespace_name, out.name, out.resource_version, error)) return false;
-  out.generation = o["metadata"].value("generation", std::int64_t{0});
+  // An integer or absent: value() would convert a float such as 4.4e91 to int64 (undefined).
+  if (auto g = o["metadata"].find("generation"); g != o["metadata"].end() && !g->is_null()) {
+    if (!g->is_number_integer()) {
+      error = "policy " + out.name + ": metadata.generation must be an integer, not " +
+              Excerpt(g->dump(), 40);
+      return false;
+    }
+    out.generation = g->get<std::int64_t>();
+  }
   // The parser reads YAML, and JSON is YAML: one parser, one set of validation messages.
   json spec_only = {{"apiVersion", Str(o, "apiVersion")},
                     {"kind", Str(o, "kind")},

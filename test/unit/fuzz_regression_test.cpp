@@ -136,6 +136,31 @@ TEST(FuzzRegression, AJsonNumberTooLargeIsAnError) {
   }
 }
 
+// policy informer: metadata.generation 4.4e91 (a float) read with value("generation", int64)
+// converted a double out of int64's range, undefined behaviour (UBSan, found by the long run of
+// the policy_codec target). A generation that is no integer refuses the object, naming it.
+TEST(FuzzRegression, APolicyGenerationThatIsNoIntegerIsRefused) {
+  for (const std::string generation : {"4.4e91", "1.5", "-1e300"}) {
+    controller::PolicyCodec codec;
+    controller::PolicyView view;
+    std::string error;
+    const std::string object =
+        R"({"apiVersion": "capwatch.io/v1alpha1", "kind": "CapabilityPolicy", "spec": {},)"
+        R"( "metadata": {"name": "prod", "resourceVersion": "4", "generation": )" +
+        generation + "}}";
+    EXPECT_FALSE(codec.Decode(object, view, error)) << generation;
+    EXPECT_THAT(error, HasSubstr("metadata.generation")) << generation;
+  }
+  controller::PolicyCodec codec;
+  controller::PolicyView view;
+  std::string error;
+  ASSERT_TRUE(codec.Decode(R"({"apiVersion": "capwatch.io/v1alpha1", "kind": "CapabilityPolicy",)"
+                           R"( "spec": {}, "metadata": {"name": "prod", "generation": 7}})",
+                           view, error))
+      << error;
+  EXPECT_EQ(view.generation, 7);
+}
+
 // kubeconfig: YAML::BadSubscript reading a field of an entry that is a string, and
 // YAML::TypedBadConversion reading an exec argument that is a list.
 TEST(FuzzRegression, KubeconfigEntriesOfAnotherShapeAreErrors) {
