@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "base/utf8.h"
 #include "controller/api_outcomes.h"
 #include "kube/time_format.h"
 #include "policy/evaluate.h"
@@ -426,9 +427,8 @@ std::string GrantsMessage(const WorkloadRef& ref, const WorkloadKey& key,
     message += ")";
   }
   message += see;
-  constexpr std::size_t kMaxMessage = 1024;
-  if (message.size() > kMaxMessage) message = message.substr(0, kMaxMessage - 3) + "...";
-  return message;
+  constexpr std::size_t kMaxMessage = 1024;  // bytes, with the 3 of Excerpt's "…"
+  return Excerpt(message, kMaxMessage - 3);
 }
 
 }  // namespace

@@ -32,8 +32,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/yaml"
 )
 
@@ -655,19 +653,9 @@ func serviceAccountKubeconfig(t *testing.T, ns, sa string) (string, *rest.Config
 	if err != nil {
 		t.Fatalf("TokenRequest for %s/%s: %v", ns, sa, err)
 	}
-	ca := cluster.Config.CAData
-	if len(ca) == 0 && cluster.Config.CAFile != "" {
-		if ca, err = os.ReadFile(cluster.Config.CAFile); err != nil {
-			t.Fatal(err)
-		}
-	}
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["e2e"] = &clientcmdapi.Cluster{Server: cluster.Config.Host, CertificateAuthorityData: ca}
-	kc.AuthInfos[sa] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
-	kc.Contexts[sa] = &clientcmdapi.Context{Cluster: "e2e", AuthInfo: sa}
-	kc.CurrentContext = sa
 	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+	ca, err := writeTokenKubeconfig(path, sa, tr.Status.Token)
+	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := &rest.Config{Host: cluster.Config.Host, BearerToken: tr.Status.Token,

@@ -89,19 +89,27 @@ func installControllerIdentity(ctx context.Context, dir string) error {
 	if err != nil {
 		return fmt.Errorf("TokenRequest for the chart's ServiceAccount: %w", err)
 	}
+	controllerKubeconfig = filepath.Join(dir, "capwatch-controller.kubeconfig")
+	_, err = writeTokenKubeconfig(controllerKubeconfig, controllerRelease, tr.Status.Token)
+	return err
+}
+
+// writeTokenKubeconfig writes a kubeconfig for the control plane that authenticates with a
+// bearer token as user, and returns the control plane's CA bundle.
+func writeTokenKubeconfig(path, user, token string) ([]byte, error) {
 	ca := cluster.Config.CAData
 	if len(ca) == 0 && cluster.Config.CAFile != "" {
+		var err error
 		if ca, err = os.ReadFile(cluster.Config.CAFile); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters["e2e"] = &clientcmdapi.Cluster{Server: cluster.Config.Host, CertificateAuthorityData: ca}
-	kc.AuthInfos[controllerRelease] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
-	kc.Contexts[controllerRelease] = &clientcmdapi.Context{Cluster: "e2e", AuthInfo: controllerRelease}
-	kc.CurrentContext = controllerRelease
-	controllerKubeconfig = filepath.Join(dir, "capwatch-controller.kubeconfig")
-	return clientcmd.WriteToFile(*kc, controllerKubeconfig)
+	kc.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: token}
+	kc.Contexts[user] = &clientcmdapi.Context{Cluster: "e2e", AuthInfo: user}
+	kc.CurrentContext = user
+	return ca, clientcmd.WriteToFile(*kc, path)
 }
 
 func runTool(ctx context.Context, path string, stdin []byte, args ...string) ([]byte, error) {
