@@ -115,7 +115,8 @@ class Informer final : public ReflectorStore {
     try {
       return codec_.DecodeList(
           body,
-          [this](T&& obj) {
+          [this, &meta](T&& obj) {
+            ++meta.items;
             std::string key = ObjectKey(obj.namespace_name, obj.name);
             std::lock_guard lock(mu_);
             Stored stored = codec_.Pack(std::move(obj));

@@ -1,5 +1,7 @@
 #include "kube/reflector.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
@@ -66,7 +68,7 @@ ReflectorState Reflector::DoList(const std::stop_token& stop) {
   ListOptions opts;
   opts.label_selector = options_.label_selector;
   opts.field_selector = options_.field_selector;
-  opts.limit = options_.page_size;
+  opts.limit = std::max(1, std::min(options_.page_size, options_.first_page_size));
   opts.metadata_only = options_.metadata_only;
   int restarts = 0;
   store_.BeginList();
@@ -121,7 +123,16 @@ ReflectorState Reflector::DoList(const std::stop_token& stop) {
       return ReflectorState::kWatching;
     }
     opts.continue_token = std::move(meta.continue_token);
+    opts.limit = NextPageLimit(page.value().size(), meta.items + meta.skipped_items, opts.limit);
   }
+}
+
+int Reflector::NextPageLimit(std::size_t page_bytes, std::uint64_t page_items,
+                             int last_limit) const {
+  if (page_items == 0) return last_limit;  // nothing to measure by
+  const std::size_t per_item = std::max<std::size_t>(1, page_bytes / page_items);
+  const std::size_t fit = options_.page_bytes / per_item;
+  return static_cast<int>(std::clamp<std::size_t>(fit, 1, std::max(1, options_.page_size)));
 }
 
 ReflectorState Reflector::DoWatch(const std::stop_token& stop) {

@@ -84,6 +84,7 @@ class ScriptedClient final : public KubeClient {
     ListOptions o;
     for (const auto& [k, v] : r.query) {
       if (k == "continue") o.continue_token = v;
+      if (k == "limit") o.limit = std::stoi(v);
     }
     list_calls.push_back(o);
     if (lists.empty()) return ApiStatus(500, StatusReason::kInternalError, "script ended");
@@ -215,6 +216,66 @@ TEST(Reflector, StateMachineStepByStep) {
   EXPECT_EQ(stats.relists_gone, 2u);
   EXPECT_EQ(stats.bookmarks, 1u);
   EXPECT_EQ(stats.error_events, 2u);
+}
+
+// What a page costs is its bytes (body, decoder copy, index): a list of large objects must
+// not come in pages of 500 of them. 500 Pods of 100 containers are a 30 MiB page; 500
+// CapabilityReports of 900 KiB, 440 MiB.
+TEST(Reflector, ListPagesAreSizedByTheBytesOfTheLastPage) {
+  FakeClock clock;
+  ScriptedClient client;
+  ReflectorOptions o = PodReflectorOptions();
+  o.page_size = 500;
+  o.first_page_size = 2;
+  const std::size_t pod_bytes = testing::MakePodJson("ns", "p00", 1, "v1").size();
+  o.page_bytes = 10 * pod_bytes;
+  PodInformer informer(client, clock, o);
+  Reflector& r = informer.reflector();
+
+  client.lists.push_back(PodList("10", {"p00", "p01"}, "c1"));
+  client.lists.push_back(PodList("10", {"p02", "p03", "p04", "p05", "p06"}, "c2"));
+  client.lists.push_back(PodList("10", {}, "c3"));  // an empty page measures nothing
+  client.lists.push_back(PodList("10", {"p07"}));
+  EXPECT_EQ(r.Step({}), ReflectorState::kWatching);
+  EXPECT_EQ(informer.size(), 8u);
+  ASSERT_EQ(client.list_calls.size(), 4u);
+  EXPECT_EQ(client.list_calls[0].limit, 2) << "the first page is small";
+  // The next limit: page_bytes over the last page's bytes per item (its envelope included).
+  auto limit_after = [&](const std::string& page, std::size_t items) {
+    return static_cast<int>(o.page_bytes / (page.size() / items));
+  };
+  EXPECT_EQ(client.list_calls[1].limit, limit_after(PodList("10", {"p00", "p01"}, "c1"), 2));
+  EXPECT_EQ(client.list_calls[2].limit,
+            limit_after(PodList("10", {"p02", "p03", "p04", "p05", "p06"}, "c2"), 5));
+  EXPECT_GE(client.list_calls[2].limit, 9);
+  EXPECT_LE(client.list_calls[2].limit, 10);
+  EXPECT_EQ(client.list_calls[3].limit, client.list_calls[2].limit);
+}
+
+TEST(Reflector, ListPagesOfSmallObjectsStayAtThePageSizeAndHugeOnesAtOne) {
+  FakeClock clock;
+  ScriptedClient client;
+  ReflectorOptions o = PodReflectorOptions();
+  o.page_size = 3;
+  o.first_page_size = 50;  // never above page_size
+  o.page_bytes = 1u << 30;
+  PodInformer small(client, clock, o);
+  client.lists.push_back(PodList("10", {"a"}, "c1"));
+  client.lists.push_back(PodList("10", {"b"}));
+  EXPECT_EQ(small.reflector().Step({}), ReflectorState::kWatching);
+  ASSERT_EQ(client.list_calls.size(), 2u);
+  EXPECT_EQ(client.list_calls[0].limit, 3);
+  EXPECT_EQ(client.list_calls[1].limit, 3);
+
+  ScriptedClient client2;
+  o.page_bytes = 10;  // smaller than any Pod: one a page, never zero (no limit at all)
+  PodInformer huge(client2, clock, o);
+  client2.lists.push_back(PodList("10", {"a", "b"}, "c1"));
+  client2.lists.push_back(PodList("10", {"c"}));
+  EXPECT_EQ(huge.reflector().Step({}), ReflectorState::kWatching);
+  ASSERT_EQ(client2.list_calls.size(), 2u);
+  EXPECT_EQ(client2.list_calls[1].limit, 1);
+  EXPECT_EQ(huge.size(), 3u);
 }
 
 TEST(Reflector, ExpiredContinueRestartsTheListAndGivesUpAfterALimit) {
