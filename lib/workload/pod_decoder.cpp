@@ -442,10 +442,22 @@ struct PodDecoder::Impl {
     unreadable = nullptr;
   }
 
+  // The copy and simdjson's index grow to the largest input seen and would hold it for the
+  // process's life (the index alone is 4 bytes an input byte): past this, both are let go.
+  static constexpr std::size_t kKeepBytes = 8u << 20;
+  void Trim() {
+    if (buffer.capacity() > kKeepBytes) std::string().swap(buffer);
+    if (parser.capacity() > kKeepBytes) parser = od::parser{};
+  }
+
   template <typename Fn>
   bool Guard(DecodeError& error, Fn&& fn) {
     path.clear();
     unreadable = nullptr;
+    struct TrimAtEnd {
+      Impl& impl;
+      ~TrimAtEnd() { impl.Trim(); }
+    } trim{*this};
     try {
       fn();
       return true;
@@ -458,6 +470,10 @@ struct PodDecoder::Impl {
     return false;
   }
 };
+
+std::size_t PodDecoder::retained_bytes() const {
+  return impl_->buffer.capacity() + impl_->parser.capacity();
+}
 
 PodDecoder::PodDecoder() : impl_(std::make_unique<Impl>()) {}
 PodDecoder::~PodDecoder() = default;

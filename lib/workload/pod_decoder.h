@@ -55,6 +55,10 @@ class PodDecoder {
       std::string_view json, const std::function<void(PodView&&)>& on_pod, ListMeta& meta,
       DecodeError& error, const std::function<void(const DecodeError&)>& on_item_error = {});
 
+  // What the decoder keeps between calls, in input bytes: its padded copy of the input and the
+  // document size simdjson's index is allocated for. Bounded, whatever the largest input was.
+  std::size_t retained_bytes() const;
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -230,6 +230,28 @@ TEST(PodDecoder, DecodesAListBody) {
   EXPECT_EQ(meta.continue_token, "tok");
 }
 
+TEST(PodDecoder, DoesNotHoldTheMemoryOfAHugeListAfterDecodingIt) {
+  std::string list = R"({"metadata": {"resourceVersion": "1"}, "items": [)";
+  const std::size_t want = 20u << 20;  // a list page of large Pods
+  std::size_t n = 0;
+  while (list.size() < want) list += (n++ ? "," : "") + std::string(kPodJson);
+  list += "]}";
+  PodDecoder decoder;
+  std::size_t pods = 0;
+  PodDecoder::ListMeta meta;
+  DecodeError error;
+  ASSERT_TRUE(decoder.DecodePodList(list, [&](PodView&&) { ++pods; }, meta, error))
+      << error.ToString();
+  EXPECT_EQ(pods, n);
+  EXPECT_LT(decoder.retained_bytes(), 16u << 20) << "20 MiB of input, let go";
+
+  // A small one keeps its buffers for the next: watch events do not allocate each time.
+  PodView pod;
+  ASSERT_TRUE(decoder.DecodePod(kPodJson, pod, error)) << error.ToString();
+  EXPECT_GE(decoder.retained_bytes(), std::string(kPodJson).size());
+  EXPECT_FALSE(pod.name.empty());
+}
+
 TEST(PodDecoder, ListKeepsAStrangePodWithWhatCouldBeRead) {
   const std::string bad =
       R"({"metadata": {"name": "bad", "namespace": "prod", "uid": "u-bad", "resourceVersion": "9"}, "spec": {"containers": [{"name": "c", "securityContext": {"privileged": "yes"}}]}})";
