@@ -7,6 +7,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <optional>
 #include <set>
 
 #include "capabilities/capability_names.h"
@@ -98,8 +99,8 @@ std::string Metrics::Render() const {
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 
-Metrics::Contribution Metrics::ContributionOf(const nlohmann::json& report) {
-  Contribution c;
+Metrics::ContributionLabels Metrics::ContributionOf(const nlohmann::json& report) {
+  ContributionLabels c;
   const std::string ns = report.at("metadata").value("namespace", "");
   // capwatch_violations counts containers: one per (policy, rule, severity) however many
   // findings a container has for it.
@@ -135,37 +136,68 @@ Metrics::Contribution Metrics::ContributionOf(const nlohmann::json& report) {
   return c;
 }
 
-void Metrics::Adjust(prometheus::Family<prometheus::Gauge>& family,
-                     std::map<Labels, double>& totals, const Labels& labels, double delta) {
-  double& total = totals[labels];
-  total += delta;
-  if (total <= 0) {
-    // Drop series that fell to zero so that the series count follows what exists.
-    if (family.Has(labels)) family.Remove(&family.Add(labels));
-    totals.erase(labels);
-    return;
-  }
-  family.Add(labels).Set(total);
+namespace {
+
+template <typename Map, typename Family>
+typename Map::value_type* AddTo(Map& series, Family& family,
+                                const typename Map::key_type& labels, double value) {
+  auto [it, inserted] = series.try_emplace(labels);
+  if (inserted) it->second.gauge = &family.Add(labels);
+  it->second.total += value;
+  it->second.gauge->Set(it->second.total);
+  return &*it;
 }
 
-void Metrics::Apply(const Contribution& c, double sign) {
-  for (const auto& [labels, v] : c.violations)
-    Adjust(*violations_, violation_totals_, labels, sign * v);
-  for (const auto& [labels, v] : c.grants) Adjust(*grants_, grant_totals_, labels, sign * v);
-  for (const auto& [labels, v] : c.workloads)
-    Adjust(*workloads_, workload_totals_, labels, sign * v);
+template <typename Map, typename Family>
+void SubtractFrom(Map& series, Family& family, typename Map::value_type* ref, double value) {
+  ref->second.total -= value;
+  if (ref->second.total > 0) {
+    ref->second.gauge->Set(ref->second.total);
+    return;
+  }
+  // Drop series that fell to zero so that the series count follows what exists. Every
+  // contribution is positive, so none still points here.
+  family.Remove(ref->second.gauge);
+  series.erase(ref->first);
+}
+
+}  // namespace
+
+Metrics::Contribution Metrics::Add(ContributionLabels labels) {
+  Contribution c;
+  auto add = [](auto& from, auto& to, SeriesMap& series, auto& family) {
+    to.reserve(from.size());
+    for (auto& [l, v] : from) to.emplace_back(AddTo(series, family, l, v), v);
+  };
+  add(labels.violations, c.violations, violation_series_, *violations_);
+  add(labels.grants, c.grants, grant_series_, *grants_);
+  add(labels.workloads, c.workloads, workload_series_, *workloads_);
+  return c;
+}
+
+void Metrics::Subtract(const Contribution& c) {
+  for (const auto& [ref, v] : c.violations) SubtractFrom(violation_series_, *violations_, ref, v);
+  for (const auto& [ref, v] : c.grants) SubtractFrom(grant_series_, *grants_, ref, v);
+  for (const auto& [ref, v] : c.workloads) SubtractFrom(workload_series_, *workloads_, ref, v);
 }
 
 void Metrics::SetReport(const std::string& key, const nlohmann::json* report) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (auto it = by_workload_.find(key); it != by_workload_.end()) {
-    Apply(it->second, -1);
-    by_workload_.erase(it);
+  // The new contribution first, then the old one out: a series both hold never falls to zero
+  // on the way, so it is not dropped and made again at every update.
+  std::optional<Contribution> added;
+  if (report != nullptr) added = Add(ContributionOf(*report));
+  auto it = by_workload_.find(key);
+  if (it != by_workload_.end()) {
+    Subtract(it->second);
+    if (added) {
+      it->second = std::move(*added);
+    } else {
+      by_workload_.erase(it);
+    }
+  } else if (added) {
+    by_workload_.emplace(key, std::move(*added));
   }
-  if (report == nullptr) return;
-  Contribution c = ContributionOf(*report);
-  Apply(c, +1);
-  by_workload_.emplace(key, std::move(c));
 }
 
 void Metrics::CountNewDangerousGrant(const std::string& namespace_name,

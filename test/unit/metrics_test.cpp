@@ -69,6 +69,54 @@ TEST(Metrics, DomainGaugesFollowReportsAndDropEmptySeries) {
   EXPECT_THAT(text, Not(HasSubstr("capwatch_workloads{")));
 }
 
+const char* kOneContainer = R"(
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: probe, namespace: netops}
+spec:
+  template:
+    spec:
+      containers:
+      - {name: a, image: i, securityContext: {runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL], add: [NET_RAW]}}}
+)";
+
+TEST(Metrics, SeriesSharedByWorkloadsAreTheSumOfTheirReports) {
+  Metrics m;
+  const auto tools = ReportFor(kTwoContainers);  // NET_ADMIN ×2, NET_RAW ×1
+  const auto probe = ReportFor(kOneContainer);   // NET_RAW ×1
+  m.SetReport("netops/tools", &tools);
+  m.SetReport("netops/probe", &probe);
+  std::string text = m.Render();
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(capwatch_capability_grants{capability="NET_RAW",dangerous="false",namespace="netops"} 2)"));
+  EXPECT_THAT(text, HasSubstr(R"(capwatch_workloads{compliant="false",namespace="netops"} 2)"));
+
+  // tools now holds what probe holds: NET_ADMIN's series goes, NET_RAW's stays at 2.
+  m.SetReport("netops/tools", &probe);
+  text = m.Render();
+  EXPECT_THAT(text, Not(HasSubstr(R"(capability="NET_ADMIN")")));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(capwatch_capability_grants{capability="NET_RAW",dangerous="false",namespace="netops"} 2)"));
+
+  m.SetReport("netops/probe", nullptr);
+  text = m.Render();
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(capwatch_capability_grants{capability="NET_RAW",dangerous="false",namespace="netops"} 1)"));
+  EXPECT_THAT(text, HasSubstr(R"(capwatch_workloads{compliant="false",namespace="netops"} 1)"));
+
+  m.SetReport("netops/tools", nullptr);
+  m.SetReport("netops/tools", nullptr);  // gone twice is gone
+  text = m.Render();
+  EXPECT_THAT(text, Not(HasSubstr("capwatch_capability_grants{")));
+  EXPECT_THAT(text, Not(HasSubstr("capwatch_workloads{")));
+}
+
 TEST(Metrics, CountersAndOperationalMetricsRender) {
   Metrics m;
   m.CountNewDangerousGrant("prod", "SYS_ADMIN");
