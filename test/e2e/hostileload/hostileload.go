@@ -139,9 +139,14 @@ type Figures struct {
 	Converge                                time.Duration // from the window's end to every report right
 	Converged                               bool
 	CPUSeconds                              float64
-	ControllerDied                          string // why, when it exited on its own
-	Metrics                                 map[string]float64
-	Config                                  Config // as run, with the defaults filled in
+	// The restart over the converged cluster.
+	Restarted                        bool
+	RestartReady, RestartReconciled  time.Duration // from its start
+	RestartHWM                       int64
+	RestartCPUSeconds, RestartWrites float64
+	ControllerDied                   string // why, when it exited on its own
+	Metrics                          map[string]float64
+	Config                           Config // as run, with the defaults filled in
 }
 
 // Broken lists the promises the run broke (empty: all kept).
@@ -166,6 +171,15 @@ func (f *Figures) Broken() []string {
 	}
 	if !f.Converged {
 		out = append(out, fmt.Sprintf("the reports did not converge within %s after the window", c.ConvergeWithin))
+	}
+	if f.Converged && !f.Restarted {
+		out = append(out, "the restarted controller did not reconcile every workload")
+	}
+	if f.RestartHWM > c.MemoryLimit {
+		out = append(out, fmt.Sprintf("peak memory after the restart %s is over the limit %s", mib(f.RestartHWM), mib(c.MemoryLimit)))
+	}
+	if f.RestartWrites > 0 {
+		out = append(out, fmt.Sprintf("the restart wrote %v reports (want none)", f.RestartWrites))
 	}
 	if f.Metrics["gave_up"] > 0 {
 		out = append(out, fmt.Sprintf("%v reconciles gave up", f.Metrics["gave_up"]))
@@ -203,6 +217,15 @@ func (f *Figures) Table() string {
 	}
 	row("window's end → every report right again", conv)
 	row("CPU (utime + stime)", fmt.Sprintf("%.1f s", f.CPUSeconds))
+	restart := "not run (no convergence)"
+	if f.Restarted {
+		restart = fmt.Sprintf("ready in %s, every workload reconciled in %s, %v report writes, VmHWM %s (%.0f %%), %.1f s CPU",
+			f.RestartReady.Round(100*time.Millisecond), f.RestartReconciled.Round(100*time.Millisecond), f.RestartWrites,
+			mib(f.RestartHWM), 100*float64(f.RestartHWM)/float64(c.MemoryLimit), f.RestartCPUSeconds)
+	} else if f.Converged {
+		restart = "FAILED"
+	}
+	row("restart over the converged cluster", restart)
 	var keys []string
 	for k := range f.Metrics {
 		keys = append(keys, k)
@@ -301,7 +324,11 @@ func (r *run) do(ctx context.Context) error {
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	defer stopSampling()
 	go sampler.run(sampleCtx, ctrl.cmd.Process.Pid)
+	restarting := false // the first controller is stopped on purpose for the restart
 	died := func() bool {
+		if restarting {
+			return false
+		}
 		select {
 		case <-ctrl.exited:
 			f.ControllerDied = fmt.Sprint(ctrl.err)
@@ -406,6 +433,68 @@ func (r *run) do(ctx context.Context) error {
 	// A few more scrapes and samples once quiet.
 	time.Sleep(2 * cfg.ScrapeInterval)
 	f.Metrics = scrapeCounters(ctx, ctrl.metricsURL, token)
+	if !f.Converged {
+		return nil
+	}
+
+	// A restart over the converged cluster: the new process lists every Pod and every report
+	// (a thousand reports of most of a megabyte) inside the same limit, and writes nothing.
+	stopScraping()
+	stopSampling()
+	restarting = true
+	ctrl.stop()
+	return r.restart(ctx, proxy, token)
+}
+
+// restart starts a second controller over what the first one left and measures it until it
+// has reconciled every workload.
+func (r *run) restart(ctx context.Context, proxy *refusingProxy, token string) error {
+	f := r.figures
+	ctrl, err := r.startController(proxy)
+	if err != nil {
+		return err
+	}
+	defer ctrl.stop()
+	sampler := &memorySampler{}
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	defer stopSampling()
+	go sampler.run(sampleCtx, ctrl.cmd.Process.Pid)
+	defer func() {
+		last, peak := sampler.snapshot()
+		f.RestartHWM, f.RestartCPUSeconds = max(last.HWM, peak), last.CPUSeconds
+		select {
+		case <-ctrl.exited:
+			f.ControllerDied = "after the restart: " + fmt.Sprint(ctrl.err)
+		default:
+		}
+	}()
+	var counters map[string]float64
+	if err := waitFor(ctx, r.cfg.ConvergeWithin, func() (bool, error) {
+		select {
+		case <-ctrl.exited:
+			return false, errors.New("the restarted controller exited: " + fmt.Sprint(ctrl.err))
+		default:
+		}
+		if f.RestartReady == 0 {
+			if code, _ := get(ctx, ctrl.healthURL+"/readyz"); code != http.StatusOK {
+				return false, nil
+			}
+			f.RestartReady = time.Since(ctrl.started)
+		}
+		counters = scrapeCounters(ctx, ctrl.metricsURL, token)
+		return counters["reconciles.done"] >= float64(f.Workloads), nil
+	}); err != nil {
+		return fmt.Errorf("the restart: %w", err)
+	}
+	f.Restarted = true
+	f.RestartReconciled = time.Since(ctrl.started)
+	for k, v := range counters {
+		if strings.HasPrefix(k, "report_writes.") {
+			f.RestartWrites += v
+		}
+	}
+	r.logf("restarted: ready in %s, every workload reconciled in %s, %v report writes",
+		f.RestartReady.Round(100*time.Millisecond), f.RestartReconciled.Round(100*time.Millisecond), f.RestartWrites)
 	return nil
 }
 
