@@ -7,6 +7,8 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
+#include <charconv>
 #include <optional>
 #include <set>
 
@@ -69,13 +71,13 @@ auto& Build(Builder builder, prometheus::Registry& registry, std::string_view na
 
 const std::vector<MetricInfo>& MetricCatalog() { return kMetrics; }
 
-Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
+Metrics::Metrics()
+    : violations_{"capwatch_violations", {"namespace", "policy", "rule", "severity"}, {}},
+      grants_{"capwatch_capability_grants", {"capability", "dangerous", "namespace"}, {}},
+      workloads_{"capwatch_workloads", {"compliant", "namespace"}, {}},
+      dangerous_grants_total_{"capwatch_dangerous_grants_total", {"capability", "namespace"}, {}},
+      registry_(std::make_shared<prometheus::Registry>()) {
   auto& r = *registry_;
-  violations_ = &Build(prometheus::BuildGauge(), r, "capwatch_violations");
-  grants_ = &Build(prometheus::BuildGauge(), r, "capwatch_capability_grants");
-  dangerous_grants_total_ =
-      &Build(prometheus::BuildCounter(), r, "capwatch_dangerous_grants_total");
-  workloads_ = &Build(prometheus::BuildGauge(), r, "capwatch_workloads");
   watch_events_ = &Build(prometheus::BuildCounter(), r, "capwatch_watch_events_total");
   watch_restarts_ = &Build(prometheus::BuildCounter(), r, "capwatch_watch_restarts_total");
   api_requests_ = &Build(prometheus::BuildCounter(), r, "capwatch_api_requests_total");
@@ -96,89 +98,139 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
 Metrics::~Metrics() = default;
 
 std::string Metrics::Render() const {
-  return prometheus::TextSerializer().Serialize(registry_->Collect());
+  std::string out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const DomainFamily* f : {&violations_, &grants_, &dangerous_grants_total_, &workloads_}) {
+      RenderFamily(*f, out);
+    }
+  }
+  out += prometheus::TextSerializer().Serialize(registry_->Collect());
+  return out;
 }
 
-Metrics::ContributionLabels Metrics::ContributionOf(const nlohmann::json& report) {
-  ContributionLabels c;
+namespace {
+
+// Label values the way the text format wants them: backslash, double quote and newline escaped.
+void AppendLabelValue(std::string_view value, std::string& out) {
+  for (const char c : value) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+}
+
+// A series' key: its label values in the family's label order, joined by '\0'.
+std::string Key(std::initializer_list<std::string_view> values) {
+  std::string key;
+  bool first = true;
+  for (const auto v : values) {
+    if (!first) key += '\0';
+    first = false;
+    key += v;
+  }
+  return key;
+}
+
+}  // namespace
+
+void Metrics::RenderFamily(const DomainFamily& family, std::string& out) {
+  if (family.series.empty()) return;  // as prometheus-cpp does with a family without series
+  const MetricInfo& info = Info(family.name);
+  out += "# HELP ";
+  out += info.name;
+  out += ' ';
+  out += info.help;
+  out += "\n# TYPE ";
+  out += info.name;
+  out += ' ';
+  out += info.type;
+  out += '\n';
+  for (const auto& [key, value] : family.series) {
+    out += info.name;
+    out += '{';
+    std::size_t start = 0;
+    for (std::size_t i = 0; i < family.label_names.size(); ++i) {
+      const std::size_t end = std::min(key.find('\0', start), key.size());
+      if (i) out += ',';
+      out += family.label_names[i];
+      out += "=\"";
+      AppendLabelValue(std::string_view(key).substr(start, end - start), out);
+      out += '"';
+      start = std::min(end + 1, key.size());
+    }
+    out += "} ";
+    char number[32];
+    out.append(number, std::to_chars(number, number + sizeof number, value).ptr);
+    out += '\n';
+  }
+}
+
+Metrics::ContributionKeys Metrics::ContributionOf(const nlohmann::json& report) {
+  ContributionKeys c;
   const std::string ns = report.at("metadata").value("namespace", "");
   // capwatch_violations counts containers: one per (policy, rule, severity) however many
   // findings a container has for it.
-  std::map<Labels, std::set<std::string>> violating;
+  std::map<std::string, std::set<std::string>> violating;
   for (const auto& f : report.value("findings", nlohmann::json::array())) {
     if (f.value("result", "") != "fail") continue;
-    Labels labels = {{"namespace", ns},
-                     {"policy", f.value("policy", "")},
-                     {"rule", f.value("rule", "")},
-                     {"severity", f.value("severity", "")}};
-    violating[labels].insert(f.value("container", ""));
+    violating[Key({ns, f.value("policy", ""), f.value("rule", ""), f.value("severity", "")})]
+        .insert(f.value("container", ""));
   }
-  for (auto& [labels, containers] : violating) {
-    c.violations.emplace_back(labels, static_cast<double>(containers.size()));
+  for (auto& [key, containers] : violating) {
+    c.violations.emplace_back(key, static_cast<double>(containers.size()));
   }
   const CapabilitySet dangerous = DangerousSet();
-  std::map<Labels, double> grants;
+  std::map<std::string, double> grants;
   for (const auto& container : report.value("containers", nlohmann::json::array())) {
     for (const auto& added : container.value("added", nlohmann::json::array())) {
       const CapabilityName name = ParseCapabilityName(added.get<std::string>());
       if (name.is_unknown()) continue;
       const bool is_dangerous = name.is_all() || Contains(dangerous, name.number);
-      const std::string cap =
-          name.is_all() ? "ALL" : std::string(CapabilityByNumber(name.number).name);
-      grants[{{"namespace", ns},
-              {"capability", cap},
-              {"dangerous", is_dangerous ? "true" : "false"}}] += 1;
+      const std::string_view cap = name.is_all() ? "ALL" : CapabilityByNumber(name.number).name;
+      grants[Key({cap, is_dangerous ? "true" : "false", ns})] += 1;
     }
   }
   c.grants.assign(grants.begin(), grants.end());
   const bool compliant = report.at("summary").value("compliant", false);
-  c.workloads.push_back({{{"namespace", ns}, {"compliant", compliant ? "true" : "false"}}, 1});
+  c.workloads.emplace_back(Key({compliant ? "true" : "false", ns}), 1);
   return c;
 }
 
-namespace {
-
-template <typename Map, typename Family>
-typename Map::value_type* AddTo(Map& series, Family& family,
-                                const typename Map::key_type& labels, double value) {
-  auto [it, inserted] = series.try_emplace(labels);
-  if (inserted) it->second.gauge = &family.Add(labels);
-  it->second.total += value;
-  it->second.gauge->Set(it->second.total);
-  return &*it;
-}
-
-template <typename Map, typename Family>
-void SubtractFrom(Map& series, Family& family, typename Map::value_type* ref, double value) {
-  ref->second.total -= value;
-  if (ref->second.total > 0) {
-    ref->second.gauge->Set(ref->second.total);
-    return;
-  }
-  // Drop series that fell to zero so that the series count follows what exists. Every
-  // contribution is positive, so none still points here.
-  family.Remove(ref->second.gauge);
-  series.erase(ref->first);
-}
-
-}  // namespace
-
-Metrics::Contribution Metrics::Add(ContributionLabels labels) {
+Metrics::Contribution Metrics::Add(ContributionKeys keys) {
   Contribution c;
-  auto add = [](auto& from, auto& to, SeriesMap& series, auto& family) {
+  auto add = [](auto& from, auto& to, DomainFamily& family) {
     to.reserve(from.size());
-    for (auto& [l, v] : from) to.emplace_back(AddTo(series, family, l, v), v);
+    for (auto& [key, v] : from) {
+      auto& series = *family.series.try_emplace(std::move(key), 0.0).first;
+      series.second += v;
+      to.emplace_back(&series, v);
+    }
   };
-  add(labels.violations, c.violations, violation_series_, *violations_);
-  add(labels.grants, c.grants, grant_series_, *grants_);
-  add(labels.workloads, c.workloads, workload_series_, *workloads_);
+  add(keys.violations, c.violations, violations_);
+  add(keys.grants, c.grants, grants_);
+  add(keys.workloads, c.workloads, workloads_);
   return c;
 }
 
 void Metrics::Subtract(const Contribution& c) {
-  for (const auto& [ref, v] : c.violations) SubtractFrom(violation_series_, *violations_, ref, v);
-  for (const auto& [ref, v] : c.grants) SubtractFrom(grant_series_, *grants_, ref, v);
-  for (const auto& [ref, v] : c.workloads) SubtractFrom(workload_series_, *workloads_, ref, v);
+  auto subtract = [](const auto& from, DomainFamily& family) {
+    for (const auto& [series, v] : from) {
+      series->second -= v;
+      // Drop series that fell to zero so that the series count follows what exists. Every
+      // contribution is positive, so none still points here.
+      if (series->second <= 0) family.series.erase(series->first);
+    }
+  };
+  subtract(c.violations, violations_);
+  subtract(c.grants, grants_);
+  subtract(c.workloads, workloads_);
 }
 
 void Metrics::SetReport(const std::string& key, const nlohmann::json* report) {
@@ -204,8 +256,7 @@ void Metrics::CountNewDangerousGrant(const std::string& namespace_name,
                                      const std::string& capability) {
   std::lock_guard<std::mutex> lock(mu_);
   counted_[namespace_name].insert(capability);
-  dangerous_grants_total_->Add({{"namespace", namespace_name}, {"capability", capability}})
-      .Increment();
+  dangerous_grants_total_.series[Key({capability, namespace_name})] += 1;
 }
 
 void Metrics::ForgetNamespace(const std::string& namespace_name) {
@@ -213,10 +264,7 @@ void Metrics::ForgetNamespace(const std::string& namespace_name) {
   auto it = counted_.find(namespace_name);
   if (it == counted_.end()) return;
   for (const auto& capability : it->second) {
-    const Labels labels = {{"namespace", namespace_name}, {"capability", capability}};
-    if (dangerous_grants_total_->Has(labels)) {
-      dangerous_grants_total_->Remove(&dangerous_grants_total_->Add(labels));
-    }
+    dangerous_grants_total_.series.erase(Key({capability, namespace_name}));
   }
   counted_.erase(it);
 }

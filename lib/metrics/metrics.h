@@ -37,7 +37,6 @@ class Metrics {
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
-  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
   // The Prometheus text exposition of everything, as a scrape would see it.
   std::string Render() const;
 
@@ -63,36 +62,34 @@ class Metrics {
   void SetLeader(bool leader);
 
  private:
-  using Labels = std::map<std::string, std::string>;
-  // One domain series: its gauge and the sum of the workloads' contributions to it. Each label
-  // set is held once, here; a workload's contribution points at its series, so 1,000 workloads
-  // of 41 capabilities each cost 16 bytes a (workload, series) and not a copy of the labels.
-  struct Series {
-    prometheus::Gauge* gauge = nullptr;
-    double total = 0;
+  // The domain families are kept here, not in prometheus-cpp: at 1,000 namespaces they are
+  // 60,000 series, and prometheus-cpp holds each as a map of label strings plus a metric
+  // object, then copies all of them into ClientMetrics at every scrape. Here a series is its
+  // label values joined by '\0' (in the family's label order, which is also the order it is
+  // rendered in) and one number; a workload's contribution points at the series it adds to.
+  struct DomainFamily {
+    std::string_view name;
+    std::vector<std::string_view> label_names;  // sorted, as Prometheus renders them
+    std::map<std::string, double> series;       // joined label values → value
   };
-  using SeriesMap = std::map<Labels, Series>;
-  using SeriesRef = SeriesMap::value_type*;
+  using SeriesRef = std::map<std::string, double>::value_type*;
   struct Contribution {
     std::vector<std::pair<SeriesRef, double>> violations, grants, workloads;
   };
-  struct ContributionLabels {
-    std::vector<std::pair<Labels, double>> violations, grants, workloads;
+  struct ContributionKeys {
+    std::vector<std::pair<std::string, double>> violations, grants, workloads;
   };
-  static ContributionLabels ContributionOf(const nlohmann::json& report);
-  Contribution Add(ContributionLabels labels);
+  static ContributionKeys ContributionOf(const nlohmann::json& report);
+  Contribution Add(ContributionKeys keys);
   void Subtract(const Contribution& c);
+  static void RenderFamily(const DomainFamily& family, std::string& out);
 
-  std::shared_ptr<prometheus::Registry> registry_;
   mutable std::mutex mu_;
   std::map<std::string, Contribution> by_workload_;
-  SeriesMap violation_series_, grant_series_, workload_series_;
+  DomainFamily violations_, grants_, workloads_, dangerous_grants_total_;
   std::map<std::string, std::set<std::string>> counted_;  // namespace → capabilities counted
 
-  prometheus::Family<prometheus::Gauge>* violations_;
-  prometheus::Family<prometheus::Gauge>* grants_;
-  prometheus::Family<prometheus::Counter>* dangerous_grants_total_;
-  prometheus::Family<prometheus::Gauge>* workloads_;
+  std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>* watch_events_;
   prometheus::Family<prometheus::Counter>* watch_restarts_;
   prometheus::Family<prometheus::Counter>* api_requests_;

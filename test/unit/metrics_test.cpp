@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -136,6 +137,63 @@ TEST(Metrics, CountersAndOperationalMetricsRender) {
   EXPECT_THAT(text, HasSubstr("capwatch_evaluation_duration_seconds_count 1"));
   EXPECT_THAT(text, HasSubstr("capwatch_leader 1"));
   EXPECT_THAT(text, HasSubstr("capwatch_build_info{version="));
+}
+
+TEST(Metrics, ForgettingANamespaceDropsItsCountersOnly) {
+  Metrics m;
+  m.CountNewDangerousGrant("prod", "SYS_ADMIN");
+  m.CountNewDangerousGrant("dev", "SYS_ADMIN");
+  m.ForgetNamespace("prod");
+  m.ForgetNamespace("never-seen");
+  const std::string text = m.Render();
+  EXPECT_THAT(text, Not(HasSubstr(R"(namespace="prod")")));
+  EXPECT_THAT(
+      text,
+      HasSubstr(R"(capwatch_dangerous_grants_total{capability="SYS_ADMIN",namespace="dev"} 1)"));
+}
+
+// The domain families are rendered by capwatch itself: the text must be what a Prometheus
+// parser takes, whatever a report's strings hold.
+TEST(Metrics, TheRenderedTextIsWellFormedAndEscapesLabelValues) {
+  Metrics m;
+  const auto tools = ReportFor(kTwoContainers);
+  m.SetReport("netops/tools", &tools);
+  const auto strange = nlohmann::json::parse(R"({
+    "metadata": {"namespace": "ns"},
+    "findings": [{"result": "fail", "policy": "a\"b\\c\nd", "rule": "privileged",
+                  "severity": "high", "container": "c"}],
+    "containers": [],
+    "summary": {"compliant": false}})");
+  m.SetReport("ns/strange", &strange);
+  m.CountNewDangerousGrant("netops", "NET_ADMIN");
+  m.ApiRequest("GET", 200);
+  const std::string text = m.Render();
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(capwatch_violations{namespace="ns",policy="a\"b\\c\nd",rule="privileged",severity="high"} 1)"));
+
+  const std::regex sample(
+      R"(^([a-z_]+)(\{([a-z_]+="([^"\\]|\\["\\n])*")(,[a-z_]+="([^"\\]|\\["\\n])*")*\})? -?[0-9.e+-]+$)");
+  const std::regex comment(R"(^# (HELP|TYPE) ([a-z_]+) .+$)");
+  std::map<std::string, int> types;
+  std::set<std::string> sampled;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    std::smatch m1;
+    if (std::regex_match(line, m1, comment)) {
+      if (m1[1] == "TYPE") ++types[m1[2]];
+      continue;
+    }
+    ASSERT_TRUE(std::regex_match(line, m1, sample)) << "not a sample line: " << line;
+    sampled.insert(m1[1]);
+  }
+  for (const char* family : {"capwatch_violations", "capwatch_capability_grants",
+                             "capwatch_workloads", "capwatch_dangerous_grants_total",
+                             "capwatch_api_requests_total"}) {
+    EXPECT_EQ(types[family], 1) << family << ": one TYPE line";
+    EXPECT_EQ(sampled.count(family), 1u) << family;
+  }
 }
 
 TEST(MetricsDoc, ListsExactlyTheMetricsInCode) {
