@@ -105,7 +105,7 @@ void Reconciler::Forget(const WorkloadKey& key) {
   }
   ledger_.Forget(key);
   statuses_.Forget(key);
-  metrics_.SetReport(key.ToString(), nullptr);
+  metrics_.SetWorkload(key.ToString(), key.namespace_name, nullptr);
 }
 
 std::size_t Reconciler::tracked() const {
@@ -190,7 +190,7 @@ ReconcileOutcome Reconciler::Reconcile(const WorkloadKey& key, const std::stop_t
     // Never matched (or someone else's object under our name): nothing to report.
     index_.MarkEvaluated(key, seen, entry->departed.size());
     statuses_.Forget(key);
-    metrics_.SetReport(key.ToString(), nullptr);
+    metrics_.SetWorkload(key.ToString(), key.namespace_name, nullptr);
     return outcome;
   }
 
@@ -225,10 +225,10 @@ ReconcileOutcome Reconciler::Reconcile(const WorkloadKey& key, const std::stop_t
   }
   if (matching.empty()) {
     statuses_.Forget(key);
-    metrics_.SetReport(key.ToString(), nullptr);
+    metrics_.SetWorkload(key.ToString(), key.namespace_name, nullptr);
   } else {
     statuses_.SetTally(key, std::move(tally));
-    metrics_.SetReport(key.ToString(), &report);
+    metrics_.SetWorkload(key.ToString(), key.namespace_name, &evaluation);
   }
   if (!matching.empty()) ledger_.Plan(key, desired, known);
   index_.MarkEvaluated(key, seen, entry->departed.size());
@@ -258,7 +258,7 @@ ReconcileOutcome Reconciler::Reconcile(const WorkloadKey& key, const std::stop_t
 }
 
 void Reconciler::NothingRuns(const WorkloadKey& key) {
-  metrics_.SetReport(key.ToString(), nullptr);
+  metrics_.SetWorkload(key.ToString(), key.namespace_name, nullptr);
   statuses_.Forget(key);
   if (index_.EraseIfEmpty(key)) {
     std::lock_guard lock(mu_);

@@ -172,34 +172,34 @@ void Metrics::RenderFamily(const DomainFamily& family, std::string& out) {
   }
 }
 
-Metrics::ContributionKeys Metrics::ContributionOf(const nlohmann::json& report) {
+Metrics::ContributionKeys Metrics::ContributionOf(const std::string& ns,
+                                                  const PodEvaluation& evaluation) {
   ContributionKeys c;
-  const std::string ns = report.at("metadata").value("namespace", "");
   // capwatch_violations counts containers: one per (policy, rule, severity) however many
-  // findings a container has for it.
-  std::map<std::string, std::set<std::string>> violating;
-  for (const auto& f : report.value("findings", nlohmann::json::array())) {
-    if (f.value("result", "") != "fail") continue;
-    violating[Key({ns, f.value("policy", ""), f.value("rule", ""), f.value("severity", "")})]
-        .insert(f.value("container", ""));
+  // findings a container has for it (a Pod-level finding counts as one).
+  std::map<std::string, std::set<std::string_view>> violating;
+  for (const Finding& f : evaluation.findings) {
+    if (f.exempt) continue;
+    violating[Key({ns, f.policy, RuleId(f.rule), SeverityName(f.severity)})].insert(f.container);
   }
   for (auto& [key, containers] : violating) {
     c.violations.emplace_back(key, static_cast<double>(containers.size()));
   }
+  // capwatch_capability_grants counts the containers adding each capability they name
+  // (the report's `added`, unknown names left out).
   const CapabilitySet dangerous = DangerousSet();
   std::map<std::string, double> grants;
-  for (const auto& container : report.value("containers", nlohmann::json::array())) {
-    for (const auto& added : container.value("added", nlohmann::json::array())) {
-      const CapabilityName name = ParseCapabilityName(added.get<std::string>());
-      if (name.is_unknown()) continue;
-      const bool is_dangerous = name.is_all() || Contains(dangerous, name.number);
-      const std::string_view cap = name.is_all() ? "ALL" : CapabilityByNumber(name.number).name;
-      grants[Key({cap, is_dangerous ? "true" : "false", ns})] += 1;
+  auto grant = [&](std::string_view cap, bool is_dangerous) {
+    grants[Key({cap, is_dangerous ? "true" : "false", ns})] += 1;
+  };
+  for (const ContainerFacts& container : evaluation.containers) {
+    if (container.adds_all) grant("ALL", true);
+    for (int n = 0; n < kCapabilityCount; ++n) {
+      if (Contains(container.added, n)) grant(CapabilityByNumber(n).name, Contains(dangerous, n));
     }
   }
   c.grants.assign(grants.begin(), grants.end());
-  const bool compliant = report.at("summary").value("compliant", false);
-  c.workloads.emplace_back(Key({compliant ? "true" : "false", ns}), 1);
+  c.workloads.emplace_back(Key({violating.empty() ? "true" : "false", ns}), 1);
   return c;
 }
 
@@ -233,12 +233,13 @@ void Metrics::Subtract(const Contribution& c) {
   subtract(c.workloads, workloads_);
 }
 
-void Metrics::SetReport(const std::string& key, const nlohmann::json* report) {
+void Metrics::SetWorkload(const std::string& key, const std::string& namespace_name,
+                          const PodEvaluation* evaluation) {
   std::lock_guard<std::mutex> lock(mu_);
   // The new contribution first, then the old one out: a series both hold never falls to zero
   // on the way, so it is not dropped and made again at every update.
   std::optional<Contribution> added;
-  if (report != nullptr) added = Add(ContributionOf(*report));
+  if (evaluation != nullptr) added = Add(ContributionOf(namespace_name, *evaluation));
   auto it = by_workload_.find(key);
   if (it != by_workload_.end()) {
     Subtract(it->second);

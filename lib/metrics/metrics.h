@@ -4,10 +4,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
+
+#include "policy/evaluate.h"
 
 namespace prometheus {
 class Registry;
@@ -40,9 +41,13 @@ class Metrics {
   // The Prometheus text exposition of everything, as a scrape would see it.
   std::string Render() const;
 
-  // The domain gauges follow the reports: call with a workload's current report, or with
-  // nullptr when its report is gone. `key` identifies the workload (namespace/name).
-  void SetReport(const std::string& key, const nlohmann::json* report);
+  // The domain gauges follow the workloads' evaluations: call with a workload's current one,
+  // or with nullptr when its report is gone. `key` identifies the workload (namespace/name).
+  // The evaluation, not the report: a report of a large workload leaves its lowest-severity
+  // findings out to stay under the API server's size limit, and the gauges must still count
+  // every violating container.
+  void SetWorkload(const std::string& key, const std::string& namespace_name,
+                   const PodEvaluation* evaluation);
   void CountNewDangerousGrant(const std::string& namespace_name, const std::string& capability);
   // The namespace is gone: its counter series go with it (the gauges follow the reports).
   void ForgetNamespace(const std::string& namespace_name);
@@ -79,7 +84,8 @@ class Metrics {
   struct ContributionKeys {
     std::vector<std::pair<std::string, double>> violations, grants, workloads;
   };
-  static ContributionKeys ContributionOf(const nlohmann::json& report);
+  static ContributionKeys ContributionOf(const std::string& namespace_name,
+                                         const PodEvaluation& evaluation);
   Contribution Add(ContributionKeys keys);
   void Subtract(const Contribution& c);
   static void RenderFamily(const DomainFamily& family, std::string& out);

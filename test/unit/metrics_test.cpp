@@ -17,7 +17,8 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-nlohmann::json ReportFor(const std::string& yaml) {
+// The evaluation of a manifest's workload under the default policy (kept alive for the test).
+const PodEvaluation& EvaluationFor(const std::string& yaml) {
   static std::vector<std::unique_ptr<ManifestWorkload>> keep;
   static std::vector<std::unique_ptr<PodEvaluation>> evals;
   keep.push_back(std::make_unique<ManifestWorkload>(testing::OneWorkload(yaml)));
@@ -25,8 +26,7 @@ nlohmann::json ReportFor(const std::string& yaml) {
   const Policy* policies[] = {&policy};
   evals.push_back(
       std::make_unique<PodEvaluation>(Evaluate(keep.back()->pod, policies, Clock::now())));
-  const auto& w = *keep.back();
-  return BuildReport({w.ref, w.namespace_name, 1, &w.pod, evals.back().get()});
+  return *evals.back();
 }
 
 const char* kTwoContainers = R"(
@@ -43,8 +43,8 @@ spec:
 
 TEST(Metrics, DomainGaugesFollowReportsAndDropEmptySeries) {
   Metrics m;
-  const auto report = ReportFor(kTwoContainers);
-  m.SetReport("netops/tools", &report);
+  const PodEvaluation& report = EvaluationFor(kTwoContainers);
+  m.SetWorkload("netops/tools", "netops", &report);
   std::string text = m.Render();
   EXPECT_THAT(
       text,
@@ -60,10 +60,10 @@ TEST(Metrics, DomainGaugesFollowReportsAndDropEmptySeries) {
           R"(capwatch_capability_grants{capability="NET_RAW",dangerous="false",namespace="netops"} 1)"));
   EXPECT_THAT(text, HasSubstr(R"(capwatch_workloads{compliant="false",namespace="netops"} 1)"));
 
-  m.SetReport("netops/tools", &report);  // the same report again changes nothing
+  m.SetWorkload("netops/tools", "netops", &report);  // the same report again changes nothing
   EXPECT_EQ(m.Render(), text);
 
-  m.SetReport("netops/tools", nullptr);
+  m.SetWorkload("netops/tools", "netops", nullptr);
   text = m.Render();
   EXPECT_THAT(text, Not(HasSubstr("capwatch_violations{")));
   EXPECT_THAT(text, Not(HasSubstr("capwatch_capability_grants{")));
@@ -83,10 +83,10 @@ spec:
 
 TEST(Metrics, SeriesSharedByWorkloadsAreTheSumOfTheirReports) {
   Metrics m;
-  const auto tools = ReportFor(kTwoContainers);  // NET_ADMIN ×2, NET_RAW ×1
-  const auto probe = ReportFor(kOneContainer);   // NET_RAW ×1
-  m.SetReport("netops/tools", &tools);
-  m.SetReport("netops/probe", &probe);
+  const PodEvaluation& tools = EvaluationFor(kTwoContainers);  // NET_ADMIN ×2, NET_RAW ×1
+  const PodEvaluation& probe = EvaluationFor(kOneContainer);   // NET_RAW ×1
+  m.SetWorkload("netops/tools", "netops", &tools);
+  m.SetWorkload("netops/probe", "netops", &probe);
   std::string text = m.Render();
   EXPECT_THAT(
       text,
@@ -95,7 +95,7 @@ TEST(Metrics, SeriesSharedByWorkloadsAreTheSumOfTheirReports) {
   EXPECT_THAT(text, HasSubstr(R"(capwatch_workloads{compliant="false",namespace="netops"} 2)"));
 
   // tools now holds what probe holds: NET_ADMIN's series goes, NET_RAW's stays at 2.
-  m.SetReport("netops/tools", &probe);
+  m.SetWorkload("netops/tools", "netops", &probe);
   text = m.Render();
   EXPECT_THAT(text, Not(HasSubstr(R"(capability="NET_ADMIN")")));
   EXPECT_THAT(
@@ -103,7 +103,7 @@ TEST(Metrics, SeriesSharedByWorkloadsAreTheSumOfTheirReports) {
       HasSubstr(
           R"(capwatch_capability_grants{capability="NET_RAW",dangerous="false",namespace="netops"} 2)"));
 
-  m.SetReport("netops/probe", nullptr);
+  m.SetWorkload("netops/probe", "netops", nullptr);
   text = m.Render();
   EXPECT_THAT(
       text,
@@ -111,11 +111,60 @@ TEST(Metrics, SeriesSharedByWorkloadsAreTheSumOfTheirReports) {
           R"(capwatch_capability_grants{capability="NET_RAW",dangerous="false",namespace="netops"} 1)"));
   EXPECT_THAT(text, HasSubstr(R"(capwatch_workloads{compliant="false",namespace="netops"} 1)"));
 
-  m.SetReport("netops/tools", nullptr);
-  m.SetReport("netops/tools", nullptr);  // gone twice is gone
+  m.SetWorkload("netops/tools", "netops", nullptr);
+  m.SetWorkload("netops/tools", "netops", nullptr);  // gone twice is gone
   text = m.Render();
   EXPECT_THAT(text, Not(HasSubstr("capwatch_capability_grants{")));
   EXPECT_THAT(text, Not(HasSubstr("capwatch_workloads{")));
+}
+
+// A report of a hundred containers adding everything is cut to stay under the API server's
+// limit, its lowest-severity findings left out. The gauges count from the evaluation, so they
+// still see every violating container.
+TEST(Metrics, ViolationsCountEveryContainerEvenWhenTheReportLeavesFindingsOut) {
+  std::string yaml = R"(
+apiVersion: v1
+kind: Pod
+metadata: {name: everything, namespace: wide}
+spec:
+  containers:
+)";
+  const std::string caps =
+      "CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP, "
+      "LINUX_IMMUTABLE, NET_BIND_SERVICE, NET_BROADCAST, NET_ADMIN, NET_RAW, IPC_LOCK, "
+      "IPC_OWNER, SYS_MODULE, SYS_RAWIO, SYS_CHROOT, SYS_PTRACE, SYS_PACCT, SYS_ADMIN, SYS_BOOT, "
+      "SYS_NICE, SYS_RESOURCE, SYS_TIME, SYS_TTY_CONFIG, MKNOD, LEASE, AUDIT_WRITE, "
+      "AUDIT_CONTROL, SETFCAP, MAC_OVERRIDE, MAC_ADMIN, SYSLOG, WAKE_ALARM, BLOCK_SUSPEND, "
+      "AUDIT_READ, PERFMON, BPF, CHECKPOINT_RESTORE";
+  for (int i = 0; i < 100; ++i) {
+    yaml += "  - {name: c" + std::to_string(i) +
+            ", image: i, securityContext: {capabilities: {add: [" + caps + "]}}}\n";
+  }
+  static std::vector<std::unique_ptr<ManifestWorkload>> keep;
+  keep.push_back(std::make_unique<ManifestWorkload>(testing::OneWorkload(yaml)));
+  const ManifestWorkload& w = *keep.back();
+  const PodEvaluation& evaluation = EvaluationFor(yaml);
+  const nlohmann::json report = BuildReport({w.ref, w.namespace_name, 1, &w.pod, &evaluation});
+  ASSERT_GT(report["summary"]["truncated"].value("findingsOmitted", 0), 0)
+      << "the report must be one that leaves findings out";
+
+  Metrics m;
+  m.SetWorkload("wide/everything", "wide", &evaluation);
+  const std::string text = m.Render();
+  const std::regex line(
+      R"re(capwatch_violations\{namespace="wide",[^}]*severity="(\w+)"\} (\S+))re");
+  std::set<std::string> severities;
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), line); it != std::sregex_iterator();
+       ++it) {
+    severities.insert((*it)[1]);
+    EXPECT_EQ((*it)[2], "100") << "every container violates every rule here: " << (*it)[0];
+  }
+  EXPECT_EQ(severities.count("low"), 1u) << "the findings the report left out are counted";
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(capwatch_capability_grants{capability="SYS_ADMIN",dangerous="true",namespace="wide"} 100)"));
+  EXPECT_THAT(text, HasSubstr(R"(capwatch_workloads{compliant="false",namespace="wide"} 1)"));
 }
 
 TEST(Metrics, CountersAndOperationalMetricsRender) {
@@ -156,15 +205,16 @@ TEST(Metrics, ForgettingANamespaceDropsItsCountersOnly) {
 // parser takes, whatever a report's strings hold.
 TEST(Metrics, TheRenderedTextIsWellFormedAndEscapesLabelValues) {
   Metrics m;
-  const auto tools = ReportFor(kTwoContainers);
-  m.SetReport("netops/tools", &tools);
-  const auto strange = nlohmann::json::parse(R"({
-    "metadata": {"namespace": "ns"},
-    "findings": [{"result": "fail", "policy": "a\"b\\c\nd", "rule": "privileged",
-                  "severity": "high", "container": "c"}],
-    "containers": [],
-    "summary": {"compliant": false}})");
-  m.SetReport("ns/strange", &strange);
+  const PodEvaluation& tools = EvaluationFor(kTwoContainers);
+  m.SetWorkload("netops/tools", "netops", &tools);
+  PodEvaluation strange;
+  Finding odd;
+  odd.policy = "a\"b\\c\nd";  // no such name gets past the API server; rendered safely anyway
+  odd.rule = Rule::kPrivileged;
+  odd.severity = Severity::kHigh;
+  odd.container = "c";
+  strange.findings.push_back(odd);
+  m.SetWorkload("ns/strange", "ns", &strange);
   m.CountNewDangerousGrant("netops", "NET_ADMIN");
   m.ApiRequest("GET", 200);
   const std::string text = m.Render();
@@ -188,9 +238,9 @@ TEST(Metrics, TheRenderedTextIsWellFormedAndEscapesLabelValues) {
     ASSERT_TRUE(std::regex_match(line, m1, sample)) << "not a sample line: " << line;
     sampled.insert(m1[1]);
   }
-  for (const char* family : {"capwatch_violations", "capwatch_capability_grants",
-                             "capwatch_workloads", "capwatch_dangerous_grants_total",
-                             "capwatch_api_requests_total"}) {
+  for (const char* family :
+       {"capwatch_violations", "capwatch_capability_grants", "capwatch_workloads",
+        "capwatch_dangerous_grants_total", "capwatch_api_requests_total"}) {
     EXPECT_EQ(types[family], 1) << family << ": one TYPE line";
     EXPECT_EQ(sampled.count(family), 1u) << family;
   }
