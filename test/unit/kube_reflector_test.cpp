@@ -5,8 +5,8 @@
 #include <deque>
 #include <stdexcept>
 
-#include "kube/backoff.h"
 #include "controller/pod_informer.h"
+#include "kube/backoff.h"
 #include "kube/rate_limiter.h"
 #include "kube/reflector.h"
 #include "kube_fakes.h"

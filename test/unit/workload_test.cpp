@@ -240,7 +240,8 @@ TEST(PodDecoder, DoesNotHoldTheMemoryOfAHugeListAfterDecodingIt) {
   std::size_t pods = 0;
   PodDecoder::ListMeta meta;
   DecodeError error;
-  ASSERT_TRUE(decoder.DecodePodList(list, [&](PodView&&) { ++pods; }, meta, error))
+  ASSERT_TRUE(decoder.DecodePodList(
+      list, [&](PodView&&) { ++pods; }, meta, error))
       << error.ToString();
   EXPECT_EQ(pods, n);
   EXPECT_LT(decoder.retained_bytes(), 16u << 20) << "20 MiB of input, let go";
