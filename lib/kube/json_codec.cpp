@@ -179,7 +179,41 @@ std::string ObjectNameOf(const json& object) {
 
 bool DecodeJsonItems(std::string_view body, ListPageMeta& meta, std::string& error,
                      std::initializer_list<JsonField> fields, const JsonObjectDecoder& item) {
-  const json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  // Each item is decoded as soon as it is parsed and then dropped from the tree: a page costs
+  // its body plus one item's tree, not the tree of the whole page (a page of CapabilityReports
+  // of 900 KiB each would be ten times its size as nlohmann values). The parser reports the
+  // root's keys at depth 1 and the items of its "items" array at depth 2.
+  std::string root_key;
+  std::string list_kind = "list";
+  bool in_items = false;
+  std::size_t index = 0;
+  auto on_event = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth == 1) {
+      if (event == json::parse_event_t::key) {
+        root_key = parsed.is_string() ? parsed.get<std::string>() : std::string();
+      } else if (event == json::parse_event_t::array_start) {
+        in_items = root_key == "items";
+      } else if (event == json::parse_event_t::array_end) {
+        in_items = false;
+      } else if (event == json::parse_event_t::value && root_key == "kind" && parsed.is_string()) {
+        list_kind = parsed.get<std::string>();
+      }
+      return true;
+    }
+    const bool an_item =
+        depth == 2 && in_items &&
+        (event == json::parse_event_t::object_end || event == json::parse_event_t::array_end ||
+         event == json::parse_event_t::value);
+    if (!an_item) return true;
+    std::string item_error;
+    if (!DecodeChecked(parsed, fields, item, item_error)) {
+      spdlog::warn("{}: skipping {}: {}", list_kind, ItemLabel(parsed, index), item_error);
+      ++meta.skipped_items;
+    }
+    ++index;
+    return false;  // decoded: not kept in the tree
+  };
+  const json doc = json::parse(body, on_event, /*allow_exceptions=*/false);
   if (!doc.is_object()) {
     error = "list response is not a JSON object";
     return false;
@@ -191,19 +225,6 @@ bool DecodeJsonItems(std::string_view body, ListPageMeta& meta, std::string& err
   if (auto md = doc.find("metadata"); md != doc.end() && md->is_object()) {
     meta.resource_version = md->value("resourceVersion", "");
     meta.continue_token = md->value("continue", "");
-  }
-  auto items = doc.find("items");
-  if (items == doc.end() || items->is_null()) return true;
-  auto kind = doc.find("kind");
-  const std::string list_kind =
-      kind != doc.end() && kind->is_string() ? kind->get<std::string>() : "list";
-  for (std::size_t i = 0; i < items->size(); ++i) {
-    const json& object = (*items)[i];
-    std::string item_error;
-    if (!DecodeChecked(object, fields, item, item_error)) {
-      spdlog::warn("{}: skipping {}: {}", list_kind, ItemLabel(object, i), item_error);
-      ++meta.skipped_items;
-    }
   }
   return true;
 }

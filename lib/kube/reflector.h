@@ -59,7 +59,7 @@ struct ReflectorOptions {
   // size as fit in `page_bytes`, never more than `page_size`. Pods of 8 KB get 500 a page; of
   // 60 KiB (100 containers), 68; CapabilityReports of 900 KiB, 4.
   int page_size = 500;
-  int first_page_size = 50;
+  int first_page_size = 10;
   std::size_t page_bytes = 4u << 20;
   // Each watch asks the server to end it after a random time in [min, 2*min), so that many
   // controllers do not reconnect together.

@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "controller/cluster_views.h"
+#include "controller/metadata_informer.h"
 #include "kube/informer.h"
 #include "kube/json_codec.h"
-#include "controller/metadata_informer.h"
 
 namespace capwatch::kube {
 namespace {
@@ -509,6 +509,23 @@ TEST_P(PageTest, ItemsThatAreNotObjectsAreSkippedAndCounted) {
   EXPECT_EQ(l.skipped, 4u);
 }
 
+// Items are decoded one at a time as the page is parsed: only the root's "items" are items,
+// wherever the list's metadata stands, and objects nested in an item stay in it.
+TEST_P(PageTest, OnlyTheRootsItemsAreItemsWhereverTheMetadataIs) {
+  const Kind kind = GetParam();
+  json nested = Object(kind, "b");
+  nested["extra"] = {{"deeper", {Object(kind, "not-an-item")}}};
+  const std::string body = R"({"items":[)" + Object(kind, "a").dump() + "," + nested.dump() +
+                           R"(],"other":[)" + Object(kind, "c").dump() +
+                           R"(],"metadata":{"resourceVersion":"8","continue":"more"},"kind":"L"})";
+  Listed l;
+  ASSERT_NO_THROW(l = DecodeList(kind, body));
+  ASSERT_TRUE(l.ok) << l.error;
+  EXPECT_THAT(l.keys, ElementsAre(KeyOf(kind, "a"), KeyOf(kind, "b")));
+  EXPECT_EQ(l.skipped, 0u);
+  EXPECT_EQ(l.resource_version, "8");
+}
+
 TEST_P(PageTest, AnObjectThatIsNotJsonIsRefused) {
   const Kind kind = GetParam();
   for (const char* object : {"", "7", "[1]", "{\"metadata\":", "null"}) {
@@ -547,9 +564,9 @@ TEST(ReportCodec, AWellFormedReportIsReadInFull) {
 TEST(ReportCodec, TheGrantMemoryOfAHundredContainersIsKeptCompact) {
   std::set<DangerousGrant> grants;
   for (int c = 0; c < 100; ++c) {
-    for (const char* cap : {"BPF", "DAC_OVERRIDE", "DAC_READ_SEARCH", "MAC_ADMIN", "MAC_OVERRIDE",
-                            "NET_ADMIN", "PERFMON", "SYS_ADMIN", "SYS_BOOT", "SYS_MODULE",
-                            "SYS_PTRACE", "SYS_RAWIO"}) {
+    for (const char* cap :
+         {"BPF", "DAC_OVERRIDE", "DAC_READ_SEARCH", "MAC_ADMIN", "MAC_OVERRIDE", "NET_ADMIN",
+          "PERFMON", "SYS_ADMIN", "SYS_BOOT", "SYS_MODULE", "SYS_PTRACE", "SYS_RAWIO"}) {
       grants.insert({"container-" + std::to_string(c), cap});
     }
   }
