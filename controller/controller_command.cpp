@@ -251,7 +251,7 @@ int RunController(const std::vector<std::string>& args) {
   config.config->allow_insecure_http = flags.allow_insecure_api_server;
   auto client = kube::RestClient::Make(*config.config, transport);
   if (!client.ok()) {
-    spdlog::error("cannot create the Kubernetes client: {}", client.status().ToString());
+    spdlog::error("cannot create the Kubernetes client: {}", client.error().ToString());
     return 1;
   }
 

@@ -18,7 +18,7 @@ EventRecorder::PostResult EventRecorder::Post(const Waiting& event, const std::s
     metrics_.EventPosted("posted");
     return PostResult::kPosted;
   }
-  const kube::ApiStatus& s = r.status();
+  const kube::ApiStatus& s = r.error();
   if (NamespaceTerminating(s) || s.IsNotFound() || s.reason() == kube::StatusReason::kInvalid) {
     spdlog::warn("recording an event in {}: {}; not retried", event.namespace_name, s.ToString());
     metrics_.EventPosted("dropped");

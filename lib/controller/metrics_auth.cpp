@@ -182,8 +182,8 @@ AuthDecision MetricsAuthorizer::Review(const std::string& token, std::string_vie
   }
   auto answer = client_.Create(kTokenReviews, review.dump(), {}, stop);
   if (!answer.ok()) {
-    transient = IsTransient(answer.status());
-    return Unreachable("tokenreviews.authentication.k8s.io", answer.status());
+    transient = IsTransient(answer.error());
+    return Unreachable("tokenreviews.authentication.k8s.io", answer.error());
   }
   const auto reviewed = nlohmann::json::parse(answer.value(), nullptr, false);
   const auto* status = reviewed.is_object() && reviewed.contains("status") ? &reviewed["status"]
@@ -220,8 +220,8 @@ AuthDecision MetricsAuthorizer::Review(const std::string& token, std::string_vie
   }
   auto decided = client_.Create(kAccessReviews, access.dump(), {}, stop);
   if (!decided.ok()) {
-    transient = IsTransient(decided.status());
-    return Unreachable("subjectaccessreviews.authorization.k8s.io", decided.status());
+    transient = IsTransient(decided.error());
+    return Unreachable("subjectaccessreviews.authorization.k8s.io", decided.error());
   }
   const auto sar = nlohmann::json::parse(decided.value(), nullptr, false);
   const bool allowed = sar.is_object() && sar.contains("status") && IsTrue(sar["status"], "allowed");

@@ -81,7 +81,7 @@ int PolicyStatusWriter::WriteChanged(const std::stop_token& stop,
     auto r = client_.Patch(CapabilityPolicies(), view->name, kube::PatchType::kMerge,
                            json({{"status", status}}).dump(), options, stop);
     if (!r.ok()) {
-      spdlog::warn("writing status of policy {}: {}", view->name, r.status().ToString());
+      spdlog::warn("writing status of policy {}: {}", view->name, r.error().ToString());
       continue;
     }
     ++written;

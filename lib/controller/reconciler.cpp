@@ -281,10 +281,10 @@ ReconcileOutcome Reconciler::WithoutPods(const WorkloadKey& key, const ReportVie
     const std::string patch = R"({"workload":{"pods":0}})";
     auto r = client_.Patch(CapabilityReports(key.namespace_name), key.report_name,
                            kube::PatchType::kMerge, patch, {}, stop);
-    metrics_.ReportWrite(r.ok() ? "updated" : r.status().IsNotFound() ? "conflict" : "error");
-    if (!r.ok() && !r.status().IsNotFound() && !NamespaceTerminating(r.status())) {
+    metrics_.ReportWrite(r.ok() ? "updated" : r.error().IsNotFound() ? "conflict" : "error");
+    if (!r.ok() && !r.error().IsNotFound() && !NamespaceTerminating(r.error())) {
       return ReconcileOutcome::Retry("setting pods to 0 in report " + key.ToString() + ": " +
-                                     r.status().ToString());
+                                     r.error().ToString());
     }
   }
   NothingRuns(key);
@@ -300,15 +300,15 @@ ReconcileOutcome Reconciler::DeleteOrphan(const WorkloadKey& key, const ReportVi
   options.precondition_uid = stored.uid;
   options.precondition_resource_version = stored.resource_version;
   auto r = client_.Delete(CapabilityReports(key.namespace_name), key.report_name, options, stop);
-  if (r.ok() || r.status().IsNotFound()) {
+  if (r.ok() || r.error().IsNotFound()) {
     metrics_.ReportWrite("deleted");
     spdlog::info("deleted report {}: it has no owner and no Pods", key.ToString());
     if (index_.EraseIfEmpty(key)) Forget(key);
     return ReconcileOutcome::Done();
   }
-  metrics_.ReportWrite(r.status().IsConflict() ? "conflict" : "error");
+  metrics_.ReportWrite(r.error().IsConflict() ? "conflict" : "error");
   return ReconcileOutcome::Retry("deleting report " + key.ToString() + ": " +
-                                 r.status().ToString());
+                                 r.error().ToString());
 }
 
 ReconcileOutcome Reconciler::Write(const WorkloadKey& key, const WorkloadRef& ref, json report,
@@ -347,11 +347,11 @@ ReconcileOutcome Reconciler::Write(const WorkloadKey& key, const WorkloadRef& re
     status =
         client_
             .Update(CapabilityReports(key.namespace_name), key.report_name, report.dump(), {}, stop)
-            .status();
+            .error();
     result = "updated";
   } else {
     status =
-        client_.Create(CapabilityReports(key.namespace_name), report.dump(), {}, stop).status();
+        client_.Create(CapabilityReports(key.namespace_name), report.dump(), {}, stop).error();
   }
   if (status.ok()) {
     metrics_.ReportWrite(result);

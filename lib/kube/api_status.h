@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/result.h"
+
 namespace capwatch::kube {
 
 // The API server's `Status.reason` (metav1.StatusReason), plus the ways a request can fail
@@ -95,24 +97,9 @@ class [[nodiscard]] ApiStatus {
   std::optional<std::chrono::seconds> retry_after_;
 };
 
-// A value or the status that explains its absence.
+// A value or the status that explains its absence: capwatch's one result type (lib/base) with
+// the API server's answer as the error. error() of an ok result is ApiStatus::Ok().
 template <typename T>
-class [[nodiscard]] Result {
- public:
-  Result(T value) : value_(std::move(value)) {}             // NOLINT: implicit by design
-  Result(ApiStatus status) : status_(std::move(status)) {}  // NOLINT: implicit by design
-
-  bool ok() const { return status_.ok() && value_.has_value(); }
-  const ApiStatus& status() const { return status_; }
-  T& value() & { return *value_; }
-  const T& value() const& { return *value_; }
-  T&& value() && { return std::move(*value_); }
-  T* operator->() { return &*value_; }
-  const T* operator->() const { return &*value_; }
-
- private:
-  ApiStatus status_;
-  std::optional<T> value_;
-};
+using Result = capwatch::Result<T, ApiStatus>;
 
 }  // namespace capwatch::kube

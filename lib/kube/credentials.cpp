@@ -289,7 +289,7 @@ Result<Credentials> ExecCredentialPlugin::Get() {
         std::lock_guard inner(mu_);
         if (!fetched.credentials.ok() && !stop.stop_requested()) {
           spdlog::warn("{}; the current credential stays in use until it expires",
-                       fetched.credentials.status().message());
+                       fetched.credentials.error().message());
           no_background_run_before_ = started + options_.retry_after_failure;
         }
         Publish(std::move(fetched));

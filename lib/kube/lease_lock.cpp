@@ -65,7 +65,7 @@ LeaseLock::LeaseLock(KubeClient& client, std::string namespace_name, std::string
 std::string LeaseLock::Describe() const { return resource_.Describe(name_); }
 
 ApiStatus LeaseLock::Remember(const Result<std::string>& response) {
-  if (!response.ok()) return response.status();
+  if (!response.ok()) return response.error();
   LeaseRecord ignored;
   if (!ParseLease(response.value(), ignored, resource_version_)) {
     return ApiStatus(0, StatusReason::kDecode, Describe() + ": response is not a Lease");
@@ -75,7 +75,7 @@ ApiStatus LeaseLock::Remember(const Result<std::string>& response) {
 
 Result<LeaseRecord> LeaseLock::Get(const std::stop_token& stop) {
   auto r = client_.Get(resource_, name_, {}, stop);
-  if (!r.ok()) return r.status();
+  if (!r.ok()) return r.error();
   LeaseRecord record;
   if (!ParseLease(r.value(), record, resource_version_)) {
     return ApiStatus(0, StatusReason::kDecode, Describe() + ": response is not a Lease");
@@ -140,8 +140,8 @@ bool LeaderElector::AttemptAcquireOrRenew(const std::stop_token& stop) {
 
   auto current = lock_.Get(stop);
   if (!current.ok()) {
-    if (!current.status().IsNotFound()) {
-      spdlog::warn("leader election: {}: {}", lock_.Describe(), current.status().ToString());
+    if (!current.error().IsNotFound()) {
+      spdlog::warn("leader election: {}: {}", lock_.Describe(), current.error().ToString());
       return false;
     }
     if (ApiStatus s = lock_.Create(mine, stop); !s.ok()) {

@@ -75,7 +75,7 @@ ReflectorState Reflector::DoList(const std::stop_token& stop) {
   for (;;) {
     auto page = client_.List(options_.resource, opts, stop);
     if (!page.ok()) {
-      if (page.status().IsGone() && !opts.continue_token.empty() &&
+      if (page.error().IsGone() && !opts.continue_token.empty() &&
           restarts < options_.max_list_restarts) {
         // The continue token outlived etcd's compaction window: start the list over.
         spdlog::warn("{}: continue token expired, restarting the list", what);
@@ -88,9 +88,9 @@ ReflectorState Reflector::DoList(const std::stop_token& stop) {
         store_.BeginList();
         continue;
       }
-      NoteRetryAfter(page.status());
-      if (page.status().reason() != StatusReason::kCancelled) {
-        spdlog::warn("{}", page.status().ToString());
+      NoteRetryAfter(page.error());
+      if (page.error().reason() != StatusReason::kCancelled) {
+        spdlog::warn("{}", page.error().ToString());
       }
       need_relist_ = true;
       return ReflectorState::kBackoff;
@@ -151,7 +151,7 @@ ReflectorState Reflector::DoWatch(const std::stop_token& stop) {
   const Clock::TimePoint started = clock_.Now();
   auto opened = client_.Watch(options_.resource, opts, stop);
   if (!opened.ok()) {
-    const ApiStatus& s = opened.status();
+    const ApiStatus& s = opened.error();
     if (s.reason() == StatusReason::kCancelled) return ReflectorState::kWatching;
     if (s.IsGone()) {
       spdlog::info("{}: resourceVersion {} is too old, relisting", what, opts.resource_version);

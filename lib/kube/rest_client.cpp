@@ -277,7 +277,7 @@ struct RestClient::Impl {
     out.headers().add("Accept", r.accept);
     if (credentials) {
       auto creds = credentials->Get();
-      if (!creds.ok()) return creds.status();
+      if (!creds.ok()) return creds.error();
       if (!creds->token.empty()) out.headers().add("Authorization", "Bearer " + creds->token);
       std::lock_guard lock(tls->mu);
       tls->exec_cert_pem = creds->client_cert_pem;

@@ -91,7 +91,7 @@ kube::Result<std::string> Get(const std::string& server, const std::string& ca,
   o.max_retries = 0;
   o.qps = 0;
   auto client = kube::RestClient::Make(cfg, o);
-  if (!client.ok()) return client.status();
+  if (!client.ok()) return client.error();
   kube::Request r;
   r.path = path;
   r.accept = "text/plain";
@@ -112,17 +112,17 @@ void ExpectAuthorizedOnlyWithTheRole(bool ipv6) {
   EXPECT_EQ(l.endpoints.url(), server);
 
   auto good = Get(server, cert.cert_pem, "good", "/metrics");
-  ASSERT_TRUE(good.ok()) << good.status().ToString();
+  ASSERT_TRUE(good.ok()) << good.error().ToString();
   EXPECT_EQ(good.value(), "capwatch_up 1\n");
   auto other = Get(server, cert.cert_pem, "other", "/metrics");
-  EXPECT_EQ(other.status().http_status(), 403) << other.status().ToString();
-  EXPECT_NE(other.status().message().find("may not get /metrics"), std::string::npos);
+  EXPECT_EQ(other.error().http_status(), 403) << other.error().ToString();
+  EXPECT_NE(other.error().message().find("may not get /metrics"), std::string::npos);
   auto none = Get(server, cert.cert_pem, "", "/metrics");
-  EXPECT_EQ(none.status().http_status(), 401) << none.status().ToString();
+  EXPECT_EQ(none.error().http_status(), 401) << none.error().ToString();
   // The kubelet's probes carry no token and need none.
   auto health = Get(server, cert.cert_pem, "", "/healthz");
-  ASSERT_TRUE(health.ok()) << health.status().ToString();
-  EXPECT_EQ(Get(server, cert.cert_pem, "good", "/nope").status().http_status(), 404);
+  ASSERT_TRUE(health.ok()) << health.error().ToString();
+  EXPECT_EQ(Get(server, cert.cert_pem, "good", "/nope").error().http_status(), 404);
   std::lock_guard lock(l.mu);
   EXPECT_EQ(l.headers_seen, (std::vector<std::string>{"Bearer good", "Bearer other", ""}))
       << "the authorizer saw exactly the /metrics requests";
@@ -140,8 +140,8 @@ TEST(HttpEndpoints, AClientChecksTheCertificateAgainstTheAddress) {
   Listener l;
   ASSERT_TRUE(Serve(l, "127.0.0.1:" + std::to_string(port), cert, error)) << error;
   auto r = Get("https://127.0.0.1:" + std::to_string(port), cert.cert_pem, "good", "/metrics");
-  EXPECT_EQ(r.status().reason(), kube::StatusReason::kTransport)
-      << "a certificate without IP SAN 127.0.0.1 must not verify: " << r.status().ToString();
+  EXPECT_EQ(r.error().reason(), kube::StatusReason::kTransport)
+      << "a certificate without IP SAN 127.0.0.1 must not verify: " << r.error().ToString();
 }
 
 TEST(HttpEndpoints, APortInUseIsAClearError) {

@@ -70,9 +70,9 @@ TEST_F(ExecPlugin, AHungPluginIsKilledAtTheTimeout) {
   auto r = source->Get();
   const auto took = Since(start);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().reason(), StatusReason::kConfig);
-  EXPECT_THAT(r.status().message(), HasSubstr(cmd));
-  EXPECT_THAT(r.status().message(), HasSubstr("did not finish within 200 ms"));
+  EXPECT_EQ(r.error().reason(), StatusReason::kConfig);
+  EXPECT_THAT(r.error().message(), HasSubstr(cmd));
+  EXPECT_THAT(r.error().message(), HasSubstr("did not finish within 200 ms"));
   EXPECT_GE(took, 200ms);
   EXPECT_LT(took, 2s);
 
@@ -92,8 +92,8 @@ TEST_F(ExecPlugin, JunkOutputIsAnErrorNamingThePlugin) {
   const std::string cmd = Plugin("junk.sh", "echo 'Token: abc (not JSON)'\n");
   auto r = Source(cmd, Quick())->Get();
   ASSERT_FALSE(r.ok());
-  EXPECT_THAT(r.status().message(), HasSubstr(cmd));
-  EXPECT_THAT(r.status().message(), HasSubstr("not an ExecCredential"));
+  EXPECT_THAT(r.error().message(), HasSubstr(cmd));
+  EXPECT_THAT(r.error().message(), HasSubstr("not an ExecCredential"));
 }
 
 TEST_F(ExecPlugin, EndlessOutputIsCutOff) {
@@ -104,8 +104,8 @@ TEST_F(ExecPlugin, EndlessOutputIsCutOff) {
   const auto start = std::chrono::steady_clock::now();
   auto r = Source(cmd, o)->Get();
   ASSERT_FALSE(r.ok());
-  EXPECT_THAT(r.status().message(), HasSubstr(cmd));
-  EXPECT_THAT(r.status().message(), HasSubstr("more than 65536 bytes"));
+  EXPECT_THAT(r.error().message(), HasSubstr(cmd));
+  EXPECT_THAT(r.error().message(), HasSubstr("more than 65536 bytes"));
   EXPECT_LT(Since(start), 5s);
 }
 
@@ -114,8 +114,8 @@ TEST_F(ExecPlugin, ExitStatusAndStandardErrorAreInTheError) {
       Plugin("fail.sh", "echo 'error: SSO session for profile prod has expired' >&2\nexit 1\n");
   auto r = Source(cmd, Quick())->Get();
   ASSERT_FALSE(r.ok());
-  EXPECT_THAT(r.status().message(), HasSubstr(cmd + " exited with status 1"));
-  EXPECT_THAT(r.status().message(),
+  EXPECT_THAT(r.error().message(), HasSubstr(cmd + " exited with status 1"));
+  EXPECT_THAT(r.error().message(),
               HasSubstr("stderr: \"error: SSO session for profile prod has expired\""));
 }
 
@@ -129,7 +129,7 @@ TEST_F(ExecPlugin, LongStandardErrorIsTruncatedToItsEnd) {
              "echo 'the real error' >&2\nexit 2\n");
   auto r = Source(cmd, o)->Get();
   ASSERT_FALSE(r.ok());
-  const std::string& m = r.status().message();
+  const std::string& m = r.error().message();
   EXPECT_THAT(m, HasSubstr("exited with status 2"));
   EXPECT_THAT(m, HasSubstr("the real error\""));
   EXPECT_THAT(m, HasSubstr("last 100 of"));
@@ -146,7 +146,7 @@ TEST_F(ExecPlugin, TruncatedStandardErrorStartsOnACharacter) {
                     "exit 1\n");
   auto r = Source(cmd, o)->Get();
   ASSERT_FALSE(r.ok());
-  const std::string& m = r.status().message();
+  const std::string& m = r.error().message();
   const auto quote = m.find("\"...");
   ASSERT_NE(quote, std::string::npos) << m;
   const auto first = static_cast<unsigned char>(m[quote + 4]);
@@ -161,8 +161,8 @@ TEST_F(ExecPlugin, AMissingPluginSaysSoWithTheInstallHint) {
   ExecCredentialPlugin source(exec, "", clock_, Quick());
   auto r = source.Get();
   ASSERT_FALSE(r.ok());
-  EXPECT_THAT(r.status().message(), HasSubstr("cannot start"));
-  EXPECT_THAT(r.status().message(), HasSubstr("brew install no-such-plugin"));
+  EXPECT_THAT(r.error().message(), HasSubstr("cannot start"));
+  EXPECT_THAT(r.error().message(), HasSubstr("brew install no-such-plugin"));
 }
 
 // While a renewal hangs, a still-valid credential is served at once (a Lease renewal must
@@ -176,7 +176,7 @@ TEST_F(ExecPlugin, AHungRenewalBlocksNoRequestThatHasAValidToken) {
   o.refresh_before_expiry = 60s;
   auto source = Source(cmd, o);
   auto first = source->Get();
-  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_TRUE(first.ok()) << first.error().ToString();
   EXPECT_EQ(first->token, "one");
   EXPECT_EQ(source->runs(), 1);
 
@@ -186,7 +186,7 @@ TEST_F(ExecPlugin, AHungRenewalBlocksNoRequestThatHasAValidToken) {
   for (int i = 0; i < 3; ++i) {
     const auto start = std::chrono::steady_clock::now();
     auto r = source->Get();
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_TRUE(r.ok()) << r.error().ToString();
     EXPECT_EQ(r->token, "one");
     EXPECT_LT(Since(start), 100ms) << "served without waiting on the renewal";
   }
@@ -197,8 +197,8 @@ TEST_F(ExecPlugin, AHungRenewalBlocksNoRequestThatHasAValidToken) {
   const auto start = std::chrono::steady_clock::now();
   auto r = source->Get();
   ASSERT_FALSE(r.ok());
-  EXPECT_THAT(r.status().message(), HasSubstr(cmd));
-  EXPECT_THAT(r.status().message(), HasSubstr("did not finish within 1 s"));
+  EXPECT_THAT(r.error().message(), HasSubstr(cmd));
+  EXPECT_THAT(r.error().message(), HasSubstr("did not finish within 1 s"));
   EXPECT_LT(Since(start), 2500ms);
   EXPECT_EQ(source->runs(), 2) << "it waited for the run under way instead of starting one";
 }
@@ -213,15 +213,15 @@ TEST_F(ExecPlugin, ConcurrentRequestsShareOneRun) {
   auto rb = b.get();
   EXPECT_FALSE(ra.ok());
   EXPECT_FALSE(rb.ok());
-  EXPECT_THAT(ra.status().message(), HasSubstr(cmd));
-  EXPECT_THAT(rb.status().message(), HasSubstr(cmd));
+  EXPECT_THAT(ra.error().message(), HasSubstr(cmd));
+  EXPECT_THAT(rb.error().message(), HasSubstr(cmd));
   EXPECT_LT(Since(start), 2s);
   EXPECT_EQ(source->runs(), 1);
 
   // A timeout is not for ever: the next request runs the (now fixed) plugin again.
   TokenPlugin("hang.sh", "two", FormatMicroTime(clock_.WallNow() + 1h));
   auto r = source->Get();
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
   EXPECT_EQ(r->token, "two");
 }
 

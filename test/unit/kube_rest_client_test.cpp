@@ -36,7 +36,7 @@ std::unique_ptr<RestClient> Client(const std::string& url, TransportOptions opti
   config.server = url;
   config.allow_insecure_http = true;  // the fake server speaks plain HTTP
   auto c = RestClient::Make(std::move(config), std::move(options));
-  EXPECT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c.ok()) << c.error().ToString();
   return c.ok() ? std::move(c).value() : nullptr;
 }
 
@@ -67,15 +67,15 @@ TEST(RestClient, RefusesAPlainHttpServer) {
     cfg.source = "kubeconfig /tmp/k, context dev";
     auto refused = RestClient::Make(cfg, FastOptions());
     ASSERT_FALSE(refused.ok()) << url;
-    EXPECT_EQ(refused.status().reason(), StatusReason::kConfig);
-    const std::string& m = refused.status().message();
+    EXPECT_EQ(refused.error().reason(), StatusReason::kConfig);
+    const std::string& m = refused.error().message();
     EXPECT_NE(m.find(url), std::string::npos) << m;
     EXPECT_NE(m.find("--allow-insecure-api-server"), std::string::npos) << m;
     EXPECT_NE(m.find("kubeconfig /tmp/k, context dev"), std::string::npos) << m;
 
     cfg.allow_insecure_http = true;
     auto allowed = RestClient::Make(cfg, FastOptions());
-    EXPECT_TRUE(allowed.ok()) << allowed.status().ToString();
+    EXPECT_TRUE(allowed.ok()) << allowed.error().ToString();
   }
 }
 
@@ -164,21 +164,21 @@ TEST(RestClient, ErrorsAreValuesWithTheApiReason) {
   auto client = Client(server.url());
   auto missing = client->Get(ResourceRef::Pods("prod"), "missing");
   ASSERT_FALSE(missing.ok());
-  EXPECT_TRUE(missing.status().IsNotFound());
-  EXPECT_EQ(missing.status().http_status(), 404);
-  EXPECT_NE(missing.status().message().find("get pods prod/missing"), std::string::npos)
-      << "the message names the object: " << missing.status().message();
+  EXPECT_TRUE(missing.error().IsNotFound());
+  EXPECT_EQ(missing.error().http_status(), 404);
+  EXPECT_NE(missing.error().message().find("get pods prod/missing"), std::string::npos)
+      << "the message names the object: " << missing.error().message();
 
   auto taken = client->Update(ResourceRef::Pods("prod"), "taken", "{}");
-  EXPECT_TRUE(taken.status().IsConflict());
+  EXPECT_TRUE(taken.error().IsConflict());
 
   auto invalid = client->Patch(ResourceRef::Pods("prod"), "x", PatchType::kMerge, "{}");
-  EXPECT_EQ(invalid.status().reason(), StatusReason::kInvalid);
-  ASSERT_EQ(invalid.status().causes().size(), 1u);
-  EXPECT_EQ(invalid.status().causes()[0].field, "spec.x");
+  EXPECT_EQ(invalid.error().reason(), StatusReason::kInvalid);
+  ASSERT_EQ(invalid.error().causes().size(), 1u);
+  EXPECT_EQ(invalid.error().causes()[0].field, "spec.x");
 
   auto created = client->Create(ResourceRef::Pods("prod"), "{}");
-  EXPECT_EQ(created.status().reason(), StatusReason::kInternalError);
+  EXPECT_EQ(created.error().reason(), StatusReason::kInternalError);
   EXPECT_EQ(posts.load(), 1) << "a write is not retried on 500: it may have happened";
 }
 
@@ -195,7 +195,7 @@ TEST(RestClient, ReadsRetryOn429HonouringRetryAfter) {
   const auto start = std::chrono::steady_clock::now();
   auto r = client->Get(ResourceRef::Pods("prod"), "web");
   const auto took = std::chrono::steady_clock::now() - start;
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
   EXPECT_EQ(calls.load(), 2);
   EXPECT_GE(took, 950ms) << "waited for Retry-After";
   EXPECT_LT(took, 5s);
@@ -211,7 +211,7 @@ TEST(RestClient, ReadsRetryOn5xxThenGiveUp) {
   opts.max_retries = 2;
   auto client = Client(server.url(), opts);
   auto r = client->List(ResourceRef::Pods(), {});
-  EXPECT_EQ(r.status().reason(), StatusReason::kServiceUnavailable);
+  EXPECT_EQ(r.error().reason(), StatusReason::kServiceUnavailable);
   EXPECT_EQ(calls.load(), 3) << "the first attempt and two retries";
 
   // A 500 that clears up is invisible to the caller.
@@ -235,7 +235,7 @@ TEST(RestClient, HungServerTimesOut) {
   const auto start = std::chrono::steady_clock::now();
   auto r = client->Get(ResourceRef::Pods("prod"), "web");
   const auto took = std::chrono::steady_clock::now() - start;
-  EXPECT_EQ(r.status().reason(), StatusReason::kTransport) << r.status().ToString();
+  EXPECT_EQ(r.error().reason(), StatusReason::kTransport) << r.error().ToString();
   EXPECT_LT(took, 3s);
   server.Stop();
 }
@@ -250,7 +250,7 @@ TEST(RestClient, ConnectionRefusedIsATransportError) {
   opts.max_retries = 0;
   auto client = Client("http://127.0.0.1:" + std::to_string(port), opts);
   auto r = client->Get(ResourceRef::Pods("prod"), "web");
-  EXPECT_EQ(r.status().reason(), StatusReason::kTransport);
+  EXPECT_EQ(r.error().reason(), StatusReason::kTransport);
 }
 
 TEST(RestClient, RotatedTokenFileIsPickedUp) {
@@ -346,9 +346,9 @@ TEST(RestClient, ExecPluginTokenIsCachedUntilItExpires) {
   auto client3 = Client(server.url(), FastOptions(), cfg);
   const int before = server.requests();
   auto r = client3->Get(ResourceRef::Pods("a"), "b");
-  EXPECT_EQ(r.status().reason(), StatusReason::kConfig);
-  EXPECT_NE(r.status().message().find("exited with status 3"), std::string::npos)
-      << r.status().message();
+  EXPECT_EQ(r.error().reason(), StatusReason::kConfig);
+  EXPECT_NE(r.error().message().find("exited with status 3"), std::string::npos)
+      << r.error().message();
   EXPECT_EQ(server.requests(), before);
 }
 
@@ -386,7 +386,7 @@ TEST(RestClient, WatchHandsOutEachLineAsItArrives) {
   lo.resource_version = "7";
   lo.timeout_seconds = 5;
   auto watch = client->Watch(ResourceRef::Pods(), lo, {});
-  ASSERT_TRUE(watch.ok()) << watch.status().ToString();
+  ASSERT_TRUE(watch.ok()) << watch.error().ToString();
   std::string line;
   ASSERT_TRUE(watch.value()->NextLine(line));
   EXPECT_NE(line.find("ADDED"), std::string::npos);

@@ -82,9 +82,9 @@ TEST_F(KubeTls, VerifiesTheServerAgainstTheConfiguredCa) {
   cfg.server = server.url();
   cfg.ca_pem = Read(File("ca.crt"));
   auto client = Client(cfg);
-  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  ASSERT_TRUE(client.ok()) << client.error().ToString();
   auto r = client.value()->Get(ResourceRef::Pods("a"), "b");
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r.ok()) << r.error().ToString();
 }
 
 TEST_F(KubeTls, AnUpperCaseSchemeStillMeansTls) {
@@ -93,9 +93,9 @@ TEST_F(KubeTls, AnUpperCaseSchemeStillMeansTls) {
   cfg.server = "HTTPS" + server.url().substr(5);
   cfg.ca_pem = Read(File("ca.crt"));
   auto client = Client(cfg);
-  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  ASSERT_TRUE(client.ok()) << client.error().ToString();
   auto r = client.value()->Get(ResourceRef::Pods("a"), "b");
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r.ok()) << r.error().ToString();
   EXPECT_EQ(server.handshake_failures(), 0);
 }
 
@@ -107,7 +107,7 @@ TEST_F(KubeTls, AWrongCaFails) {
   auto client = Client(cfg);
   ASSERT_TRUE(client.ok());
   auto r = client.value()->Get(ResourceRef::Pods("a"), "b");
-  EXPECT_EQ(r.status().reason(), StatusReason::kTransport) << r.status().ToString();
+  EXPECT_EQ(r.error().reason(), StatusReason::kTransport) << r.error().ToString();
   EXPECT_EQ(server.requests(), 0) << "no request may reach an unverified server";
 
   // Without a configured CA the system trust store decides, and it does not know the test CA.
@@ -137,9 +137,9 @@ TEST_F(KubeTls, ClientCertificateAuthentication) {
   cfg.client_cert_pem = Read(File("client.crt"));
   cfg.client_key_pem = Read(File("client.key"));
   auto client = Client(cfg);
-  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  ASSERT_TRUE(client.ok()) << client.error().ToString();
   auto r = client.value()->Get(ResourceRef::Pods("a"), "b");
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
   EXPECT_EQ(seen_cn, "capwatch-test");
 }
 
@@ -168,9 +168,9 @@ TEST_F(KubeTls, ExecPluginClientCertificate) {
   cfg.exec = ExecConfig{};
   cfg.exec->command = File("cert-plugin.sh");
   auto client = Client(cfg);
-  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  ASSERT_TRUE(client.ok()) << client.error().ToString();
   auto r = client.value()->Get(ResourceRef::Pods("a"), "b");
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
   EXPECT_EQ(seen_cn, "capwatch-test");
   EXPECT_EQ(seen_auth, "");
 }
@@ -195,7 +195,7 @@ TEST_F(KubeTls, TlsServerNameIsWhatTheCertificateIsCheckedAgainst) {
   auto named = Client(cfg);
   ASSERT_TRUE(named.ok());
   auto r = named.value()->Get(ResourceRef::Pods("a"), "b");
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r.ok()) << r.error().ToString();
   EXPECT_EQ(sni, "kubernetes.default") << "the server is asked for the name we verify";
 }
 
@@ -226,9 +226,9 @@ TEST_F(KubeTlsIpv6, VerifiesTheServerAgainstItsIpSan) {
   cfg.server = server.url();
   cfg.ca_pem = Read(File("ca.crt"));
   auto client = Client(cfg);
-  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  ASSERT_TRUE(client.ok()) << client.error().ToString();
   auto r = client.value()->Get(ResourceRef::Pods("a"), "b");
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r.ok()) << r.error().ToString();
   EXPECT_EQ(host, "[::1]:" + std::to_string(server.port())) << "RFC 7230: brackets in Host";
 }
 
@@ -239,9 +239,9 @@ TEST_F(KubeTlsIpv6, ACertificateWithoutThatIpSanFails) {
   cfg.server = server.url();
   cfg.ca_pem = Read(File("ca.crt"));
   auto client = Client(cfg);
-  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  ASSERT_TRUE(client.ok()) << client.error().ToString();
   auto r = client.value()->Get(ResourceRef::Pods("a"), "b");
-  EXPECT_EQ(r.status().reason(), StatusReason::kTransport) << r.status().ToString();
+  EXPECT_EQ(r.error().reason(), StatusReason::kTransport) << r.error().ToString();
   // The server notices the aborted handshake a moment after the client gives up.
   for (int i = 0; i < 200 && server.handshake_failures() == 0; ++i) {
     std::this_thread::sleep_for(5ms);
@@ -268,16 +268,16 @@ TEST_F(KubeTls, BadTlsMaterialIsAConfigurationError) {
   cfg.source = "kubeconfig test";
   auto bad_ca = Client(cfg);
   ASSERT_FALSE(bad_ca.ok());
-  EXPECT_EQ(bad_ca.status().reason(), StatusReason::kConfig);
-  EXPECT_NE(bad_ca.status().message().find("kubeconfig test"), std::string::npos);
+  EXPECT_EQ(bad_ca.error().reason(), StatusReason::kConfig);
+  EXPECT_NE(bad_ca.error().message().find("kubeconfig test"), std::string::npos);
 
   cfg.ca_pem = Read(File("ca.crt"));
   cfg.client_cert_pem = Read(File("client.crt"));
   cfg.client_key_pem = "garbage";
   auto bad_key = Client(cfg);
   ASSERT_FALSE(bad_key.ok());
-  EXPECT_NE(bad_key.status().message().find("client key"), std::string::npos)
-      << bad_key.status().message();
+  EXPECT_NE(bad_key.error().message().find("client key"), std::string::npos)
+      << bad_key.error().message();
 
   cfg.server = "ftp://example";
   EXPECT_FALSE(Client(cfg).ok());
