@@ -235,11 +235,11 @@ int RunController(const std::vector<std::string>& args) {
 
   auto config = kube::LoadRestConfig(flags.kubeconfig, flags.context);
   if (!config.ok()) {
-    spdlog::error("cannot configure the Kubernetes client: {}", config.error);
+    spdlog::error("cannot configure the Kubernetes client: {}", config.error().ToString());
     return 1;
   }
-  spdlog::info("capwatch {} controller, API server {} ({})", CapwatchVersion(),
-               config.config->server, config.config->source);
+  spdlog::info("capwatch {} controller, API server {} ({})", CapwatchVersion(), config->server,
+               config->source);
 
   Metrics metrics;
   kube::TransportOptions transport;
@@ -248,8 +248,8 @@ int RunController(const std::vector<std::string>& args) {
   transport.on_response = [&metrics](kube::Verb verb, int code) {
     metrics.ApiRequest(std::string(kube::VerbName(verb)), code);
   };
-  config.config->allow_insecure_http = flags.allow_insecure_api_server;
-  auto client = kube::RestClient::Make(*config.config, transport);
+  config->allow_insecure_http = flags.allow_insecure_api_server;
+  auto client = kube::RestClient::Make(config.value(), transport);
   if (!client.ok()) {
     spdlog::error("cannot create the Kubernetes client: {}", client.error().ToString());
     return 1;

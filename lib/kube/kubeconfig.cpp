@@ -78,28 +78,20 @@ std::string Str(const YAML::Node& n, const char* key) {
   return v && v.IsScalar() ? v.as<std::string>() : std::string();
 }
 
-// A PEM from `<key>-data` (base64) or `<key>` (a file path); an error string on failure.
-bool LoadPem(const YAML::Node& n, const std::string& key, const std::string& file,
-             const std::string& where, std::string& out, std::string& error) {
+// A PEM from `<key>-data` (base64) or `<key>` (a file path); empty when neither is set.
+capwatch::Result<std::string> LoadPem(const YAML::Node& n, const std::string& key,
+                                      const std::string& file, const std::string& where) {
   const std::string data = Str(n, (key + "-data").c_str());
   if (!data.empty()) {
     auto decoded = DecodeBase64(data);
-    if (!decoded) {
-      error = file + ": " + where + "." + key + "-data is not valid base64";
-      return false;
-    }
-    out = *decoded;
-    return true;
+    if (!decoded) return Error(file + ": " + where + "." + key + "-data is not valid base64");
+    return std::move(*decoded);
   }
   const std::string path = Resolve(Str(n, key.c_str()), file);
-  if (path.empty()) return true;
+  if (path.empty()) return std::string();
   auto content = ReadFile(path);
-  if (!content) {
-    error = file + ": " + where + "." + key + ": cannot read " + path;
-    return false;
-  }
-  out = *content;
-  return true;
+  if (!content) return Error(file + ": " + where + "." + key + ": cannot read " + path);
+  return std::move(*content);
 }
 
 }  // namespace
@@ -124,33 +116,33 @@ std::vector<std::string> KubeconfigFiles(const std::string& explicit_path) {
   return files;
 }
 
-ConfigResult LoadKubeconfig(const std::vector<std::string>& files, const std::string& context) {
-  if (files.empty()) return {std::nullopt, "no kubeconfig file (set --kubeconfig or KUBECONFIG)"};
+capwatch::Result<RestConfig> LoadKubeconfig(const std::vector<std::string>& files, const std::string& context) {
+  if (files.empty()) return Error("no kubeconfig file (set --kubeconfig or KUBECONFIG)");
   Merged m;
   for (const auto& file : files) {
     YAML::Node doc;
     try {
       doc = YAML::LoadFile(file);
     } catch (const YAML::BadFile&) {
-      return {std::nullopt, file + ": cannot read kubeconfig"};
+      return Error(file + ": cannot read kubeconfig");
     } catch (const YAML::Exception& e) {
-      return {std::nullopt, file + ": invalid YAML: " + e.what()};
+      return Error(file + ": invalid YAML: " + e.what());
     }
     if (!doc || doc.IsNull()) continue;
-    if (!doc.IsMap()) return {std::nullopt, file + ": a kubeconfig must be a mapping"};
+    if (!doc.IsMap()) return Error(file + ": a kubeconfig must be a mapping");
     auto merge = [&](const char* list, const char* inner,
-                     std::map<std::string, Entry>& into) -> std::string {
+                     std::map<std::string, Entry>& into) -> Status {
       const YAML::Node items = doc[list];
       if (!items) return {};
-      if (!items.IsSequence()) return file + ": " + list + " must be a list";
+      if (!items.IsSequence()) return Error(file + ": " + list + " must be a list");
       for (std::size_t i = 0; i < items.size(); ++i) {
         const std::string name = Str(items[i], "name");
         if (name.empty()) {
-          return file + ": " + list + "[" + std::to_string(i) + "].name is missing";
+          return Error(file + ": " + list + "[" + std::to_string(i) + "].name is missing");
         }
         if (!Field(items[i], inner)) {
-          return file + ": " + list + "[" + std::to_string(i) + "] (" + name + ")." + inner +
-                 " is missing";
+          return Error(file + ": " + list + "[" + std::to_string(i) + "] (" + name + ")." +
+                       inner + " is missing");
         }
         into.emplace(name, Entry{items[i][inner], file});  // the first file wins
       }
@@ -159,7 +151,7 @@ ConfigResult LoadKubeconfig(const std::vector<std::string>& files, const std::st
     for (auto [list, inner, into] :
          {std::tuple{"clusters", "cluster", &m.clusters}, std::tuple{"users", "user", &m.users},
           std::tuple{"contexts", "context", &m.contexts}}) {
-      if (auto err = merge(list, inner, *into); !err.empty()) return {std::nullopt, err};
+      if (Status merged = merge(list, inner, *into); !merged.ok()) return merged.error();
     }
     if (m.current_context.empty()) {
       m.current_context = Str(doc, "current-context");
@@ -169,74 +161,75 @@ ConfigResult LoadKubeconfig(const std::vector<std::string>& files, const std::st
 
   const std::string ctx_name = context.empty() ? m.current_context : context;
   if (ctx_name.empty()) {
-    return {std::nullopt, files.front() + ": current-context is not set and no context was given"};
+    return Error(files.front() + ": current-context is not set and no context was given");
   }
   auto ctx = m.contexts.find(ctx_name);
   if (ctx == m.contexts.end()) {
-    return {std::nullopt, "context \"" + ctx_name + "\" is not in " + files.front() +
-                              (files.size() > 1 ? " or the other KUBECONFIG files" : "")};
+    return Error("context \"" + ctx_name + "\" is not in " + files.front() +
+                              (files.size() > 1 ? " or the other KUBECONFIG files" : ""));
   }
   const std::string cluster_name = Str(ctx->second.node, "cluster");
   const std::string user_name = Str(ctx->second.node, "user");
   const std::string ctx_where = ctx->second.file + ": contexts[" + ctx_name + "]";
-  if (cluster_name.empty()) return {std::nullopt, ctx_where + ".context.cluster is missing"};
+  if (cluster_name.empty()) return Error(ctx_where + ".context.cluster is missing");
   auto cluster = m.clusters.find(cluster_name);
   if (cluster == m.clusters.end()) {
-    return {std::nullopt, ctx_where + ": cluster \"" + cluster_name + "\" is not defined"};
+    return Error(ctx_where + ": cluster \"" + cluster_name + "\" is not defined");
   }
 
   RestConfig cfg;
   cfg.source = "kubeconfig " + ctx->second.file + ", context " + ctx_name;
-  std::string error;
   {
     const YAML::Node c = cluster->second.node;
     const std::string& file = cluster->second.file;
     const std::string where = "clusters[" + cluster_name + "].cluster";
     cfg.server = Str(c, "server");
-    if (cfg.server.empty()) return {std::nullopt, file + ": " + where + ".server is missing"};
+    if (cfg.server.empty()) return Error(file + ": " + where + ".server is missing");
     while (!cfg.server.empty() && cfg.server.back() == '/') cfg.server.pop_back();
     cfg.tls_server_name = Str(c, "tls-server-name");
     cfg.insecure_skip_tls_verify = Str(c, "insecure-skip-tls-verify") == "true";
-    if (!LoadPem(c, "certificate-authority", file, where, cfg.ca_pem, error)) {
-      return {std::nullopt, error};
-    }
+    auto ca = LoadPem(c, "certificate-authority", file, where);
+    if (!ca.ok()) return ca.error();
+    cfg.ca_pem = std::move(ca).value();
   }
   if (!user_name.empty()) {
     auto user = m.users.find(user_name);
     if (user == m.users.end()) {
-      return {std::nullopt, ctx_where + ": user \"" + user_name + "\" is not defined"};
+      return Error(ctx_where + ": user \"" + user_name + "\" is not defined");
     }
     const YAML::Node u = user->second.node;
     const std::string& file = user->second.file;
     const std::string where = "users[" + user_name + "].user";
-    if (!u.IsMap()) return {std::nullopt, file + ": " + where + " must be a mapping"};
+    if (!u.IsMap()) return Error(file + ": " + where + " must be a mapping");
     cfg.token = Str(u, "token");
     cfg.token_file = Resolve(Str(u, "tokenFile"), file);
-    if (!LoadPem(u, "client-certificate", file, where, cfg.client_cert_pem, error) ||
-        !LoadPem(u, "client-key", file, where, cfg.client_key_pem, error)) {
-      return {std::nullopt, error};
-    }
+    auto cert = LoadPem(u, "client-certificate", file, where);
+    if (!cert.ok()) return cert.error();
+    auto key = LoadPem(u, "client-key", file, where);
+    if (!key.ok()) return key.error();
+    cfg.client_cert_pem = std::move(cert).value();
+    cfg.client_key_pem = std::move(key).value();
     if (cfg.client_cert_pem.empty() != cfg.client_key_pem.empty()) {
-      return {std::nullopt, file + ": " + where + " has a client certificate without a key or " +
-                                "a key without a certificate"};
+      return Error(file + ": " + where + " has a client certificate without a key or " +
+                                "a key without a certificate");
     }
     if (const YAML::Node e = u["exec"]; e) {
       ExecConfig exec;
       exec.command = Str(e, "command");
       if (exec.command.empty())
-        return {std::nullopt, file + ": " + where + ".exec.command is missing"};
+        return Error(file + ": " + where + ".exec.command is missing");
       if (exec.command.find('/') != std::string::npos) exec.command = Resolve(exec.command, file);
       exec.api_version = Str(e, "apiVersion");
       if (exec.api_version != "client.authentication.k8s.io/v1" &&
           exec.api_version != "client.authentication.k8s.io/v1beta1") {
-        return {std::nullopt, file + ": " + where + ".exec.apiVersion \"" + exec.api_version +
-                                  "\" is not client.authentication.k8s.io/v1"};
+        return Error(file + ": " + where + ".exec.apiVersion \"" + exec.api_version +
+                                  "\" is not client.authentication.k8s.io/v1");
       }
       if (const YAML::Node args = e["args"]; args && args.IsSequence()) {
         for (std::size_t i = 0; i < args.size(); ++i) {
           if (!args[i].IsScalar()) {
-            return {std::nullopt, file + ": " + where + ".exec.args[" + std::to_string(i) +
-                                      "] must be a string"};
+            return Error(file + ": " + where + ".exec.args[" + std::to_string(i) +
+                                      "] must be a string");
           }
           exec.args.push_back(args[i].Scalar());
         }
@@ -249,8 +242,8 @@ ConfigResult LoadKubeconfig(const std::vector<std::string>& files, const std::st
       cfg.exec = std::move(exec);
     }
     if (u["auth-provider"]) {
-      return {std::nullopt, file + ": " + where + ".auth-provider is not supported; use an exec " +
-                                "credential plugin"};
+      return Error(file + ": " + where + ".auth-provider is not supported; use an exec " +
+                                "credential plugin");
     }
   }
   if (cfg.insecure_skip_tls_verify) {
@@ -259,10 +252,10 @@ ConfigResult LoadKubeconfig(const std::vector<std::string>& files, const std::st
         "network path can read and forge API traffic",
         cfg.server, cfg.source);
   }
-  return {std::move(cfg), {}};
+  return cfg;
 }
 
-ConfigResult InClusterConfig(const EnvLookup& env, const std::string& sa_dir) {
+capwatch::Result<RestConfig> InClusterConfig(const EnvLookup& env, const std::string& sa_dir) {
   EnvLookup lookup = env ? env : [](const std::string& name) -> std::optional<std::string> {
     const char* v = std::getenv(name.c_str());
     if (v == nullptr) return std::nullopt;
@@ -271,9 +264,8 @@ ConfigResult InClusterConfig(const EnvLookup& env, const std::string& sa_dir) {
   const auto host = lookup("KUBERNETES_SERVICE_HOST");
   const auto port = lookup("KUBERNETES_SERVICE_PORT");
   if (!host || host->empty() || !port || port->empty()) {
-    return {std::nullopt,
-            "not in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT "
-            "must be set"};
+    return Error("not in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT "
+            "must be set");
   }
   RestConfig cfg;
   // An IPv6 service address needs brackets in a URL (once: a person may have written them).
@@ -281,16 +273,16 @@ ConfigResult InClusterConfig(const EnvLookup& env, const std::string& sa_dir) {
   cfg.server = "https://" + (v6 ? "[" + *host + "]" : *host) + ":" + *port;
   cfg.token_file = sa_dir + "/token";
   if (!fs::exists(cfg.token_file)) {
-    return {std::nullopt, cfg.token_file + ": service account token file is missing"};
+    return Error(cfg.token_file + ": service account token file is missing");
   }
   auto ca = ReadFile(sa_dir + "/ca.crt");
-  if (!ca) return {std::nullopt, sa_dir + "/ca.crt: service account CA is missing"};
+  if (!ca) return Error(sa_dir + "/ca.crt: service account CA is missing");
   cfg.ca_pem = *ca;
   cfg.source = "in-cluster service account (" + sa_dir + ")";
-  return {std::move(cfg), {}};
+  return cfg;
 }
 
-ConfigResult LoadRestConfig(const std::string& explicit_path, const std::string& context) {
+capwatch::Result<RestConfig> LoadRestConfig(const std::string& explicit_path, const std::string& context) {
   // controller-runtime's order: --kubeconfig, $KUBECONFIG, in-cluster, ~/.kube/config.
   const char* kubeconfig = std::getenv("KUBECONFIG");
   const char* host = std::getenv("KUBERNETES_SERVICE_HOST");

@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/result.h"
+
 namespace capwatch::kube {
 
 // users[].user.exec: a client.authentication.k8s.io/v1 credential plugin (EKS, GKE, AKS).
@@ -37,18 +39,14 @@ struct RestConfig {
   bool allow_insecure_http = false;
 };
 
-// The configuration, or an error naming the file and the missing or bad field.
-struct ConfigResult {
-  std::optional<RestConfig> config;
-  std::string error;
-  bool ok() const { return config.has_value(); }
-};
+// Each loader returns the configuration, or an error naming the file and the missing or bad
+// field (capwatch::Result with lib/base's Error: no API server is involved yet).
 
 // Loads kubeconfig files merged the way kubectl merges KUBECONFIG: for clusters, users and
 // contexts the first file that defines a name wins; current-context comes from the first file
 // that sets it. `context` overrides current-context. Relative paths are resolved against the
 // file that holds them.
-ConfigResult LoadKubeconfig(const std::vector<std::string>& files, const std::string& context = {});
+capwatch::Result<RestConfig> LoadKubeconfig(const std::vector<std::string>& files, const std::string& context = {});
 
 // kubectl's order: an explicit --kubeconfig path, else $KUBECONFIG (':'-separated, missing
 // files skipped), else ~/.kube/config.
@@ -57,13 +55,14 @@ std::vector<std::string> KubeconfigFiles(const std::string& explicit_path);
 // In-cluster: KUBERNETES_SERVICE_HOST/PORT, the service account's CA and token file (re-read
 // when it changes). `sa_dir` is /var/run/secrets/kubernetes.io/serviceaccount outside tests.
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
-ConfigResult InClusterConfig(
+capwatch::Result<RestConfig> InClusterConfig(
     const EnvLookup& env = {},
     const std::string& sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount");
 
 // What `capwatch controller --kubeconfig` does (controller-runtime's order): the explicit
 // path, else $KUBECONFIG, else in-cluster when KUBERNETES_SERVICE_HOST is set, else
 // ~/.kube/config.
-ConfigResult LoadRestConfig(const std::string& explicit_path, const std::string& context = {});
+capwatch::Result<RestConfig> LoadRestConfig(const std::string& explicit_path,
+                                            const std::string& context = {});
 
 }  // namespace capwatch::kube

@@ -53,30 +53,30 @@ contexts:
 )");
   // current-context from the first file that sets it; relative paths against that file.
   auto dev = LoadKubeconfig({dir.File("a.yaml"), dir.File("b.yaml")});
-  ASSERT_TRUE(dev.ok()) << dev.error;
-  EXPECT_EQ(dev.config->server, "https://dev.example:6443");
-  EXPECT_EQ(dev.config->ca_pem, "CA-PEM");
-  EXPECT_EQ(dev.config->token, "from-a");
-  EXPECT_NE(dev.config->source.find("context dev"), std::string::npos);
+  ASSERT_TRUE(dev.ok()) << dev.error().ToString();
+  EXPECT_EQ(dev->server, "https://dev.example:6443");
+  EXPECT_EQ(dev->ca_pem, "CA-PEM");
+  EXPECT_EQ(dev->token, "from-a");
+  EXPECT_NE(dev->source.find("context dev"), std::string::npos);
 
   // An explicit context; names defined in both files come from the first.
   auto both = LoadKubeconfig({dir.File("a.yaml"), dir.File("b.yaml")}, "both");
-  ASSERT_TRUE(both.ok()) << both.error;
-  EXPECT_EQ(both.config->server, "https://first.example");
-  EXPECT_EQ(both.config->token, "from-a");
+  ASSERT_TRUE(both.ok()) << both.error().ToString();
+  EXPECT_EQ(both->server, "https://first.example");
+  EXPECT_EQ(both->token, "from-a");
 
   auto prod = LoadKubeconfig({dir.File("a.yaml"), dir.File("b.yaml")}, "prod");
-  ASSERT_TRUE(prod.ok()) << prod.error;
-  EXPECT_EQ(prod.config->ca_pem, "hello");
-  EXPECT_EQ(prod.config->tls_server_name, "kubernetes.default");
-  EXPECT_EQ(prod.config->client_cert_pem, "hello");
-  EXPECT_EQ(prod.config->client_key_pem, "hello");
-  EXPECT_TRUE(prod.config->token.empty());
+  ASSERT_TRUE(prod.ok()) << prod.error().ToString();
+  EXPECT_EQ(prod->ca_pem, "hello");
+  EXPECT_EQ(prod->tls_server_name, "kubernetes.default");
+  EXPECT_EQ(prod->client_cert_pem, "hello");
+  EXPECT_EQ(prod->client_key_pem, "hello");
+  EXPECT_TRUE(prod->token.empty());
 
   // The other order: b's current-context wins.
   auto reversed = LoadKubeconfig({dir.File("b.yaml"), dir.File("a.yaml")});
-  ASSERT_TRUE(reversed.ok()) << reversed.error;
-  EXPECT_EQ(reversed.config->server, "https://prod.example");
+  ASSERT_TRUE(reversed.ok()) << reversed.error().ToString();
+  EXPECT_EQ(reversed->server, "https://prod.example");
 }
 
 TEST(Kubeconfig, ErrorsNameTheFileAndTheField) {
@@ -98,16 +98,16 @@ contexts:
 )");
   auto x = LoadKubeconfig({dir.File("c.yaml")});
   ASSERT_FALSE(x.ok());
-  EXPECT_NE(x.error.find(dir.File("c.yaml")), std::string::npos) << x.error;
-  EXPECT_NE(x.error.find("clusters[c].cluster.server is missing"), std::string::npos) << x.error;
+  EXPECT_NE(x.error().ToString().find(dir.File("c.yaml")), std::string::npos) << x.error().ToString();
+  EXPECT_NE(x.error().ToString().find("clusters[c].cluster.server is missing"), std::string::npos) << x.error().ToString();
 
   auto y = LoadKubeconfig({dir.File("c.yaml")}, "y");
   ASSERT_FALSE(y.ok());
-  EXPECT_NE(y.error.find("cluster \"nowhere\" is not defined"), std::string::npos) << y.error;
+  EXPECT_NE(y.error().ToString().find("cluster \"nowhere\" is not defined"), std::string::npos) << y.error().ToString();
 
   auto missing = LoadKubeconfig({dir.File("c.yaml")}, "nope");
   ASSERT_FALSE(missing.ok());
-  EXPECT_NE(missing.error.find("context \"nope\""), std::string::npos) << missing.error;
+  EXPECT_NE(missing.error().ToString().find("context \"nope\""), std::string::npos) << missing.error().ToString();
 
   dir.Write("d.yaml", R"(current-context: x
 clusters:
@@ -119,9 +119,9 @@ contexts:
 )");
   auto ca = LoadKubeconfig({dir.File("d.yaml")});
   ASSERT_FALSE(ca.ok());
-  EXPECT_NE(ca.error.find("certificate-authority: cannot read " + dir.File("missing.crt")),
+  EXPECT_NE(ca.error().ToString().find("certificate-authority: cannot read " + dir.File("missing.crt")),
             std::string::npos)
-      << ca.error;
+      << ca.error().ToString();
 
   dir.Write("e.yaml", R"(current-context: x
 clusters:
@@ -136,11 +136,11 @@ contexts:
 )");
   auto half = LoadKubeconfig({dir.File("e.yaml")});
   ASSERT_FALSE(half.ok());
-  EXPECT_NE(half.error.find("without a key"), std::string::npos) << half.error;
+  EXPECT_NE(half.error().ToString().find("without a key"), std::string::npos) << half.error().ToString();
 
   auto absent = LoadKubeconfig({dir.File("nope.yaml")});
   ASSERT_FALSE(absent.ok());
-  EXPECT_NE(absent.error.find("nope.yaml"), std::string::npos);
+  EXPECT_NE(absent.error().ToString().find("nope.yaml"), std::string::npos);
 }
 
 TEST(Kubeconfig, ExecPluginAndTokenFileAndInsecure) {
@@ -165,15 +165,15 @@ contexts:
   context: {cluster: eks, user: aws}
 )");
   auto r = LoadKubeconfig({dir.File("k.yaml")});
-  ASSERT_TRUE(r.ok()) << r.error;
-  EXPECT_TRUE(r.config->insecure_skip_tls_verify);
-  EXPECT_EQ(r.config->token_file, dir.File("token"));
-  ASSERT_TRUE(r.config->exec.has_value());
-  EXPECT_EQ(r.config->exec->command, dir.File("bin/get-token"));
-  EXPECT_EQ(r.config->exec->args.size(), 4u);
-  ASSERT_EQ(r.config->exec->env.size(), 1u);
-  EXPECT_EQ(r.config->exec->env[0].first, "AWS_PROFILE");
-  EXPECT_TRUE(r.config->exec->provide_cluster_info);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_TRUE(r->insecure_skip_tls_verify);
+  EXPECT_EQ(r->token_file, dir.File("token"));
+  ASSERT_TRUE(r->exec.has_value());
+  EXPECT_EQ(r->exec->command, dir.File("bin/get-token"));
+  EXPECT_EQ(r->exec->args.size(), 4u);
+  ASSERT_EQ(r->exec->env.size(), 1u);
+  EXPECT_EQ(r->exec->env[0].first, "AWS_PROFILE");
+  EXPECT_TRUE(r->exec->provide_cluster_info);
 }
 
 // ctest runs each test in its own process, so changing the environment here is contained.
@@ -197,11 +197,11 @@ contexts: [{name: b, context: {cluster: b}}]
   // $KUBECONFIG wins over the in-cluster configuration, as in controller-runtime.
   setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
   auto r = LoadRestConfig("");
-  ASSERT_TRUE(r.ok()) << r.error;
-  EXPECT_EQ(r.config->server, "https://two");
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(r->server, "https://two");
   auto a = LoadRestConfig("", "a");
-  ASSERT_TRUE(a.ok()) << a.error;
-  EXPECT_EQ(a.config->server, "https://one");
+  ASSERT_TRUE(a.ok()) << a.error().ToString();
+  EXPECT_EQ(a->server, "https://one");
   unsetenv("KUBERNETES_SERVICE_HOST");
   if (saved.empty()) {
     unsetenv("KUBECONFIG");
@@ -217,8 +217,8 @@ clusters: [{name: v6, cluster: {server: "https://[fd00::1]:6443/"}}]
 contexts: [{name: v6, context: {cluster: v6}}]
 )");
   auto r = LoadKubeconfig({dir.File("v6.yaml")});
-  ASSERT_TRUE(r.ok()) << r.error;
-  EXPECT_EQ(r.config->server, "https://[fd00::1]:6443");
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(r->server, "https://[fd00::1]:6443");
 }
 
 TEST(InClusterConfig, ServiceAccountFiles) {
@@ -230,15 +230,15 @@ TEST(InClusterConfig, ServiceAccountFiles) {
   };
   auto missing = InClusterConfig(env, dir.path());
   ASSERT_FALSE(missing.ok());
-  EXPECT_NE(missing.error.find(dir.File("token")), std::string::npos) << missing.error;
+  EXPECT_NE(missing.error().ToString().find(dir.File("token")), std::string::npos) << missing.error().ToString();
 
   dir.Write("token", "sa-token\n");
   dir.Write("ca.crt", "SA-CA");
   auto r = InClusterConfig(env, dir.path());
-  ASSERT_TRUE(r.ok()) << r.error;
-  EXPECT_EQ(r.config->server, "https://10.96.0.1:443");
-  EXPECT_EQ(r.config->ca_pem, "SA-CA");
-  EXPECT_EQ(r.config->token_file, dir.File("token"));
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(r->server, "https://10.96.0.1:443");
+  EXPECT_EQ(r->ca_pem, "SA-CA");
+  EXPECT_EQ(r->token_file, dir.File("token"));
 
   auto v6 = InClusterConfig(
       [](const std::string& name) -> std::optional<std::string> {
@@ -248,7 +248,7 @@ TEST(InClusterConfig, ServiceAccountFiles) {
       },
       dir.path());
   ASSERT_TRUE(v6.ok());
-  EXPECT_EQ(v6.config->server, "https://[fd00::1]:443");
+  EXPECT_EQ(v6->server, "https://[fd00::1]:443");
   // Already in brackets (not what the kubelet writes, but what a person might): kept once.
   auto bracketed = InClusterConfig(
       [](const std::string& name) -> std::optional<std::string> {
@@ -258,7 +258,7 @@ TEST(InClusterConfig, ServiceAccountFiles) {
       },
       dir.path());
   ASSERT_TRUE(bracketed.ok());
-  EXPECT_EQ(bracketed.config->server, "https://[fd00::1]:6443");
+  EXPECT_EQ(bracketed->server, "https://[fd00::1]:6443");
 
   auto outside =
       InClusterConfig([](const std::string&) { return std::optional<std::string>(); }, dir.path());
