@@ -282,19 +282,17 @@ int RunController(const std::vector<std::string>& args) {
   controller::MetricsAuthorizer authorizer(*client.value(), kube::SystemClock());
   controller::ServeOptions metrics_serve;
   metrics_serve.address = flags.metrics_address;
-  std::string error;
   if (flags.metrics_secure && flags.metrics_address != "0") {
-    controller::ServingCert cert;
-    const bool loaded = flags.metrics_cert_dir.empty()
-                            ? controller::MakeSelfSignedCert(ServingHosts(), cert, error)
-                            : controller::LoadServingCert(flags.metrics_cert_dir, cert, error);
-    if (!loaded) {
-      spdlog::error("cannot serve metrics over HTTPS: {}", error);
+    auto cert = flags.metrics_cert_dir.empty()
+                    ? controller::MakeSelfSignedCert(ServingHosts())
+                    : controller::LoadServingCert(flags.metrics_cert_dir);
+    if (!cert.ok()) {
+      spdlog::error("cannot serve metrics over HTTPS: {}", cert.error().ToString());
       return 1;
     }
     spdlog::info("metrics over HTTPS ({} certificate), scrapes authorized by the API server",
-                 cert.source);
-    metrics_serve.tls = std::move(cert);
+                 cert->source);
+    metrics_serve.tls = std::move(cert).value();
     metrics_serve.authorize = [&authorizer](std::string_view authorization,
                                             std::string_view path) {
       auto decision = authorizer.Authorize(authorization, path);
@@ -307,32 +305,33 @@ int RunController(const std::vector<std::string>& args) {
         "{}, and they map which namespaces run privileged workloads",
         flags.metrics_address);
   }
-  if (!metrics_server.Start(std::move(metrics_serve),
-                            {{"/metrics",
-                              [&](std::string& body, std::string& type) {
-                                body = metrics.Render();
-                                type = "text/plain; version=0.0.4; charset=utf-8";
-                                return 200;
-                              },
-                              /*needs_authorization=*/flags.metrics_secure}},
-                            error) ||
-      !health_server.Start({flags.health_address, std::nullopt, nullptr},
-                           {{"/healthz",
-                             [&](std::string& body, std::string&) {
-                               std::string why;
-                               const bool healthy = ctl.Healthy(&why);
-                               body = healthy ? "ok\n" : why + "\n";
-                               return healthy ? 200 : 503;
-                             }},
-                            {"/readyz",
-                             [&](std::string& body, std::string&) {
-                               std::string why;
-                               const bool ready = ctl.Ready(&why);
-                               body = ready ? "ok\n" : why + "\n";
-                               return ready ? 200 : 503;
-                             }}},
-                           error)) {
-    spdlog::error("{}", error);
+  Status served = metrics_server.Start(std::move(metrics_serve),
+                                       {{"/metrics",
+                                         [&](std::string& body, std::string& type) {
+                                           body = metrics.Render();
+                                           type = "text/plain; version=0.0.4; charset=utf-8";
+                                           return 200;
+                                         },
+                                         /*needs_authorization=*/flags.metrics_secure}});
+  if (served.ok()) {
+    served = health_server.Start({flags.health_address, std::nullopt, nullptr},
+                                 {{"/healthz",
+                                   [&](std::string& body, std::string&) {
+                                     std::string why;
+                                     const bool healthy = ctl.Healthy(&why);
+                                     body = healthy ? "ok\n" : why + "\n";
+                                     return healthy ? 200 : 503;
+                                   }},
+                                  {"/readyz",
+                                   [&](std::string& body, std::string&) {
+                                     std::string why;
+                                     const bool ready = ctl.Ready(&why);
+                                     body = ready ? "ok\n" : why + "\n";
+                                     return ready ? 200 : 503;
+                                   }}});
+  }
+  if (!served.ok()) {
+    spdlog::error("{}", served.error().ToString());
     return 1;
   }
   if (!metrics_server.url().empty()) spdlog::info("serving metrics on {}/metrics", metrics_server.url());

@@ -123,15 +123,15 @@ struct HttpEndpoints::Impl {
   std::condition_variable idle;
   std::set<int> open_fds;  // connections being served, shut down on Stop
 
-  bool Listen(const std::string& host, const std::string& port, std::string& error);
-  bool LoadCertificate(const ServingCert& cert, std::string& error);
+  Status Listen(const std::string& host, const std::string& port);
+  Status LoadCertificate(const ServingCert& cert);
   void AcceptLoop();
   void Serve(int fd);
   void Respond(Connection& c, int code, std::string_view body, std::string_view content_type,
                bool challenge);
 };
 
-std::string ListenUrl(const std::string& address, bool https, std::string& error) {
+Result<std::string> ListenUrl(const std::string& address, bool https) {
   const auto colon = address.rfind(':');
   const std::string port = colon == std::string::npos ? "" : address.substr(colon + 1);
   const bool numeric = !port.empty() && port.size() <= 5 &&
@@ -142,24 +142,21 @@ std::string ListenUrl(const std::string& address, bool https, std::string& error
   // An IPv6 literal needs its brackets: "::1:8443" cannot say where the port starts.
   const bool bare_ipv6 = !bracketed && host.find(':') != std::string::npos;
   if (!numeric || bare_ipv6 || host == "[]") {
-    error = "bind address \"" + address +
-            "\" must be host:port, :port or [ipv6]:port with a port from 1 to 65535";
-    return {};
+    return Error("bind address \"" + address +
+                 "\" must be host:port, :port or [ipv6]:port with a port from 1 to 65535");
   }
   if (host.empty()) host = "0.0.0.0";
   return std::string(https ? "https://" : "http://") + host + ":" + port;
 }
 
-bool HttpEndpoints::Impl::Listen(const std::string& host, const std::string& port,
-                                 std::string& error) {
+Status HttpEndpoints::Impl::Listen(const std::string& host, const std::string& port) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* found = nullptr;
   if (const int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0) {
-    error = "resolve " + host + ": " + gai_strerror(rc);
-    return false;
+    return Error("resolve " + host + ": " + gai_strerror(rc));
   }
   std::string last = "no address";
   for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
@@ -180,19 +177,13 @@ bool HttpEndpoints::Impl::Listen(const std::string& host, const std::string& por
     close(fd);
   }
   freeaddrinfo(found);
-  if (listen_fd < 0) {
-    error = last;
-    return false;
-  }
-  return true;
+  if (listen_fd < 0) return Error(last);
+  return {};
 }
 
-bool HttpEndpoints::Impl::LoadCertificate(const ServingCert& cert, std::string& error) {
+Status HttpEndpoints::Impl::LoadCertificate(const ServingCert& cert) {
   tls = SSL_CTX_new(TLS_server_method());
-  if (tls == nullptr) {
-    error = OpenSslError("TLS context");
-    return false;
-  }
+  if (tls == nullptr) return Error(OpenSslError("TLS context"));
   SSL_CTX_set_min_proto_version(tls, TLS1_2_VERSION);
   BIO* chain = BIO_new_mem_buf(cert.cert_pem.data(), static_cast<int>(cert.cert_pem.size()));
   X509* leaf = PEM_read_bio_X509(chain, nullptr, nullptr, nullptr);
@@ -215,11 +206,8 @@ bool HttpEndpoints::Impl::LoadCertificate(const ServingCert& cert, std::string& 
   ok = ok && key != nullptr && SSL_CTX_use_PrivateKey(tls, key) == 1 &&
        SSL_CTX_check_private_key(tls) == 1;
   EVP_PKEY_free(key);
-  if (!ok) {
-    error = OpenSslError("the serving certificate or key is unusable");
-    return false;
-  }
-  return true;
+  if (!ok) return Error(OpenSslError("the serving certificate or key is unusable"));
+  return {};
 }
 
 void HttpEndpoints::Impl::AcceptLoop() {
@@ -342,28 +330,29 @@ HttpEndpoints::~HttpEndpoints() { Stop(); }
 
 const std::string& HttpEndpoints::url() const { return impl_->url; }
 
-bool HttpEndpoints::Start(ServeOptions options, std::vector<HttpRoute> routes,
-                          std::string& error) {
-  if (options.address == "0" || options.address.empty()) return true;
-  const std::string url = ListenUrl(options.address, options.tls.has_value(), error);
-  if (url.empty()) return false;
+Status HttpEndpoints::Start(ServeOptions options, std::vector<HttpRoute> routes) {
+  if (options.address == "0" || options.address.empty()) return {};
+  auto url = ListenUrl(options.address, options.tls.has_value());
+  if (!url.ok()) return url.error();
   const auto colon = options.address.rfind(':');
   std::string host = options.address.substr(0, colon);
   if (host.empty()) host = "0.0.0.0";
   if (host.front() == '[') host = host.substr(1, host.size() - 2);
   const std::string port = options.address.substr(colon + 1);
-  const std::string address = options.address;
-  if ((options.tls && !impl_->LoadCertificate(*options.tls, error)) ||
-      !impl_->Listen(host, port, error) || pipe2(impl_->wake, O_CLOEXEC) != 0) {
-    error = "cannot serve on " + address + ": " + (error.empty() ? Errno("pipe") : error);
+  Status started = options.tls ? impl_->LoadCertificate(*options.tls) : Status();
+  if (started.ok()) started = impl_->Listen(host, port);
+  if (started.ok() && pipe2(impl_->wake, O_CLOEXEC) != 0) started = Error(Errno("pipe"));
+  if (!started.ok()) {
+    Error error = started.error();
+    error.WithContext("cannot serve on " + options.address);
     Stop();
-    return false;
+    return error;
   }
   impl_->routes = std::move(routes);
   impl_->options = std::move(options);
-  impl_->url = url;
+  impl_->url = std::move(url).value();
   impl_->acceptor = std::thread([impl = impl_.get()] { impl->AcceptLoop(); });
-  return true;
+  return {};
 }
 
 void HttpEndpoints::Stop() {

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/result.h"
 #include "controller/metrics_auth.h"
 #include "controller/serving_cert.h"
 
@@ -35,9 +36,8 @@ class HttpEndpoints {
  public:
   HttpEndpoints();
   ~HttpEndpoints();
-  // Returns false with `error` set when the address is bad, the certificate unusable or the
-  // port cannot be bound.
-  [[nodiscard]] bool Start(ServeOptions options, std::vector<HttpRoute> routes, std::string& error);
+  // An error when the address is bad, the certificate unusable or the port cannot be bound.
+  Status Start(ServeOptions options, std::vector<HttpRoute> routes);
   void Stop();
 
   // The listener's URL ("https://127.0.0.1:8443"), empty when off.
@@ -48,8 +48,8 @@ class HttpEndpoints {
   std::unique_ptr<Impl> impl_;
 };
 
-// "https://[::1]:8443" from ("[::1]:8443", true); "" with `error` set when the address is not
-// host:port or :port. Exposed for tests.
-std::string ListenUrl(const std::string& address, bool https, std::string& error);
+// "https://[::1]:8443" from ("[::1]:8443", true); an error when the address is not host:port
+// or :port. Exposed for tests.
+Result<std::string> ListenUrl(const std::string& address, bool https);
 
 }  // namespace capwatch::controller

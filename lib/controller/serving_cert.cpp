@@ -82,32 +82,21 @@ bool AddName(GENERAL_NAMES* names, const std::string& host) {
   return true;
 }
 
-bool ReadFile(const std::string& path, std::string& out, std::string& error) {
+Result<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    error = "cannot read " + path;
-    return false;
-  }
+  if (!in) return Error("cannot read " + path);
   std::ostringstream text;
   text << in.rdbuf();
-  out = text.str();
-  return true;
+  return text.str();
 }
 
 }  // namespace
 
-bool MakeSelfSignedCert(const std::vector<std::string>& hosts, ServingCert& out,
-                        std::string& error) {
+Result<ServingCert> MakeSelfSignedCert(const std::vector<std::string>& hosts) {
   KeyPtr key(EVP_EC_gen("P-256"));
-  if (!key) {
-    error = OpenSslError("cannot generate the serving key");
-    return false;
-  }
+  if (!key) return Error(OpenSslError("cannot generate the serving key"));
   CertPtr cert(X509_new());
-  if (!cert) {
-    error = OpenSslError("cannot allocate the serving certificate");
-    return false;
-  }
+  if (!cert) return Error(OpenSslError("cannot allocate the serving certificate"));
   unsigned char serial[16];
   std::ifstream urandom("/dev/urandom", std::ios::binary);
   urandom.read(reinterpret_cast<char*>(serial), sizeof(serial));
@@ -135,49 +124,40 @@ bool MakeSelfSignedCert(const std::vector<std::string>& hosts, ServingCert& out,
        X509_add1_ext_i2d(cert.get(), NID_basic_constraints, constraints, 1, 0) == 1;
   BASIC_CONSTRAINTS_free(constraints);
   ok = ok && X509_sign(cert.get(), key.get(), EVP_sha256()) > 0;
-  if (!ok) {
-    error = OpenSslError("cannot build the self-signed serving certificate");
-    return false;
-  }
+  if (!ok) return Error(OpenSslError("cannot build the self-signed serving certificate"));
   BioPtr cert_bio(BIO_new(BIO_s_mem())), key_bio(BIO_new(BIO_s_mem()));
   if (!cert_bio || !key_bio || PEM_write_bio_X509(cert_bio.get(), cert.get()) != 1 ||
       PEM_write_bio_PrivateKey(key_bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) !=
           1) {
-    error = OpenSslError("cannot encode the serving certificate");
-    return false;
+    return Error(OpenSslError("cannot encode the serving certificate"));
   }
-  out.cert_pem = BioText(cert_bio.get());
-  out.key_pem = BioText(key_bio.get());
-  out.source = "self-signed";
-  return true;
+  ServingCert made;
+  made.cert_pem = BioText(cert_bio.get());
+  made.key_pem = BioText(key_bio.get());
+  made.source = "self-signed";
+  return made;
 }
 
-bool LoadServingCert(const std::string& dir, ServingCert& out, std::string& error) {
+Result<ServingCert> LoadServingCert(const std::string& dir) {
+  auto cert_pem = ReadFile(dir + "/tls.crt");
+  if (!cert_pem.ok()) return cert_pem.error();
+  auto key_pem = ReadFile(dir + "/tls.key");
+  if (!key_pem.ok()) return key_pem.error();
   ServingCert loaded;
-  if (!ReadFile(dir + "/tls.crt", loaded.cert_pem, error) ||
-      !ReadFile(dir + "/tls.key", loaded.key_pem, error)) {
-    return false;
-  }
+  loaded.cert_pem = std::move(cert_pem).value();
+  loaded.key_pem = std::move(key_pem).value();
   BioPtr cert_bio(BIO_new_mem_buf(loaded.cert_pem.data(), static_cast<int>(loaded.cert_pem.size())));
   BioPtr key_bio(BIO_new_mem_buf(loaded.key_pem.data(), static_cast<int>(loaded.key_pem.size())));
   CertPtr cert(cert_bio ? PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr) : nullptr);
-  if (!cert) {
-    error = OpenSslError(dir + "/tls.crt holds no PEM certificate");
-    return false;
-  }
+  if (!cert) return Error(OpenSslError(dir + "/tls.crt holds no PEM certificate"));
   KeyPtr key(key_bio ? PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr)
                      : nullptr);
-  if (!key) {
-    error = OpenSslError(dir + "/tls.key holds no PEM private key");
-    return false;
-  }
+  if (!key) return Error(OpenSslError(dir + "/tls.key holds no PEM private key"));
   if (X509_check_private_key(cert.get(), key.get()) != 1) {
-    error = OpenSslError(dir + "/tls.key is not the key of " + dir + "/tls.crt");
-    return false;
+    return Error(OpenSslError(dir + "/tls.key is not the key of " + dir + "/tls.crt"));
   }
   loaded.source = dir;
-  out = std::move(loaded);
-  return true;
+  return loaded;
 }
 
 }  // namespace capwatch::controller

@@ -4,6 +4,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/result.h"
+
 namespace capwatch::controller {
 
 // The certificate and key (PEM) that the metrics listener serves.
@@ -16,13 +18,11 @@ struct ServingCert {
 // A self-signed certificate (ECDSA P-256, valid a year) for `hosts`: DNS names and IP
 // literals (IPv4 or IPv6) become subjectAltNames of their kind. What the listener serves when
 // no certificate is mounted; scrapers then skip verification or pin this certificate.
-// Returns false with `error` set.
-[[nodiscard]] bool MakeSelfSignedCert(const std::vector<std::string>& hosts, ServingCert& out,
-                                      std::string& error);
+Result<ServingCert> MakeSelfSignedCert(const std::vector<std::string>& hosts);
 
 // tls.crt and tls.key from `dir` (a mounted kubernetes.io/tls Secret, e.g. from cert-manager),
 // checked to be a certificate and its matching key.
-[[nodiscard]] bool LoadServingCert(const std::string& dir, ServingCert& out, std::string& error);
+Result<ServingCert> LoadServingCert(const std::string& dir);
 
 // `what`, then OpenSSL's first queued error, if any (the queue is cleared).
 std::string OpenSslError(std::string_view what);

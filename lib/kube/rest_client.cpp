@@ -61,7 +61,7 @@ int VerifyChainAndHost(X509_STORE_CTX* ctx, void* arg) {
 }
 
 // A store that trusts exactly the PEM certificates given.
-bool TrustOnly(SSL_CTX* ctx, const std::string& pem, std::string& error) {
+Status TrustOnly(SSL_CTX* ctx, const std::string& pem) {
   X509_STORE* store = X509_STORE_new();
   BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
   int added = 0;
@@ -74,35 +74,30 @@ bool TrustOnly(SSL_CTX* ctx, const std::string& pem, std::string& error) {
   BIO_free(bio);
   if (added == 0) {
     X509_STORE_free(store);
-    error = "certificate-authority holds no PEM certificate";
-    return false;
+    return Error("certificate-authority holds no PEM certificate");
   }
   SSL_CTX_set_cert_store(ctx, store);
-  return true;
+  return {};
 }
 
-bool UseClientCert(boost::asio::ssl::context& ctx, const std::string& cert, const std::string& key,
-                   std::string& error) {
+Status UseClientCert(boost::asio::ssl::context& ctx, const std::string& cert,
+                     const std::string& key) {
   boost::system::error_code ec;
   ctx.use_certificate_chain(boost::asio::buffer(cert.data(), cert.size()), ec);
-  if (ec) {
-    error = "client certificate: " + ec.message();
-    return false;
-  }
+  if (ec) return Error("client certificate: " + ec.message());
   ctx.use_private_key(boost::asio::buffer(key.data(), key.size()), boost::asio::ssl::context::pem,
                       ec);
-  if (ec) {
-    error = "client key: " + ec.message();
-    return false;
-  }
-  return true;
+  if (ec) return Error("client key: " + ec.message());
+  return {};
 }
 
-bool ConfigureTls(boost::asio::ssl::context& ctx, TlsState& tls, std::string& error) {
+Status ConfigureTls(boost::asio::ssl::context& ctx, TlsState& tls) {
   SSL_CTX* native = ctx.native_handle();
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
   if (tls.verify) {
-    if (!tls.ca_pem.empty() && !TrustOnly(native, tls.ca_pem, error)) return false;
+    if (!tls.ca_pem.empty()) {
+      if (Status trusted = TrustOnly(native, tls.ca_pem); !trusted.ok()) return trusted;
+    }
     SSL_CTX_set_cert_verify_callback(native, VerifyChainAndHost, &tls.verify_host);
   }
   std::string cert = tls.static_cert_pem, key = tls.static_key_pem;
@@ -113,8 +108,8 @@ bool ConfigureTls(boost::asio::ssl::context& ctx, TlsState& tls, std::string& er
       key = tls.exec_key_pem;
     }
   }
-  if (!cert.empty() && !UseClientCert(ctx, cert, key, error)) return false;
-  return true;
+  if (!cert.empty()) return UseClientCert(ctx, cert, key);
+  return {};
 }
 
 client::http_client_config ClientConfig(const std::shared_ptr<TlsState>& tls,
@@ -124,9 +119,9 @@ client::http_client_config ClientConfig(const std::shared_ptr<TlsState>& tls,
   cfg.set_validate_certificates(tls->verify);
   cfg.set_tlsext_sni_enabled(tls->send_sni);
   cfg.set_ssl_context_callback([tls](boost::asio::ssl::context& ctx) {
-    std::string error;
-    if (!ConfigureTls(ctx, *tls, error)) {
+    if (Status configured = ConfigureTls(ctx, *tls); !configured.ok()) {
       // Checked in RestClient::Create; only a rotated exec certificate can get here.
+      const std::string error = configured.error().ToString();
       spdlog::error("TLS setup failed: {}", error);
       throw std::runtime_error(error);
     }
@@ -357,8 +352,9 @@ Result<std::unique_ptr<RestClient>> RestClient::Make(RestConfig config, Transpor
   impl.tls->static_key_pem = cfg.client_key_pem;
   if (scheme == "https") {
     boost::asio::ssl::context probe(boost::asio::ssl::context::sslv23);
-    std::string error;
-    if (!ConfigureTls(probe, *impl.tls, error)) return bad(error);
+    if (Status configured = ConfigureTls(probe, *impl.tls); !configured.ok()) {
+      return bad(configured.error().ToString());
+    }
   }
   if (cfg.insecure_skip_tls_verify) {
     spdlog::warn("INSECURE: not verifying the API server's certificate for {} ({})", cfg.server,

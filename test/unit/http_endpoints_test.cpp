@@ -50,8 +50,7 @@ struct Listener {
 };
 
 // /metrics behind an authorizer that knows one good token; /healthz open to all.
-bool Serve(Listener& l, const std::string& address, std::optional<ServingCert> tls,
-           std::string& error) {
+Status Serve(Listener& l, const std::string& address, std::optional<ServingCert> tls) {
   ServeOptions options;
   options.address = address;
   options.tls = std::move(tls);
@@ -76,8 +75,7 @@ bool Serve(Listener& l, const std::string& address, std::optional<ServingCert> t
           body = "ok\n";
           return 200;
         },
-        false}},
-      error);
+        false}});
 }
 
 kube::Result<std::string> Get(const std::string& server, const std::string& ca,
@@ -100,14 +98,15 @@ kube::Result<std::string> Get(const std::string& server, const std::string& ca,
 }
 
 void ExpectAuthorizedOnlyWithTheRole(bool ipv6) {
-  ServingCert cert;
-  std::string error;
-  ASSERT_TRUE(MakeSelfSignedCert({"localhost", "127.0.0.1", "::1"}, cert, error)) << error;
+  auto made = MakeSelfSignedCert({"localhost", "127.0.0.1", "::1"});
+  ASSERT_TRUE(made.ok()) << made.error().ToString();
+  const ServingCert& cert = made.value();
   const int port = FreePort(ipv6);
   ASSERT_GT(port, 0);
   const std::string host = ipv6 ? "[::1]" : "127.0.0.1";
   Listener l;
-  ASSERT_TRUE(Serve(l, host + ":" + std::to_string(port), cert, error)) << error;
+  const Status served = Serve(l, host + ":" + std::to_string(port), cert);
+  ASSERT_TRUE(served.ok()) << served.error().ToString();
   const std::string server = "https://" + host + ":" + std::to_string(port);
   EXPECT_EQ(l.endpoints.url(), server);
 
@@ -133,25 +132,27 @@ TEST(HttpEndpoints, HttpsOnIpv4LoopbackAuthorizesMetricsOnly) { ExpectAuthorized
 TEST(HttpEndpoints, HttpsOnIpv6LoopbackAuthorizesMetricsOnly) { ExpectAuthorizedOnlyWithTheRole(true); }
 
 TEST(HttpEndpoints, AClientChecksTheCertificateAgainstTheAddress) {
-  ServingCert cert;
-  std::string error;
-  ASSERT_TRUE(MakeSelfSignedCert({"metrics.example"}, cert, error)) << error;
+  auto cert = MakeSelfSignedCert({"metrics.example"});
+  ASSERT_TRUE(cert.ok()) << cert.error().ToString();
   const int port = FreePort(false);
   Listener l;
-  ASSERT_TRUE(Serve(l, "127.0.0.1:" + std::to_string(port), cert, error)) << error;
-  auto r = Get("https://127.0.0.1:" + std::to_string(port), cert.cert_pem, "good", "/metrics");
+  const Status served = Serve(l, "127.0.0.1:" + std::to_string(port), cert.value());
+  ASSERT_TRUE(served.ok()) << served.error().ToString();
+  auto r = Get("https://127.0.0.1:" + std::to_string(port), cert->cert_pem, "good", "/metrics");
   EXPECT_EQ(r.error().reason(), kube::StatusReason::kTransport)
       << "a certificate without IP SAN 127.0.0.1 must not verify: " << r.error().ToString();
 }
 
 TEST(HttpEndpoints, APortInUseIsAClearError) {
-  ServingCert cert;
-  std::string error;
-  ASSERT_TRUE(MakeSelfSignedCert({"localhost"}, cert, error));
+  auto cert = MakeSelfSignedCert({"localhost"});
+  ASSERT_TRUE(cert.ok());
   const std::string address = "127.0.0.1:" + std::to_string(FreePort(false));
   Listener first, second;
-  ASSERT_TRUE(Serve(first, address, cert, error)) << error;
-  EXPECT_FALSE(Serve(second, address, cert, error));
+  const Status served = Serve(first, address, cert.value());
+  ASSERT_TRUE(served.ok()) << served.error().ToString();
+  const Status again = Serve(second, address, cert.value());
+  EXPECT_FALSE(again.ok());
+  const std::string error = again.error().ToString();
   EXPECT_NE(error.find("cannot serve on " + address), std::string::npos) << error;
 }
 
@@ -179,8 +180,9 @@ TEST(HttpEndpoints, ListenUrlTakesControllerRuntimeAddresses) {
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.address);
-    std::string error;
-    EXPECT_EQ(ListenUrl(c.address, c.https, error), c.url);
+    const auto url = ListenUrl(c.address, c.https);
+    EXPECT_EQ(url.ok() ? url.value() : "", c.url);
+    const std::string error = url.error().ToString();
     EXPECT_EQ(error.empty(), !c.url.empty()) << error;
   }
 }

@@ -304,11 +304,9 @@ CertPtr ParseCert(const std::string& pem) {
 }
 
 TEST(ServingCert, SelfSignedCoversEachNameAndIpAsItsKind) {
-  ServingCert cert;
-  std::string error;
-  ASSERT_TRUE(MakeSelfSignedCert({"capwatch-metrics.capwatch-system.svc", "10.1.2.3", "::1"},
-                                 cert, error))
-      << error;
+  auto made = MakeSelfSignedCert({"capwatch-metrics.capwatch-system.svc", "10.1.2.3", "::1"});
+  ASSERT_TRUE(made.ok()) << made.error().ToString();
+  const ServingCert& cert = made.value();
   EXPECT_EQ(cert.source, "self-signed");
   auto x509 = ParseCert(cert.cert_pem);
   ASSERT_TRUE(x509);
@@ -328,9 +326,9 @@ TEST(ServingCert, SelfSignedCoversEachNameAndIpAsItsKind) {
   EXPECT_EQ(X509_check_private_key(x509.get(), key), 1);
   EVP_PKEY_free(key);
   // Two starts make two keys.
-  ServingCert again;
-  ASSERT_TRUE(MakeSelfSignedCert({"x"}, again, error));
-  EXPECT_NE(again.key_pem, cert.key_pem);
+  auto again = MakeSelfSignedCert({"x"});
+  ASSERT_TRUE(again.ok());
+  EXPECT_NE(again->key_pem, cert.key_pem);
 }
 
 class ServingCertDir : public ::testing::Test {
@@ -349,33 +347,36 @@ class ServingCertDir : public ::testing::Test {
 };
 
 TEST_F(ServingCertDir, LoadsAMountedPair) {
-  ServingCert made;
-  std::string error;
-  ASSERT_TRUE(MakeSelfSignedCert({"capwatch"}, made, error));
-  Write("tls.crt", made.cert_pem);
-  Write("tls.key", made.key_pem);
-  ServingCert loaded;
-  ASSERT_TRUE(LoadServingCert(dir_.string(), loaded, error)) << error;
-  EXPECT_EQ(loaded.cert_pem, made.cert_pem);
-  EXPECT_EQ(loaded.source, dir_.string());
+  auto made = MakeSelfSignedCert({"capwatch"});
+  ASSERT_TRUE(made.ok());
+  Write("tls.crt", made->cert_pem);
+  Write("tls.key", made->key_pem);
+  auto loaded = LoadServingCert(dir_.string());
+  ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
+  EXPECT_EQ(loaded->cert_pem, made->cert_pem);
+  EXPECT_EQ(loaded->source, dir_.string());
 }
 
 TEST_F(ServingCertDir, NamesWhatIsWrong) {
-  ServingCert a, b, loaded;
-  std::string error;
-  ASSERT_TRUE(MakeSelfSignedCert({"a"}, a, error));
-  ASSERT_TRUE(MakeSelfSignedCert({"b"}, b, error));
-  EXPECT_FALSE(LoadServingCert(dir_.string(), loaded, error));
+  auto a = MakeSelfSignedCert({"a"});
+  auto b = MakeSelfSignedCert({"b"});
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto loaded = LoadServingCert(dir_.string());
+  EXPECT_FALSE(loaded.ok());
+  std::string error = loaded.error().ToString();
   EXPECT_NE(error.find("tls.crt"), std::string::npos) << error;
   Write("tls.crt", "not a certificate");
-  Write("tls.key", a.key_pem);
-  EXPECT_FALSE(LoadServingCert(dir_.string(), loaded, error));
+  Write("tls.key", a->key_pem);
+  loaded = LoadServingCert(dir_.string());
+  EXPECT_FALSE(loaded.ok());
+  error = loaded.error().ToString();
   EXPECT_NE(error.find("tls.crt holds no PEM certificate"), std::string::npos) << error;
-  Write("tls.crt", a.cert_pem);
-  Write("tls.key", b.key_pem);
-  EXPECT_FALSE(LoadServingCert(dir_.string(), loaded, error));
+  Write("tls.crt", a->cert_pem);
+  Write("tls.key", b->key_pem);
+  loaded = LoadServingCert(dir_.string());
+  EXPECT_FALSE(loaded.ok()) << "nothing half-loaded: an error, no certificate";
+  error = loaded.error().ToString();
   EXPECT_NE(error.find("tls.key is not the key of"), std::string::npos) << error;
-  EXPECT_TRUE(loaded.cert_pem.empty()) << "nothing half-loaded";
 }
 
 }  // namespace
