@@ -6,6 +6,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "base/result.h"
 #include "cli/audit_result.h"
 #include "cli/commands.h"
 #include "policy/policy_parser.h"
@@ -122,16 +123,12 @@ bool ParseArgs(const std::vector<std::string>& args, AuditOptions& o, std::ostre
   return true;
 }
 
-bool ReadFile(const std::string& path, std::string& content, std::string& error) {
+Result<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    error = path + ": cannot open: " + std::strerror(errno);
-    return false;
-  }
+  if (!in) return Error(path + ": cannot open: " + std::strerror(errno));
   std::ostringstream ss;
   ss << in.rdbuf();
-  content = ss.str();
-  return true;
+  return ss.str();
 }
 
 bool IsManifestFile(const fs::path& p) {
@@ -177,21 +174,21 @@ bool CollectInputs(const AuditOptions& o, std::vector<std::string>& files, std::
 bool LoadPolicies(const AuditOptions& o, std::vector<Policy>& policies, std::ostream& err) {
   bool ok = true;
   for (const auto& file : o.policy_files) {
-    std::string content, error;
-    if (!ReadFile(file, content, error)) {
-      err << "capwatch audit: policy " << error << "\n";
+    auto content = ReadFile(file);
+    if (!content.ok()) {
+      err << "capwatch audit: policy " << content.error().ToString() << "\n";
       ok = false;
       continue;
     }
-    PolicyParseResult parsed = ParsePolicies(content);
+    PolicyParseResult parsed = ParsePolicies(content.value());
     for (const auto& e : parsed.errors) {
       err << "capwatch audit: policy file " << file << ": " << e << "\n";
       ok = false;
     }
     for (const auto& [name, errors] : parsed.invalid) {
       for (const auto& e : errors) {
-        err << "capwatch audit: policy file " << file << ", policy " << name << ", field " << e.path
-            << ": " << e.message << "\n";
+        err << "capwatch audit: policy file " << file << ", policy " << name << ", field "
+            << e.field << ": " << e.message << "\n";
       }
       ok = false;
     }
@@ -220,13 +217,15 @@ int RunAudit(const std::vector<std::string>& args, CommandIo& io) {
 
   ManifestResult manifests;
   for (const auto& file : files) {
-    std::string content, error;
+    std::string content;
     if (file == "-") {
       std::ostringstream ss;
       ss << io.in.rdbuf();
       content = ss.str();
-    } else if (!ReadFile(file, content, error)) {
-      io.err << "capwatch audit: " << error << "\n";
+    } else if (auto read = ReadFile(file); read.ok()) {
+      content = std::move(read).value();
+    } else {
+      io.err << "capwatch audit: " << read.error().ToString() << "\n";
       return kExitBadInput;
     }
     ReadManifest(file == "-" ? "<stdin>" : file, content, options.manifest, manifests);

@@ -18,42 +18,40 @@ std::string Str(const json& obj, const char* key) {
   return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-bool Meta(const json& object, std::string& ns, std::string& name, std::string& rv,
-          std::string& error) {
+Status Meta(const json& object, std::string& ns, std::string& name, std::string& rv) {
   auto md = object.find("metadata");
   if (!object.is_object() || md == object.end() || !md->is_object()) {
-    error = "object without metadata";
-    return false;
+    return Error("object without metadata");
   }
   ns = Str(*md, "namespace");
   name = Str(*md, "name");
   rv = Str(*md, "resourceVersion");
-  if (name.empty()) {
-    error = "object without metadata.name";
-    return false;
-  }
-  return true;
+  if (name.empty()) return Error("object without metadata.name");
+  return {};
 }
 
-bool FromNamespace(const json& o, NamespaceView& out, std::string& error) {
-  if (!Meta(o, out.namespace_name, out.name, out.resource_version, error)) return false;
+Status FromNamespace(const json& o, NamespaceView& out) {
+  if (Status meta = Meta(o, out.namespace_name, out.name, out.resource_version); !meta.ok()) {
+    return meta;
+  }
   if (auto labels = o["metadata"].find("labels");
       labels != o["metadata"].end() && labels->is_object()) {
     for (const auto& [k, v] : labels->items()) {
       if (v.is_string()) out.labels.emplace_back(k, v.get<std::string>());
     }
   }
-  return true;
+  return {};
 }
 
-bool FromPolicy(const json& o, PolicyView& out, std::string& error) {
-  if (!Meta(o, out.namespace_name, out.name, out.resource_version, error)) return false;
+Status FromPolicy(const json& o, PolicyView& out) {
+  if (Status meta = Meta(o, out.namespace_name, out.name, out.resource_version); !meta.ok()) {
+    return meta;
+  }
   // An integer or absent: value() would convert a float such as 4.4e91 to int64 (undefined).
   if (auto g = o["metadata"].find("generation"); g != o["metadata"].end() && !g->is_null()) {
     if (!g->is_number_integer()) {
-      error = "policy " + out.name + ": metadata.generation must be an integer, not " +
-              Excerpt(g->dump(), 40);
-      return false;
+      return Error("policy " + out.name + ": metadata.generation must be an integer, not " +
+                   Excerpt(g->dump(), 40));
     }
     out.generation = g->get<std::int64_t>();
   }
@@ -62,19 +60,24 @@ bool FromPolicy(const json& o, PolicyView& out, std::string& error) {
                     {"kind", Str(o, "kind")},
                     {"metadata", {{"name", out.name}}}};
   if (auto spec = o.find("spec"); spec != o.end()) spec_only["spec"] = *spec;
-  auto policy = std::make_shared<Policy>();
   try {
-    out.errors = ParsePolicy(YAML::Load(spec_only.dump()), *policy);
+    auto parsed = ParsePolicy(YAML::Load(spec_only.dump()));
+    if (parsed.ok()) {
+      out.policy = std::make_shared<const Policy>(std::move(parsed).value());
+    } else {
+      out.errors = parsed.error().fields();
+    }
   } catch (const YAML::Exception& e) {
     out.errors = {{".spec", std::string("cannot be read: ") + e.what()}};
   }
-  if (out.errors.empty()) out.policy = std::move(policy);
   if (auto status = o.find("status"); status != o.end()) out.status_fingerprint = status->dump();
-  return true;
+  return {};
 }
 
-bool FromReport(const json& o, ReportView& out, std::string& error) {
-  if (!Meta(o, out.namespace_name, out.name, out.resource_version, error)) return false;
+Status FromReport(const json& o, ReportView& out) {
+  if (Status meta = Meta(o, out.namespace_name, out.name, out.resource_version); !meta.ok()) {
+    return meta;
+  }
   const json& md = o["metadata"];
   out.uid = Str(md, "uid");
   bool has_grants = false;
@@ -97,61 +100,62 @@ bool FromReport(const json& o, ReportView& out, std::string& error) {
     out.workload_uid = Str(*w, "uid");
   }
   if (!has_grants) out.dangerous_grants = EncodeGrants(DangerousGrantsOf(o));
-  return true;
+  return {};
 }
 
 // The policy parser (lib/policy) throwing on a spec it did not expect makes the policy
 // invalid, with the reason in its status, not unreadable.
-bool FromPolicyOrInvalid(const json& o, PolicyView& out, std::string& error) {
+Status FromPolicyOrInvalid(const json& o, PolicyView& out) {
   try {
-    return FromPolicy(o, out, error);
+    return FromPolicy(o, out);
   } catch (const std::exception& e) {
     out.policy.reset();
     out.errors = {{".spec", std::string("cannot be read: ") + e.what()}};
-    return !out.name.empty();
+    if (out.name.empty()) return Error("object without metadata.name");
+    return {};
   }
 }
 
 // What FromReport and DangerousGrantsOf read besides the metadata (which the list and object
 // decoders check anyway): a report with another type there is refused by name.
-bool FromCheckedReport(const json& o, ReportView& out, std::string& error) {
-  error = kube::MistypedField(o, {{"workload", kube::JsonType::kObject},
-                                  {"workload.pods", kube::JsonType::kNumber},
-                                  {"workload.uid", kube::JsonType::kString},
-                                  {"containers[].name", kube::JsonType::kString},
-                                  {"findings[].result", kube::JsonType::kString},
-                                  {"findings[].rule", kube::JsonType::kString},
-                                  {"findings[].container", kube::JsonType::kString},
-                                  {"findings[].capability", kube::JsonType::kString}});
-  if (!error.empty()) return false;  // the decoders put the report's name in front
-  return FromReport(o, out, error);
+Status FromCheckedReport(const json& o, ReportView& out) {
+  Status fits = kube::MistypedField(o, {{"workload", kube::JsonType::kObject},
+                                        {"workload.pods", kube::JsonType::kNumber},
+                                        {"workload.uid", kube::JsonType::kString},
+                                        {"containers[].name", kube::JsonType::kString},
+                                        {"findings[].result", kube::JsonType::kString},
+                                        {"findings[].rule", kube::JsonType::kString},
+                                        {"findings[].container", kube::JsonType::kString},
+                                        {"findings[].capability", kube::JsonType::kString}});
+  if (!fits.ok()) return fits;  // the decoders put the report's name in front
+  return FromReport(o, out);
 }
 
 }  // namespace
 
-bool NamespaceCodec::DecodeList(std::string_view body,
-                                const std::function<void(NamespaceView&&)>& on_item,
-                                kube::ListPageMeta& meta, std::string& error) {
-  return kube::DecodeJsonList(body, on_item, meta, error, FromNamespace);
+Status NamespaceCodec::DecodeList(std::string_view body,
+                                  const std::function<void(NamespaceView&&)>& on_item,
+                                  kube::ListPageMeta& meta) {
+  return kube::DecodeJsonList(body, on_item, meta, FromNamespace);
 }
-bool NamespaceCodec::Decode(std::string_view object, NamespaceView& out, std::string& error) {
-  return kube::DecodeJsonObject(object, out, error, FromNamespace);
+Result<NamespaceView> NamespaceCodec::Decode(std::string_view object) {
+  return kube::DecodeJsonObject<NamespaceView>(object, FromNamespace);
 }
-bool PolicyCodec::DecodeList(std::string_view body,
-                             const std::function<void(PolicyView&&)>& on_item,
-                             kube::ListPageMeta& meta, std::string& error) {
-  return kube::DecodeJsonList(body, on_item, meta, error, FromPolicyOrInvalid);
+Status PolicyCodec::DecodeList(std::string_view body,
+                               const std::function<void(PolicyView&&)>& on_item,
+                               kube::ListPageMeta& meta) {
+  return kube::DecodeJsonList(body, on_item, meta, FromPolicyOrInvalid);
 }
-bool PolicyCodec::Decode(std::string_view object, PolicyView& out, std::string& error) {
-  return kube::DecodeJsonObject(object, out, error, FromPolicyOrInvalid);
+Result<PolicyView> PolicyCodec::Decode(std::string_view object) {
+  return kube::DecodeJsonObject<PolicyView>(object, FromPolicyOrInvalid);
 }
-bool ReportCodec::DecodeList(std::string_view body,
-                             const std::function<void(ReportView&&)>& on_item,
-                             kube::ListPageMeta& meta, std::string& error) {
-  return kube::DecodeJsonList(body, on_item, meta, error, FromCheckedReport);
+Status ReportCodec::DecodeList(std::string_view body,
+                               const std::function<void(ReportView&&)>& on_item,
+                               kube::ListPageMeta& meta) {
+  return kube::DecodeJsonList(body, on_item, meta, FromCheckedReport);
 }
-bool ReportCodec::Decode(std::string_view object, ReportView& out, std::string& error) {
-  return kube::DecodeJsonObject(object, out, error, FromCheckedReport);
+Result<ReportView> ReportCodec::Decode(std::string_view object) {
+  return kube::DecodeJsonObject<ReportView>(object, FromCheckedReport);
 }
 
 }  // namespace capwatch::controller

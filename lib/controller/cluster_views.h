@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/result.h"
 #include "kube/informer.h"
 #include "kube/reflector.h"
 #include "policy/policy.h"
@@ -32,7 +33,7 @@ struct PolicyView {
   std::string resource_version;
   std::int64_t generation = 0;
   std::shared_ptr<const Policy> policy;  // null when the policy is invalid
-  std::vector<PolicyError> errors;       // why it is invalid
+  std::vector<FieldError> errors;        // why it is invalid
   std::string status_fingerprint;        // what status the API server holds, to skip no-op writes
 };
 
@@ -56,23 +57,23 @@ struct ReportView {
 
 class NamespaceCodec : public kube::SharedStorage<NamespaceView> {
  public:
-  bool DecodeList(std::string_view body, const std::function<void(NamespaceView&&)>& on_item,
-                  kube::ListPageMeta& meta, std::string& error);
-  bool Decode(std::string_view object, NamespaceView& out, std::string& error);
+  Status DecodeList(std::string_view body, const std::function<void(NamespaceView&&)>& on_item,
+                    kube::ListPageMeta& meta);
+  Result<NamespaceView> Decode(std::string_view object);
 };
 
 class PolicyCodec : public kube::SharedStorage<PolicyView> {
  public:
-  bool DecodeList(std::string_view body, const std::function<void(PolicyView&&)>& on_item,
-                  kube::ListPageMeta& meta, std::string& error);
-  bool Decode(std::string_view object, PolicyView& out, std::string& error);
+  Status DecodeList(std::string_view body, const std::function<void(PolicyView&&)>& on_item,
+                    kube::ListPageMeta& meta);
+  Result<PolicyView> Decode(std::string_view object);
 };
 
 class ReportCodec : public kube::SharedStorage<ReportView> {
  public:
-  bool DecodeList(std::string_view body, const std::function<void(ReportView&&)>& on_item,
-                  kube::ListPageMeta& meta, std::string& error);
-  bool Decode(std::string_view object, ReportView& out, std::string& error);
+  Status DecodeList(std::string_view body, const std::function<void(ReportView&&)>& on_item,
+                    kube::ListPageMeta& meta);
+  Result<ReportView> Decode(std::string_view object);
 };
 
 using NamespaceInformer = kube::Informer<NamespaceView, NamespaceCodec>;

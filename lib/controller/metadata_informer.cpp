@@ -9,12 +9,9 @@ namespace {
 
 using nlohmann::json;
 
-bool FromMetadata(const json& object, ObjectMetaView& out, std::string& error) {
+Status FromMetadata(const json& object, ObjectMetaView& out) {
   auto md = object.find("metadata");
-  if (md == object.end() || !md->is_object()) {
-    error = "object without metadata";
-    return false;
-  }
+  if (md == object.end() || !md->is_object()) return Error("object without metadata");
   auto str = [&](const char* key) {
     auto it = md->find(key);
     return it != md->end() && it->is_string() ? it->get<std::string>() : std::string();
@@ -23,10 +20,7 @@ bool FromMetadata(const json& object, ObjectMetaView& out, std::string& error) {
   out.name = str("name");
   out.uid = str("uid");
   out.resource_version = str("resourceVersion");
-  if (out.name.empty()) {
-    error = "object without metadata.name";
-    return false;
-  }
+  if (out.name.empty()) return Error("object without metadata.name");
   if (auto owners = md->find("ownerReferences"); owners != md->end() && owners->is_array()) {
     for (const auto& o : *owners) {
       if (!o.is_object() || !o.value("controller", false)) continue;
@@ -40,19 +34,19 @@ bool FromMetadata(const json& object, ObjectMetaView& out, std::string& error) {
       break;
     }
   }
-  return true;
+  return {};
 }
 
 }  // namespace
 
-bool MetadataCodec::DecodeList(std::string_view body,
-                               const std::function<void(ObjectMetaView&&)>& on_item,
-                               kube::ListPageMeta& meta, std::string& error) {
-  return kube::DecodeJsonList(body, on_item, meta, error, FromMetadata);
+Status MetadataCodec::DecodeList(std::string_view body,
+                                 const std::function<void(ObjectMetaView&&)>& on_item,
+                                 kube::ListPageMeta& meta) {
+  return kube::DecodeJsonList(body, on_item, meta, FromMetadata);
 }
 
-bool MetadataCodec::Decode(std::string_view object, ObjectMetaView& out, std::string& error) {
-  return kube::DecodeJsonObject(object, out, error, FromMetadata);
+Result<ObjectMetaView> MetadataCodec::Decode(std::string_view object) {
+  return kube::DecodeJsonObject<ObjectMetaView>(object, FromMetadata);
 }
 
 kube::ReflectorOptions MetadataReflectorOptions(kube::ResourceRef resource) {

@@ -23,9 +23,9 @@ struct ObjectMetaView {
 
 class MetadataCodec : public kube::SharedStorage<ObjectMetaView> {
  public:
-  bool DecodeList(std::string_view body, const std::function<void(ObjectMetaView&&)>& on_item,
-                  kube::ListPageMeta& meta, std::string& error);
-  bool Decode(std::string_view object, ObjectMetaView& out, std::string& error);
+  Status DecodeList(std::string_view body, const std::function<void(ObjectMetaView&&)>& on_item,
+                    kube::ListPageMeta& meta);
+  Result<ObjectMetaView> Decode(std::string_view object);
 };
 
 using MetadataInformer = kube::Informer<ObjectMetaView, MetadataCodec>;

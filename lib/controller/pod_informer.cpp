@@ -4,34 +4,30 @@
 
 namespace capwatch::controller {
 
-bool PodCodec::DecodeList(std::string_view body, const std::function<void(PodView&&)>& on_pod,
-                          kube::ListPageMeta& meta, std::string& error) {
+Status PodCodec::DecodeList(std::string_view body, const std::function<void(PodView&&)>& on_pod,
+                            kube::ListPageMeta& meta) {
   PodDecoder::ListMeta list_meta;
-  DecodeError decode_error;
-  auto skip = [&meta](const DecodeError& e) {
+  auto skip = [&meta](const FieldError& e) {
     spdlog::warn("skipping a Pod that cannot be read: {}", e.ToString());
     ++meta.skipped_items;
   };
-  if (!decoder_.DecodePodList(body, on_pod, list_meta, decode_error, skip)) {
-    error = "pod list: " + decode_error.ToString();
-    return false;
+  if (Status decoded = decoder_.DecodePodList(body, on_pod, list_meta, skip); !decoded.ok()) {
+    Error error = decoded.error();
+    return error.WithContext("pod list");
   }
   meta.resource_version = std::move(list_meta.resource_version);
   meta.continue_token = std::move(list_meta.continue_token);
-  return true;
+  return {};
 }
 
-bool PodCodec::Decode(std::string_view object, PodView& out, std::string& error) {
-  DecodeError decode_error;
-  if (!decoder_.DecodePod(object, out, decode_error)) {
-    error = "pod: " + decode_error.ToString();
-    return false;
+Result<PodView> PodCodec::Decode(std::string_view object) {
+  PodView pod;
+  if (Status decoded = decoder_.DecodePod(object, pod); !decoded.ok()) {
+    Error error = decoded.error();
+    return error.WithContext("pod");
   }
-  if (out.name.empty()) {
-    error = "pod without metadata.name";
-    return false;
-  }
-  return true;
+  if (pod.name.empty()) return Error("pod without metadata.name");
+  return pod;
 }
 
 kube::ReflectorOptions PodReflectorOptions(std::string namespace_name) {

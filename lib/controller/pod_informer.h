@@ -27,9 +27,9 @@ class PodCodec {
   // Distinct strings held for the cache.
   std::size_t pooled_strings() const { return pool_.size(); }
 
-  bool DecodeList(std::string_view body, const std::function<void(PodView&&)>& on_pod,
-                  kube::ListPageMeta& meta, std::string& error);
-  bool Decode(std::string_view object, PodView& out, std::string& error);
+  Status DecodeList(std::string_view body, const std::function<void(PodView&&)>& on_pod,
+                    kube::ListPageMeta& meta);
+  Result<PodView> Decode(std::string_view object);
 
  private:
   PodDecoder decoder_;

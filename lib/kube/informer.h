@@ -32,9 +32,8 @@ std::string ObjectKey(std::string_view namespace_name, std::string_view name);
 
 // A cache of compact projections of one kind of object, kept current by a Reflector, handing
 // out const views. `Codec` turns API JSON into T and says how T is stored:
-//   bool DecodeList(std::string_view body, const std::function<void(T&&)>&, ListPageMeta&,
-//                   std::string& error);
-//   bool Decode(std::string_view object, T& out, std::string& error);
+//   Status DecodeList(std::string_view body, const std::function<void(T&&)>&, ListPageMeta&);
+//   capwatch::Result<T> Decode(std::string_view object);
 //   using Stored = ...;                      // what the cache keeps per object
 //   Stored Pack(const T&) and/or Pack(T&&);  // called under the cache's lock
 //   std::shared_ptr<const T> Unpack(const Stored&) const;
@@ -111,7 +110,7 @@ class Informer final : public ReflectorStore {
   // The codecs do not throw; should one anyway (or a handler), the exception stops here, on the
   // informer's thread, and the page or event counts as undecodable: the reflector backs off or
   // relists instead of the process ending.
-  bool AddListPage(std::string_view body, ListPageMeta& meta, std::string& error) override {
+  Status AddListPage(std::string_view body, ListPageMeta& meta) override {
     try {
       return codec_.DecodeList(
           body,
@@ -124,13 +123,12 @@ class Informer final : public ReflectorStore {
             if (!inserted) codec_.Release(it->second);
             it->second = std::move(stored);
           },
-          meta, error);
+          meta);
     } catch (const std::exception& e) {
-      error = std::string("decoding the page threw: ") + e.what();
+      return Error(std::string("decoding the page threw: ") + e.what());
     } catch (...) {
-      error = "decoding the page threw an unknown exception";
+      return Error("decoding the page threw an unknown exception");
     }
-    return false;
   }
 
   void CommitList() override {
@@ -183,24 +181,23 @@ class Informer final : public ReflectorStore {
     synced_cv_.notify_all();
   }
 
-  bool ApplyEvent(WatchEventType type, std::string_view object, std::string& resource_version,
-                  std::string& error) override {
+  capwatch::Result<std::string> ApplyEvent(WatchEventType type,
+                                           std::string_view object) override {
     try {
-      return ApplyDecoded(type, object, resource_version, error);
+      return ApplyDecoded(type, object);
     } catch (const std::exception& e) {
-      error = std::string("applying the event threw: ") + e.what();
+      return Error(std::string("applying the event threw: ") + e.what());
     } catch (...) {
-      error = "applying the event threw an unknown exception";
+      return Error("applying the event threw an unknown exception");
     }
-    return false;
   }
 
  private:
-  bool ApplyDecoded(WatchEventType type, std::string_view object, std::string& resource_version,
-                    std::string& error) {
-    T obj;
-    if (!codec_.Decode(object, obj, error)) return false;
-    resource_version = obj.resource_version;
+  capwatch::Result<std::string> ApplyDecoded(WatchEventType type, std::string_view object) {
+    auto decoded = codec_.Decode(object);
+    if (!decoded.ok()) return decoded.error();
+    T& obj = decoded.value();
+    std::string resource_version = obj.resource_version;
     std::string key = ObjectKey(obj.namespace_name, obj.name);
     const bool notify = !handlers_.empty();
     Ptr previous;
@@ -216,7 +213,7 @@ class Informer final : public ReflectorStore {
         Notify([&](auto& h) {
           if (h.on_delete) h.on_delete(obj);
         });
-      return true;
+      return resource_version;
     }
     {
       std::lock_guard lock(mu_);
@@ -229,7 +226,7 @@ class Informer final : public ReflectorStore {
         items_.emplace(std::move(key), std::move(stored));
       }
     }
-    if (!notify) return true;
+    if (!notify) return resource_version;
     if (previous) {
       Notify([&](auto& h) {
         if (h.on_update) h.on_update(*previous, obj);
@@ -239,7 +236,7 @@ class Informer final : public ReflectorStore {
         if (h.on_add) h.on_add(obj);
       });
     }
-    return true;
+    return resource_version;
   }
 
   template <typename Fn>

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <optional>
+
 namespace capwatch::kube {
 namespace {
 
@@ -81,43 +83,44 @@ bool Fits(const json& value, JsonType type) {
 }
 
 // Walks what is left of a path from `node`; `where` is the path walked so far, as written in a
-// message. Returns the first mismatch, or empty.
-std::string Check(const json& node, std::string_view rest, JsonType type, std::string& where) {
+// message. Returns the first mismatch, or nothing.
+std::optional<FieldError> Check(const json& node, std::string_view rest, JsonType type,
+                                std::string& where) {
   if (rest.empty()) {
-    if (Fits(node, type)) return {};
-    return where + ": must be " + std::string(TypeName(type)) + ", not " +
-           std::string(TypeNameOf(node));
+    if (Fits(node, type)) return std::nullopt;
+    return FieldError{where, "must be " + std::string(TypeName(type)) + ", not " +
+                                 std::string(TypeNameOf(node))};
   }
   const std::size_t mark = where.size();
   auto descend = [&](const json& child, std::string_view next) {
-    std::string mismatch = Check(child, next, type, where);
+    std::optional<FieldError> mismatch = Check(child, next, type, where);
     where.resize(mark);
     return mismatch;
   };
   if (rest.substr(0, 2) == "[]") {
     rest.remove_prefix(2);
     if (!rest.empty() && rest.front() == '.') rest.remove_prefix(1);
-    if (!node.is_array()) return {};
+    if (!node.is_array()) return std::nullopt;
     for (std::size_t i = 0; i < node.size(); ++i) {
       where += "[" + std::to_string(i) + "]";
-      if (std::string m = descend(node[i], rest); !m.empty()) return m;
+      if (auto m = descend(node[i], rest)) return m;
     }
-    return {};
+    return std::nullopt;
   }
   const std::size_t end = rest.find_first_of(".[");
   const std::string_view key = rest.substr(0, end);
   std::string_view next = end == std::string_view::npos ? std::string_view() : rest.substr(end);
   if (!next.empty() && next.front() == '.') next.remove_prefix(1);
-  if (!node.is_object()) return {};
+  if (!node.is_object()) return std::nullopt;
   if (key == "*") {
     for (const auto& [k, v] : node.items()) {
       where += "." + k;
-      if (std::string m = descend(v, next); !m.empty()) return m;
+      if (auto m = descend(v, next)) return m;
     }
-    return {};
+    return std::nullopt;
   }
   auto it = node.find(std::string(key));
-  if (it == node.end()) return {};
+  if (it == node.end()) return std::nullopt;
   where += ".";
   where += key;
   return descend(*it, next);
@@ -131,35 +134,27 @@ std::string ItemLabel(const json& item, std::size_t index) {
 }
 
 // Runs `from` on one object that is to be checked first; never throws.
-bool DecodeChecked(const json& object, std::initializer_list<JsonField> fields,
-                   const JsonObjectDecoder& from, std::string& error) {
-  if (!object.is_object()) {
-    error = "not an object but " + std::string(TypeNameOf(object));
-    return false;
-  }
-  std::string mismatch = MistypedField(object, kObjectMetaFields);
-  if (mismatch.empty()) mismatch = MistypedField(object, fields);
-  if (!mismatch.empty()) {
-    error = std::move(mismatch);
-    return false;
-  }
+Status DecodeChecked(const json& object, std::initializer_list<JsonField> fields,
+                     const JsonObjectDecoder& from) {
+  if (!object.is_object()) return Error("not an object but " + std::string(TypeNameOf(object)));
+  if (Status fits = MistypedField(object, kObjectMetaFields); !fits.ok()) return fits;
+  if (Status fits = MistypedField(object, fields); !fits.ok()) return fits;
   try {
-    return from(object, error);
+    return from(object);
   } catch (const std::exception& e) {
-    error = std::string("cannot be read: ") + e.what();
+    return Error(std::string("cannot be read: ") + e.what());
   } catch (...) {
-    error = "cannot be read: unknown exception";
+    return Error("cannot be read: unknown exception");
   }
-  return false;
 }
 
 }  // namespace
 
-std::string MistypedField(const json& object, std::initializer_list<JsonField> fields) {
+Status MistypedField(const json& object, std::initializer_list<JsonField> fields) {
   std::string where;
   for (const auto& f : fields) {
     where.clear();
-    if (std::string m = Check(object, f.path, f.type, where); !m.empty()) return m;
+    if (auto m = Check(object, f.path, f.type, where)) return Error(std::move(*m));
   }
   return {};
 }
@@ -177,8 +172,8 @@ std::string ObjectNameOf(const json& object) {
   return ns->get<std::string>() + "/" + name->get<std::string>();
 }
 
-bool DecodeJsonItems(std::string_view body, ListPageMeta& meta, std::string& error,
-                     std::initializer_list<JsonField> fields, const JsonObjectDecoder& item) {
+Status DecodeJsonItems(std::string_view body, ListPageMeta& meta,
+                       std::initializer_list<JsonField> fields, const JsonObjectDecoder& item) {
   // Each item is decoded as soon as it is parsed and then dropped from the tree: a page costs
   // its body plus one item's tree, not the tree of the whole page (a page of CapabilityReports
   // of 900 KiB each would be ten times its size as nlohmann values). The parser reports the
@@ -205,40 +200,36 @@ bool DecodeJsonItems(std::string_view body, ListPageMeta& meta, std::string& err
         (event == json::parse_event_t::object_end || event == json::parse_event_t::array_end ||
          event == json::parse_event_t::value);
     if (!an_item) return true;
-    std::string item_error;
-    if (!DecodeChecked(parsed, fields, item, item_error)) {
-      spdlog::warn("{}: skipping {}: {}", list_kind, ItemLabel(parsed, index), item_error);
+    if (Status decoded = DecodeChecked(parsed, fields, item); !decoded.ok()) {
+      spdlog::warn("{}: skipping {}: {}", list_kind, ItemLabel(parsed, index),
+                   decoded.error().ToString());
       ++meta.skipped_items;
     }
     ++index;
     return false;  // decoded: not kept in the tree
   };
   const json doc = json::parse(body, on_event, /*allow_exceptions=*/false);
-  if (!doc.is_object()) {
-    error = "list response is not a JSON object";
-    return false;
-  }
-  if (std::string mismatch = MistypedField(doc, kListFields); !mismatch.empty()) {
-    error = "list response: " + mismatch;
-    return false;
+  if (!doc.is_object()) return Error("list response is not a JSON object");
+  if (Status fits = MistypedField(doc, kListFields); !fits.ok()) {
+    Error error = fits.error();
+    return error.WithContext("list response");
   }
   if (auto md = doc.find("metadata"); md != doc.end() && md->is_object()) {
     meta.resource_version = md->value("resourceVersion", "");
     meta.continue_token = md->value("continue", "");
   }
-  return true;
+  return {};
 }
 
-bool DecodeJsonValue(std::string_view object, std::string& error,
-                     std::initializer_list<JsonField> fields, const JsonObjectDecoder& from) {
+Status DecodeJsonValue(std::string_view object, std::initializer_list<JsonField> fields,
+                       const JsonObjectDecoder& from) {
   const json doc = json::parse(object, nullptr, /*allow_exceptions=*/false);
-  if (!doc.is_object()) {
-    error = "object is not JSON";
-    return false;
-  }
-  if (DecodeChecked(doc, fields, from, error)) return true;
-  if (std::string name = ObjectNameOf(doc); !name.empty()) error = name + ": " + error;
-  return false;
+  if (!doc.is_object()) return Error("object is not JSON");
+  Status decoded = DecodeChecked(doc, fields, from);
+  if (decoded.ok()) return decoded;
+  Error error = decoded.error();
+  if (std::string name = ObjectNameOf(doc); !name.empty()) error.WithContext(name);
+  return error;
 }
 
 }  // namespace capwatch::kube

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/result.h"
 #include "kube/reflector.h"
 
 namespace capwatch::kube {
@@ -31,47 +32,47 @@ struct JsonField {
   JsonType type;
 };
 
-// The first of `fields` that `object` holds with another type, as
-// ".workload.pods: must be a number, not a string"; empty when all fit. An absent field fits,
+// The first of `fields` that `object` holds with another type, as a FieldError
+// {".workload.pods", "must be a number, not a string"}; ok when all fit. An absent field fits,
 // and so does null for an object or a list (Go writes an empty map or slice as null). A field
 // under a parent of another type is left to the parent's own entry.
-std::string MistypedField(const nlohmann::json& object, std::initializer_list<JsonField> fields);
+Status MistypedField(const nlohmann::json& object, std::initializer_list<JsonField> fields);
 
 // "namespace/name" of an object whose metadata says so, else empty.
 std::string ObjectNameOf(const nlohmann::json& object);
 
-// Decodes one object already parsed: reports false with the error.
-using JsonObjectDecoder = std::function<bool(const nlohmann::json& object, std::string& error)>;
+// Decodes one object already parsed.
+using JsonObjectDecoder = std::function<Status(const nlohmann::json& object)>;
 
 // The untyped core of DecodeJsonList: `item` for each item of the page that fits.
-bool DecodeJsonItems(std::string_view body, ListPageMeta& meta, std::string& error,
-                     std::initializer_list<JsonField> fields, const JsonObjectDecoder& item);
+Status DecodeJsonItems(std::string_view body, ListPageMeta& meta,
+                       std::initializer_list<JsonField> fields, const JsonObjectDecoder& item);
 // The untyped core of DecodeJsonObject.
-bool DecodeJsonValue(std::string_view object, std::string& error,
-                     std::initializer_list<JsonField> fields, const JsonObjectDecoder& from);
+Status DecodeJsonValue(std::string_view object, std::initializer_list<JsonField> fields,
+                       const JsonObjectDecoder& from);
 
-// `from(const json& object, T& out, std::string& error)` projects one object; `fields` are the
-// kind's own fields `from` reads, with their types (the metadata's are checked anyway).
+// `Status from(const json& object, T& out)` projects one object into a fresh T; `fields` are
+// the kind's own fields `from` reads, with their types (the metadata's are checked anyway).
 template <typename T, typename From>
-bool DecodeJsonList(std::string_view body, const std::function<void(T&&)>& on_item,
-                    ListPageMeta& meta, std::string& error, From from,
-                    std::initializer_list<JsonField> fields = {}) {
-  return DecodeJsonItems(body, meta, error, fields,
-                         [&](const nlohmann::json& object, std::string& item_error) {
-                           T view;
-                           if (!from(object, view, item_error)) return false;
-                           on_item(std::move(view));
-                           return true;
-                         });
+Status DecodeJsonList(std::string_view body, const std::function<void(T&&)>& on_item,
+                      ListPageMeta& meta, From from, std::initializer_list<JsonField> fields = {}) {
+  return DecodeJsonItems(body, meta, fields, [&](const nlohmann::json& object) -> Status {
+    T view;
+    if (Status projected = from(object, view); !projected.ok()) return projected;
+    on_item(std::move(view));
+    return {};
+  });
 }
 
 template <typename T, typename From>
-bool DecodeJsonObject(std::string_view object, T& out, std::string& error, From from,
-                      std::initializer_list<JsonField> fields = {}) {
-  return DecodeJsonValue(object, error, fields,
-                         [&](const nlohmann::json& doc, std::string& object_error) {
-                           return from(doc, out, object_error);
-                         });
+capwatch::Result<T> DecodeJsonObject(std::string_view object, From from,
+                                     std::initializer_list<JsonField> fields = {}) {
+  T out;
+  Status decoded = DecodeJsonValue(object, fields, [&](const nlohmann::json& doc) {
+    return from(doc, out);
+  });
+  if (!decoded.ok()) return decoded.error();
+  return out;
 }
 
 }  // namespace capwatch::kube

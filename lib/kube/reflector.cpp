@@ -96,9 +96,8 @@ ReflectorState Reflector::DoList(const std::stop_token& stop) {
       return ReflectorState::kBackoff;
     }
     ListPageMeta meta;
-    std::string error;
-    if (!store_.AddListPage(page.value(), meta, error)) {
-      spdlog::error("{}: cannot decode the response: {}", what, error);
+    if (Status added = store_.AddListPage(page.value(), meta); !added.ok()) {
+      spdlog::error("{}: cannot decode the response: {}", what, added.error().ToString());
       std::lock_guard lock(mu_);
       ++stats_.decode_errors;
       need_relist_ = true;
@@ -171,23 +170,23 @@ ReflectorState Reflector::DoWatch(const std::stop_token& stop) {
   WatchStream& stream = *opened.value();
   WatchEventDecoder decoder;
   std::string line;
-  WatchEvent event;
-  std::string error;
   bool delivered = false;  // an ADDED, MODIFIED, DELETED or BOOKMARK event
   while (stream.NextLine(line)) {
-    if (!decoder.Decode(line, event, error)) {
-      return RelistAfterBadEvent(what, "decode an event", error);
-    }
+    auto decoded = decoder.Decode(line);
+    if (!decoded.ok()) return RelistAfterBadEvent(what, "decode an event", decoded.error());
+    const WatchEvent& event = decoded.value();
     switch (event.type) {
       case WatchEventType::kAdded:
       case WatchEventType::kModified:
       case WatchEventType::kDeleted: {
-        std::string rv;
-        if (!store_.ApplyEvent(event.type, event.object, rv, error)) {
+        auto applied = store_.ApplyEvent(event.type, event.object);
+        if (!applied.ok()) {
           return RelistAfterBadEvent(
-              what, "apply a " + std::string(WatchEventTypeName(event.type)) + " event", error);
+              what, "apply a " + std::string(WatchEventTypeName(event.type)) + " event",
+              applied.error());
         }
         delivered = true;
+        std::string rv = std::move(applied).value();
         std::lock_guard lock(mu_);
         if (!rv.empty()) rv_ = std::move(rv);
         ++stats_.events;
@@ -248,10 +247,10 @@ ReflectorState Reflector::DoWatch(const std::stop_token& stop) {
 // the cache, heals that. At once the first time; again before a healthy watch, after a backoff,
 // so one object that stays bad cannot drive a hot relist loop.
 ReflectorState Reflector::RelistAfterBadEvent(const std::string& what, std::string_view failed,
-                                              const std::string& error) {
+                                              const Error& error) {
   const bool at_once = bad_event_relists_in_a_row_++ == 0;
   spdlog::warn("{}: cannot {}, relisting{}: {}", what, failed, at_once ? "" : " after a backoff",
-               error);
+               error.ToString());
   {
     std::lock_guard lock(mu_);
     ++stats_.decode_errors;

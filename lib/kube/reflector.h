@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/result.h"
 #include "kube/backoff.h"
 #include "kube/clock.h"
 #include "kube/kube_client.h"
@@ -34,15 +35,15 @@ class ReflectorStore {
   // A list starts (again); pages follow, then CommitList, or BeginList once more if the list
   // had to restart.
   virtual void BeginList() = 0;
-  // Decodes one page of a list response into the pending set and reads its metadata.
-  [[nodiscard]] virtual bool AddListPage(std::string_view body, ListPageMeta& meta,
-                                         std::string& error) = 0;
+  // Decodes one page of a list response into the pending set and reads its metadata into
+  // `meta` (skipped items are counted there as the page is read).
+  virtual Status AddListPage(std::string_view body, ListPageMeta& meta) = 0;
   // The list is complete: the pending set replaces the cache in one step, and handlers hear of
   // the difference (adds, updates, and deletes of what vanished while we were not watching).
   virtual void CommitList() = 0;
-  // An ADDED, MODIFIED or DELETED event; sets `resource_version` to the object's.
-  [[nodiscard]] virtual bool ApplyEvent(WatchEventType type, std::string_view object,
-                                        std::string& resource_version, std::string& error) = 0;
+  // An ADDED, MODIFIED or DELETED event; returns the object's resourceVersion.
+  virtual capwatch::Result<std::string> ApplyEvent(WatchEventType type,
+                                                   std::string_view object) = 0;
 };
 
 enum class ReflectorState { kListing, kWatching, kBackoff };
@@ -123,7 +124,7 @@ class Reflector {
   ReflectorState DoWatch(const std::stop_token& stop);
   ReflectorState DoBackoff(const std::stop_token& stop);
   ReflectorState RelistAfterBadEvent(const std::string& what, std::string_view failed,
-                                     const std::string& error);
+                                     const Error& error);
   void NoteRetryAfter(const ApiStatus& status);
   void SetResourceVersion(std::string rv);
 

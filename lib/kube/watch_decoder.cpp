@@ -1,6 +1,7 @@
 #include "kube/watch_decoder.h"
 
 #include <array>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -19,14 +20,11 @@ constexpr std::array<TypeName, 5> kTypes{{{WatchEventType::kAdded, "ADDED"},
                                           {WatchEventType::kBookmark, "BOOKMARK"},
                                           {WatchEventType::kError, "ERROR"}}};
 
-bool TypeFromName(std::string_view name, WatchEventType& out) {
+std::optional<WatchEventType> TypeFromName(std::string_view name) {
   for (const auto& t : kTypes) {
-    if (t.name == name) {
-      out = t.type;
-      return true;
-    }
+    if (t.name == name) return t.type;
   }
-  return false;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -38,7 +36,7 @@ std::string_view WatchEventTypeName(WatchEventType type) {
   return "UNKNOWN";
 }
 
-bool WatchEventDecoder::Decode(std::string_view line, WatchEvent& event, std::string& error) {
+capwatch::Result<WatchEvent> WatchEventDecoder::Decode(std::string_view line) {
   // Fast path: {"type":"<T>","object":<object>}
   constexpr std::string_view kPrefix = R"({"type":")";
   constexpr std::string_view kObject = R"(","object":)";
@@ -46,13 +44,15 @@ bool WatchEventDecoder::Decode(std::string_view line, WatchEvent& event, std::st
   if (line.substr(0, kPrefix.size()) == kPrefix && line.size() > kPrefix.size() + 2 &&
       line.back() == '}') {
     const std::size_t type_end = line.find('"', kPrefix.size());
-    if (type_end != std::string_view::npos && line.substr(type_end, kObject.size()) == kObject &&
-        TypeFromName(line.substr(kPrefix.size(), type_end - kPrefix.size()), event.type)) {
+    std::optional<WatchEventType> type;
+    if (type_end != std::string_view::npos && line.substr(type_end, kObject.size()) == kObject) {
+      type = TypeFromName(line.substr(kPrefix.size(), type_end - kPrefix.size()));
+    }
+    if (type) {
       std::string_view object = line.substr(type_end + kObject.size());
       object.remove_suffix(1);  // the event's closing brace
       if (!object.empty() && object.front() == '{' && object.back() == '}') {
-        event.object = object;
-        return true;
+        return WatchEvent{*type, object};
       }
     }
   }
@@ -60,23 +60,18 @@ bool WatchEventDecoder::Decode(std::string_view line, WatchEvent& event, std::st
   ++slow_path_;
   auto doc = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (!doc.is_object()) {
-    error = "watch event is not a JSON object: " + Excerpt(line, 120);
-    return false;
+    return Error("watch event is not a JSON object: " + Excerpt(line, 120));
   }
   auto type = doc.find("type");
   auto object = doc.find("object");
-  if (type == doc.end() || !type->is_string() ||
-      !TypeFromName(type->get<std::string>(), event.type)) {
-    error = "watch event has no known type: " + Excerpt(line, 120);
-    return false;
-  }
+  std::optional<WatchEventType> known;
+  if (type != doc.end() && type->is_string()) known = TypeFromName(type->get<std::string>());
+  if (!known) return Error("watch event has no known type: " + Excerpt(line, 120));
   if (object == doc.end() || !object->is_object()) {
-    error = "watch event " + type->get<std::string>() + " has no object";
-    return false;
+    return Error("watch event " + type->get<std::string>() + " has no object");
   }
   object_ = object->dump();
-  event.object = object_;
-  return true;
+  return WatchEvent{*known, object_};
 }
 
 std::string ResourceVersionOf(std::string_view object_json) {

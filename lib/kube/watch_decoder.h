@@ -3,6 +3,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/result.h"
+
 namespace capwatch::kube {
 
 // Splits a byte stream into lines, however the bytes were chunked on the wire. A watch response
@@ -57,7 +59,8 @@ struct WatchEvent {
 // the last '}'. Any other shape (reordered keys, spaces) goes through a full JSON parse.
 class WatchEventDecoder {
  public:
-  [[nodiscard]] bool Decode(std::string_view line, WatchEvent& event, std::string& error);
+  // The fast path (the API server's own shape) allocates nothing.
+  capwatch::Result<WatchEvent> Decode(std::string_view line);
   // How many lines needed the full parse (0 with a real API server).
   std::size_t slow_path_count() const { return slow_path_; }
 

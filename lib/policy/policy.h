@@ -82,13 +82,6 @@ struct Policy {
   Severity SeverityOf(int capability) const;
 };
 
-// A validation problem, with the path of the field (".spec.exemptions[0].reason").
-struct PolicyError {
-  std::string path;
-  std::string message;
-  std::string ToString() const { return path + ": " + message; }
-};
-
 // The built-in policies.
 Policy DefaultPolicy();                     // DESIGN §2: the guide's advice as a policy
 Policy ProfileOnlyPolicy(Profile profile);  // exactly one Pod Security profile, nothing more

@@ -24,7 +24,7 @@ class Parser {
  public:
   explicit Parser(Policy& policy) : policy_(policy) {}
 
-  std::vector<PolicyError> Parse(const YAML::Node& object) {
+  std::vector<FieldError> Parse(const YAML::Node& object) {
     if (!object.IsMap()) {
       Error("", "expected a CapabilityPolicy object");
       return errors_;
@@ -343,13 +343,17 @@ class Parser {
   }
 
   Policy& policy_;
-  std::vector<PolicyError> errors_;
+  std::vector<FieldError> errors_;
 };
 
 }  // namespace
 
-std::vector<PolicyError> ParsePolicy(const YAML::Node& object, Policy& policy) {
-  return Parser(policy).Parse(object);
+Result<Policy> ParsePolicy(const YAML::Node& object) {
+  Policy policy;
+  std::vector<FieldError> errors = Parser(policy).Parse(object);
+  if (errors.empty()) return policy;
+  const std::string name = policy.name.empty() ? "" : " " + policy.name;
+  return capwatch::Error("CapabilityPolicy" + name + " is invalid", std::move(errors));
 }
 
 PolicyParseResult ParsePolicies(const std::string& text) {
@@ -381,8 +385,9 @@ PolicyParseResult ParsePolicies(const std::string& text) {
   }
   if (objects.empty()) result.errors.push_back("no CapabilityPolicy in the file");
   for (std::size_t i = 0; i < objects.size(); ++i) {
+    // The parser itself, not ParsePolicy: an invalid policy is listed under the name it gave.
     Policy policy;
-    auto errors = ParsePolicy(objects[i], policy);
+    std::vector<FieldError> errors = Parser(policy).Parse(objects[i]);
     if (errors.empty()) {
       result.policies.push_back(std::move(policy));
     } else {

@@ -133,6 +133,12 @@ const UnreadableField* UnreadableIdentity(const PodView& pod) {
   return nullptr;
 }
 
+// PodDecoder's failure is one FieldError, its path in the JSON it was given.
+FieldError DecodeFailure(const capwatch::Error& error) {
+  if (error.fields().empty()) return {"", error.message()};
+  return error.fields().front();
+}
+
 class DepthError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -243,7 +249,7 @@ class Reader {
 
  private:
   void Error(int document, int line, std::string path, std::string message) {
-    result_.errors.push_back({{file_, document, line}, std::move(path), std::move(message)});
+    result_.errors.push_back({{file_, document, line}, {std::move(path), std::move(message)}});
   }
 
   bool ParseJson(const std::string& content, std::vector<Document>& docs) {
@@ -350,7 +356,7 @@ class Reader {
                      [](const auto& a, const auto& b) { return a.first < b.first; });
     unreadable.resize(first);
     for (auto& [line, u] : placed) {
-      result_.warnings.push_back({{file_, doc.index, line}, u.path, u.reason});
+      result_.warnings.push_back({{file_, doc.index, line}, {u.path, u.reason}});
       unreadable.push_back(std::move(u));
     }
   }
@@ -468,19 +474,19 @@ class Reader {
     // object is evaluated with what could be read (fail closed, an unreadable-field finding).
     ManifestWorkload w;
     PodDecoder decoder;  // cheap to construct; audit is not the hot path
-    DecodeError decode_error;
-    if (!decoder.DecodePod(pod_template->dump(), w.pod, decode_error)) {
-      Error(doc.index, LineOf(doc, full_template), template_path + decode_error.path,
-            decode_error.message);
+    if (Status decoded = decoder.DecodePod(pod_template->dump(), w.pod); !decoded.ok()) {
+      const FieldError failed = DecodeFailure(decoded.error());
+      Error(doc.index, LineOf(doc, full_template), template_path + failed.field, failed.message);
       return;
     }
     PodView meta;  // the object's own metadata, for Pods the same as the template's
     if (!template_pointer.empty()) {
       json just_meta = json::object();
       if (auto it = object.find("metadata"); it != object.end()) just_meta["metadata"] = *it;
-      if (!decoder.DecodePod(just_meta.dump(), meta, decode_error)) {
-        Error(doc.index, LineOf(doc, pointer), PointerToPath(pointer) + decode_error.path,
-              decode_error.message);
+      if (Status decoded = decoder.DecodePod(just_meta.dump(), meta); !decoded.ok()) {
+        const FieldError failed = DecodeFailure(decoded.error());
+        Error(doc.index, LineOf(doc, pointer), PointerToPath(pointer) + failed.field,
+              failed.message);
         return;
       }
     } else {
@@ -548,8 +554,8 @@ std::string ManifestError::ToString() const {
   std::string out = source.file;
   if (source.document > 0) out += ", document " + std::to_string(source.document);
   if (source.line > 0) out += ", line " + std::to_string(source.line);
-  if (!path.empty()) out += ", field " + path;
-  return out + ": " + message;
+  if (!error.field.empty()) out += ", field " + error.field;
+  return out + ": " + error.message;
 }
 
 void ReadManifest(const std::string& file, const std::string& content,

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "base/result.h"
 #include "workload/owner_resolution.h"
 #include "workload/pod_view.h"
 
@@ -28,10 +29,12 @@ struct ManifestWorkload {
   std::map<std::string, int> container_lines;  // container name → line, where known
 };
 
+// One problem of the input: where it is, and which field (its JSON path in the object, e.g.
+// ".spec.template.spec.containers[0]"; empty for the document as a whole) and what is wrong.
 struct ManifestError {
   SourceLocation source;
-  std::string path;  // JSON path of the field, e.g. ".spec.template.spec.containers[0]"
-  std::string message;
+  FieldError error;
+  // "m.yaml, document 2, line 7, field .spec.containers: missing: ..."
   std::string ToString() const;
 };
 
@@ -43,6 +46,8 @@ struct ManifestOptions {
   bool ignore_unknown_kinds = false;
 };
 
+// A batch, not a Result: every object of the input is read, each valid or not, and one bad
+// object does not lose the others. Its errors and warnings are FieldError-based (ManifestError).
 struct ManifestResult {
   std::vector<ManifestWorkload> workloads;
   // Input that is no Kubernetes object capwatch can evaluate (not YAML or JSON, an unknown

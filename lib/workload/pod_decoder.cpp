@@ -12,7 +12,7 @@ namespace {
 namespace od = simdjson::ondemand;
 
 // Thrown inside the decoder only, for a wrong type outside a Pod (the list's own fields, an item
-// that is no object); DecodePod and DecodePodList turn it into a DecodeError.
+// that is no object); DecodePod and DecodePodList turn it into a FieldError.
 struct TypeMismatch {
   std::string message;
   std::string path_below;  // appended to the decoder's current path
@@ -56,7 +56,6 @@ std::int64_t UnixSeconds(std::string_view t) {
 
 }  // namespace
 
-std::string DecodeError::ToString() const { return path.empty() ? message : path + ": " + message; }
 
 struct PodDecoder::Impl {
   od::parser parser;
@@ -451,23 +450,24 @@ struct PodDecoder::Impl {
   }
 
   template <typename Fn>
-  bool Guard(DecodeError& error, Fn&& fn) {
+  Status Guard(Fn&& fn) {
     path.clear();
     unreadable = nullptr;
     struct TrimAtEnd {
       Impl& impl;
       ~TrimAtEnd() { impl.Trim(); }
     } trim{*this};
+    FieldError error;
     try {
       fn();
-      return true;
+      return {};
     } catch (const TypeMismatch& e) {
       error = {PathString() + e.path_below, e.message};
     } catch (const simdjson::simdjson_error& e) {
       error = {PathString(), std::string("invalid JSON: ") + e.what()};
     }
     unreadable = nullptr;  // the Pod it pointed into may be gone
-    return false;
+    return Error(std::move(error));
   }
 };
 
@@ -478,8 +478,8 @@ std::size_t PodDecoder::retained_bytes() const {
 PodDecoder::PodDecoder() : impl_(std::make_unique<Impl>()) {}
 PodDecoder::~PodDecoder() = default;
 
-bool PodDecoder::DecodePod(std::string_view json, PodView& out, DecodeError& error) {
-  return impl_->Guard(error, [&] {
+Status PodDecoder::DecodePod(std::string_view json, PodView& out) {
+  return impl_->Guard([&] {
     od::document doc = impl_->Iterate(json);
     od::object obj;
     od::value root = doc.get_value().value();
@@ -488,10 +488,10 @@ bool PodDecoder::DecodePod(std::string_view json, PodView& out, DecodeError& err
   });
 }
 
-bool PodDecoder::DecodePodList(std::string_view json, const std::function<void(PodView&&)>& on_pod,
-                               ListMeta& meta, DecodeError& error,
-                               const std::function<void(const DecodeError&)>& on_item_error) {
-  return impl_->Guard(error, [&] {
+Status PodDecoder::DecodePodList(std::string_view json,
+                                 const std::function<void(PodView&&)>& on_pod, ListMeta& meta,
+                                 const std::function<void(const FieldError&)>& on_item_error) {
+  return impl_->Guard([&] {
     od::document doc = impl_->Iterate(json);
     od::object obj;
     od::value root = doc.get_value().value();

@@ -6,16 +6,10 @@
 #include <string>
 #include <string_view>
 
+#include "base/result.h"
 #include "workload/pod_view.h"
 
 namespace capwatch {
-
-// A decode failure, with the JSON path of the offending field (".spec.containers[1].name").
-struct DecodeError {
-  std::string path;
-  std::string message;
-  std::string ToString() const;
-};
 
 // Entries of one capabilities.add or .drop list that are read; the rest are counted and
 // recorded as an unreadable field (there are 41 capabilities: this bounds memory, not a
@@ -36,9 +30,11 @@ class PodDecoder {
   PodDecoder(const PodDecoder&) = delete;
   PodDecoder& operator=(const PodDecoder&) = delete;
 
-  // A Pod or anything shaped like one (a pod template: metadata + spec). True also when some
-  // fields were unreadable (see PodView::unreadable); `out.name` is empty when the name was.
-  [[nodiscard]] bool DecodePod(std::string_view json, PodView& out, DecodeError& error);
+  // A Pod or anything shaped like one (a pod template: metadata + spec), into `out` (whose
+  // buffers are reused). Ok also when some fields were unreadable (see PodView::unreadable);
+  // `out.name` is empty when the name was. A failure is one FieldError with the JSON path of
+  // the offending value (".spec.containers[1]").
+  Status DecodePod(std::string_view json, PodView& out);
 
   // A list body ({"items": [...]}, as a list request or kubectl get -o json returns), calling
   // `on_pod` for each item. Also reports metadata.resourceVersion and metadata.continue.
@@ -51,9 +47,9 @@ class PodDecoder {
   // no object or its metadata, name or namespace is unreadable, is reported to `on_item_error`
   // (path in the list: ".items[3].metadata.name") and skipped, so it does not lose the others;
   // without `on_item_error` such an item fails the list.
-  [[nodiscard]] bool DecodePodList(
-      std::string_view json, const std::function<void(PodView&&)>& on_pod, ListMeta& meta,
-      DecodeError& error, const std::function<void(const DecodeError&)>& on_item_error = {});
+  Status DecodePodList(std::string_view json, const std::function<void(PodView&&)>& on_pod,
+                       ListMeta& meta,
+                       const std::function<void(const FieldError&)>& on_item_error = {});
 
   // What the decoder keeps between calls, in input bytes: its padded copy of the input and the
   // document size simdjson's index is allocated for. Bounded, whatever the largest input was.

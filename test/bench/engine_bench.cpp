@@ -478,9 +478,9 @@ const std::vector<PodView>& DecodedCorpus() {
     PodDecoder decoder;
     for (const auto& json : TheCorpus().pods) {
       PodView pod;
-      DecodeError error;
-      if (!decoder.DecodePod(json, pod, error)) {
-        std::fprintf(stderr, "corpus pod does not decode: %s\n", error.ToString().c_str());
+      if (Status decoded = decoder.DecodePod(json, pod); !decoded.ok()) {
+        std::fprintf(stderr, "corpus pod does not decode: %s\n",
+                     decoded.error().ToString().c_str());
         std::exit(1);
       }
       out.push_back(std::move(pod));
@@ -527,12 +527,11 @@ BENCHMARK(BM_NlohmannDomParse);
 void BM_DecodePod(benchmark::State& state) {
   const Corpus& corpus = TheCorpus();
   PodDecoder decoder;
-  DecodeError error;
   std::size_t i = 0, bytes = 0;
   for (auto _ : state) {
     const std::string& json = corpus.pods[i];
     PodView pod;
-    if (!decoder.DecodePod(json, pod, error)) state.SkipWithError("decode failed");
+    if (!decoder.DecodePod(json, pod).ok()) state.SkipWithError("decode failed");
     benchmark::DoNotOptimize(pod);
     bytes += json.size();
     if (++i == corpus.pods.size()) i = 0;
@@ -545,19 +544,18 @@ BENCHMARK(BM_DecodePod);
 void BM_DecodePodList(benchmark::State& state) {
   const Corpus& corpus = TheCorpus();
   PodDecoder decoder;
-  DecodeError error;
   std::int64_t pods = 0;
   for (auto _ : state) {
     PodDecoder::ListMeta meta;
     std::size_t seen = 0;
-    const bool ok = decoder.DecodePodList(
+    const Status decoded = decoder.DecodePodList(
         corpus.list_body,
         [&](PodView&& pod) {
           benchmark::DoNotOptimize(pod);
           ++seen;
         },
-        meta, error);
-    if (!ok || seen != corpus.pods.size()) state.SkipWithError("list decode failed");
+        meta);
+    if (!decoded.ok() || seen != corpus.pods.size()) state.SkipWithError("list decode failed");
     pods += static_cast<std::int64_t>(seen);
   }
   state.SetItemsProcessed(pods);
@@ -589,12 +587,11 @@ void BM_DecodeAndEvaluate(benchmark::State& state) {
   const Corpus& corpus = TheCorpus();
   const Policy* const policies[] = {&TheDefaultPolicy()};
   PodDecoder decoder;
-  DecodeError error;
   std::size_t i = 0, bytes = 0;
   for (auto _ : state) {
     const std::string& json = corpus.pods[i];
     PodView pod;
-    if (!decoder.DecodePod(json, pod, error)) state.SkipWithError("decode failed");
+    if (!decoder.DecodePod(json, pod).ok()) state.SkipWithError("decode failed");
     PodEvaluation evaluation = Evaluate(pod, policies, kNow);
     benchmark::DoNotOptimize(evaluation);
     bytes += json.size();
@@ -609,12 +606,11 @@ void BM_DecodeEvaluateReport(benchmark::State& state) {
   const Corpus& corpus = TheCorpus();
   const Policy* const policies[] = {&TheDefaultPolicy()};
   PodDecoder decoder;
-  DecodeError error;
   std::size_t i = 0, bytes = 0;
   for (auto _ : state) {
     const std::string& json = corpus.pods[i];
     PodView pod;
-    if (!decoder.DecodePod(json, pod, error)) state.SkipWithError("decode failed");
+    if (!decoder.DecodePod(json, pod).ok()) state.SkipWithError("decode failed");
     PodEvaluation evaluation = Evaluate(pod, policies, kNow);
     ReportInput input;
     input.workload = ResolveWorkload(pod, nullptr);

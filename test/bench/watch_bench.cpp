@@ -318,13 +318,11 @@ int Main(int argc, char** argv) {
     LineSplitter splitter;
     WatchEventDecoder decoder;
     std::size_t applied = 0, failed = 0;
-    std::string error, rv;
-    WatchEvent event;
     const auto start = Clock::now();
     for (std::size_t off = 0; off < stream.size(); off += 16384) {
       splitter.Feed(std::string_view(stream).substr(off, 16384), [&](std::string_view line) {
-        if (decoder.Decode(line, event, error) &&
-            informer.ApplyEvent(event.type, event.object, rv, error)) {
+        auto event = decoder.Decode(line);
+        if (event.ok() && informer.ApplyEvent(event->type, event->object).ok()) {
           ++applied;
         } else {
           ++failed;
@@ -354,8 +352,7 @@ int Main(int argc, char** argv) {
         auto doc = nlohmann::json::parse(line, nullptr, false);
         const std::string object = doc["object"].dump();
         PodView view;
-        DecodeError err;
-        if (pod_decoder.DecodePod(object, view, err)) ++n;
+        if (pod_decoder.DecodePod(object, view).ok()) ++n;
       });
     }
     const double s = Seconds(Clock::now() - start);
@@ -385,12 +382,11 @@ int Main(int argc, char** argv) {
     for (int round = 0; round < 3; ++round) {
       PodInformer informer(client, SystemClock(), PodReflectorOptions());
       informer.BeginList();
-      std::string error;
       const auto start = Clock::now();
       for (const auto& body : pages) {
         ListPageMeta meta;
-        if (!informer.AddListPage(body, meta, error))
-          std::printf("list error: %s\n", error.c_str());
+        if (Status added = informer.AddListPage(body, meta); !added.ok())
+          std::printf("list error: %s\n", added.error().ToString().c_str());
       }
       informer.CommitList();
       const double s = Seconds(Clock::now() - start);
@@ -414,11 +410,10 @@ int Main(int argc, char** argv) {
     PodInformer informer(client, SystemClock(), PodReflectorOptions());
     malloc_trim(0);
     const long before = ResidentBytes();
-    std::string error, rv;
     for (int i = 0; i < args.pods; ++i) {
       const std::string json = gen.Pod(i, 5000 + i).dump();
-      if (!informer.ApplyEvent(WatchEventType::kAdded, json, rv, error)) {
-        std::printf("decode error: %s\n", error.c_str());
+      if (auto applied = informer.ApplyEvent(WatchEventType::kAdded, json); !applied.ok()) {
+        std::printf("decode error: %s\n", applied.error().ToString().c_str());
         return 1;
       }
     }
@@ -439,8 +434,7 @@ int Main(int argc, char** argv) {
     for (int i = 0; i < args.pods; ++i) {
       const std::string json = gen.Pod(i, 5000 + i).dump();
       PodView view;
-      DecodeError err;
-      if (!decoder.DecodePod(json, view, err)) return 1;
+      if (!decoder.DecodePod(json, view).ok()) return 1;
       std::string key = ObjectKey(view.namespace_name, view.name);
       plain.emplace(std::move(key), std::make_shared<const PodView>(std::move(view)));
     }

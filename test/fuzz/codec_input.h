@@ -16,11 +16,8 @@ namespace capwatch::fuzz {
 template <typename T, typename Codec>
 void DecodeBothWays(Codec& codec, std::string_view text, const std::function<void(T&)>& on_item) {
   kube::ListPageMeta meta;
-  std::string error;
-  (void)codec.DecodeList(text, [&](T&& item) { on_item(item); }, meta, error);
-  T object;
-  error.clear();
-  if (codec.Decode(text, object, error)) on_item(object);
+  (void)codec.DecodeList(text, [&](T&& item) { on_item(item); }, meta);
+  if (auto object = codec.Decode(text); object.ok()) on_item(object.value());
 }
 
 }  // namespace capwatch::fuzz

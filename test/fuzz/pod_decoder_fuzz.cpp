@@ -12,15 +12,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static capwatch::PodDecoder decoder;
 
   capwatch::PodView pod;
-  capwatch::DecodeError error;
-  (void)decoder.DecodePod(json, pod, error);
+  (void)decoder.DecodePod(json, pod);
 
   capwatch::PodDecoder::ListMeta meta;
   std::size_t pods = 0, skipped = 0;
   // With an item-error callback (the informer) and without (audit): both paths.
   (void)decoder.DecodePodList(
-      json, [&](capwatch::PodView&&) { ++pods; }, meta, error,
-      [&](const capwatch::DecodeError&) { ++skipped; });
-  (void)decoder.DecodePodList(json, [&](capwatch::PodView&&) { ++pods; }, meta, error);
+      json, [&](capwatch::PodView&&) { ++pods; }, meta,
+      [&](const capwatch::FieldError&) { ++skipped; });
+  (void)decoder.DecodePodList(json, [&](capwatch::PodView&&) { ++pods; }, meta);
   return 0;
 }

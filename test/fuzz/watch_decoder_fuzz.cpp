@@ -28,11 +28,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   capwatch::kube::WatchEventDecoder decoder;
   for (const std::string& line : whole) {
-    capwatch::kube::WatchEvent event;
-    std::string error;
-    if (decoder.Decode(line, event, error)) {
-      (void)capwatch::kube::WatchEventTypeName(event.type);
-      (void)capwatch::kube::ResourceVersionOf(event.object);
+    if (auto event = decoder.Decode(line); event.ok()) {
+      (void)capwatch::kube::WatchEventTypeName(event->type);
+      (void)capwatch::kube::ResourceVersionOf(event->object);
     }
   }
   return 0;

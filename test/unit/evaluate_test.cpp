@@ -403,10 +403,9 @@ TEST(Evaluate, FindingsAreStablyOrdered) {
 // ---- Exemptions and justifications ----------------------------------------------------------
 
 Policy ParseOne(const std::string& yaml) {
-  Policy policy;
-  const auto errors = ParsePolicy(YAML::Load(yaml), policy);
-  for (const auto& e : errors) ADD_FAILURE() << e.ToString();
-  return policy;
+  auto parsed = ParsePolicy(YAML::Load(yaml));
+  for (const auto& e : parsed.error().fields()) ADD_FAILURE() << e.ToString();
+  return parsed.ok() ? std::move(parsed).value() : Policy();
 }
 
 const char* kNetshootPolicy = R"(

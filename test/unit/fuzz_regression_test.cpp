@@ -26,8 +26,8 @@ std::string OnlyPolicyError(const std::string& text) {
   EXPECT_NO_THROW(result = ParsePolicies(text));
   EXPECT_TRUE(result.policies.empty());
   if (result.invalid.size() != 1 || result.invalid[0].second.empty()) return "no error";
-  const PolicyError& e = result.invalid[0].second.front();
-  return e.path + ": " + e.message;
+  const FieldError& e = result.invalid[0].second.front();
+  return e.field + ": " + e.message;
 }
 
 constexpr const char* kPolicyHead = "apiVersion: capwatch.io/v1alpha1\nkind: CapabilityPolicy\n";
@@ -72,13 +72,11 @@ TEST(FuzzRegression, ExpiryTooFarAwaySaturatesInsteadOfOverflowing) {
   EXPECT_EQ(result.policies[0].exemptions[0].expires, Clock::time_point::max());
 
   controller::PolicyCodec codec;
-  controller::PolicyView view;
-  std::string error;
-  ASSERT_TRUE(codec.Decode(
+  auto decoded = codec.Decode(
       R"({"apiVersion":"capwatch.io/v1alpha1","kind":"CapabilityPolicy","metadata":{"name":"p"},
-          "spec":{"exemptions":[{"name":"x","reason":"y","expires":"8144-01-01T00:00:00Z"}]}})",
-      view, error))
-      << error;
+          "spec":{"exemptions":[{"name":"x","reason":"y","expires":"8144-01-01T00:00:00Z"}]}})");
+  ASSERT_TRUE(decoded.ok()) << decoded.error().ToString();
+  const controller::PolicyView& view = decoded.value();
   ASSERT_NE(view.policy, nullptr);
   EXPECT_TRUE(view.errors.empty());
 }
@@ -97,7 +95,7 @@ TEST(FuzzRegression, ManifestThatIsNoUtf8IsAnError) {
     EXPECT_TRUE(result.workloads.empty());
     ASSERT_FALSE(result.errors.empty()) << name;
     EXPECT_EQ(result.errors[0].source.line, 3);
-    EXPECT_EQ(result.errors[0].message,
+    EXPECT_EQ(result.errors[0].error.message,
               "not UTF-8 (line 3): the value of /metadata/name is not UTF-8 text; YAML and JSON "
               "are Unicode text");
   }
@@ -111,7 +109,7 @@ TEST(FuzzRegression, YamlThatLoadAllReadsForeverIsAnError) {
     EXPECT_NO_THROW(ReadManifest("m.yaml", text, {}, result));
     EXPECT_TRUE(result.workloads.empty());
     ASSERT_EQ(result.errors.size(), 1u) << text;
-    EXPECT_THAT(result.errors[0].message, HasSubstr("not valid YAML")) << text;
+    EXPECT_THAT(result.errors[0].error.message, HasSubstr("not valid YAML")) << text;
 
     PolicyParseResult policies;
     EXPECT_NO_THROW(policies = ParsePolicies(text));
@@ -132,8 +130,8 @@ TEST(FuzzRegression, AJsonNumberTooLargeIsAnError) {
     EXPECT_NO_THROW(ReadManifest("m.json", text, {}, result)) << text;
     EXPECT_TRUE(result.workloads.empty()) << text;
     ASSERT_EQ(result.errors.size(), 1u) << text;
-    EXPECT_THAT(result.errors[0].message, HasSubstr("not valid JSON")) << text;
-    EXPECT_THAT(result.errors[0].message, HasSubstr("number")) << text;
+    EXPECT_THAT(result.errors[0].error.message, HasSubstr("not valid JSON")) << text;
+    EXPECT_THAT(result.errors[0].error.message, HasSubstr("number")) << text;
   }
 }
 
@@ -143,23 +141,19 @@ TEST(FuzzRegression, AJsonNumberTooLargeIsAnError) {
 TEST(FuzzRegression, APolicyGenerationThatIsNoIntegerIsRefused) {
   for (const std::string generation : {"4.4e91", "1.5", "-1e300"}) {
     controller::PolicyCodec codec;
-    controller::PolicyView view;
-    std::string error;
     const std::string object =
         R"({"apiVersion": "capwatch.io/v1alpha1", "kind": "CapabilityPolicy", "spec": {},)"
         R"( "metadata": {"name": "prod", "resourceVersion": "4", "generation": )" +
         generation + "}}";
-    EXPECT_FALSE(codec.Decode(object, view, error)) << generation;
-    EXPECT_THAT(error, HasSubstr("metadata.generation")) << generation;
+    auto decoded = codec.Decode(object);
+    EXPECT_FALSE(decoded.ok()) << generation;
+    EXPECT_THAT(decoded.error().ToString(), HasSubstr("metadata.generation")) << generation;
   }
   controller::PolicyCodec codec;
-  controller::PolicyView view;
-  std::string error;
-  ASSERT_TRUE(codec.Decode(R"({"apiVersion": "capwatch.io/v1alpha1", "kind": "CapabilityPolicy",)"
-                           R"( "spec": {}, "metadata": {"name": "prod", "generation": 7}})",
-                           view, error))
-      << error;
-  EXPECT_EQ(view.generation, 7);
+  auto decoded = codec.Decode(R"({"apiVersion": "capwatch.io/v1alpha1", "kind": "CapabilityPolicy",)"
+                              R"( "spec": {}, "metadata": {"name": "prod", "generation": 7}})");
+  ASSERT_TRUE(decoded.ok()) << decoded.error().ToString();
+  EXPECT_EQ(decoded->generation, 7);
 }
 
 // kubeconfig: YAML::BadSubscript reading a field of an entry that is a string, and

@@ -29,22 +29,27 @@ using nlohmann::json;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
+// MistypedField's error as text: empty when every field fits.
+std::string Mistyped(const json& o, std::initializer_list<JsonField> fields) {
+  return MistypedField(o, fields).error().ToString();
+}
+
 TEST(MistypedField, NamesTheFirstFieldOfAnotherTypeByItsPath) {
   const json o = json::parse(R"({"metadata":{"name":"a","labels":{"app":"web","tier":3},
       "ownerReferences":[{"name":"x"},{"name":5}]},"items":null,"list":"no"})");
-  EXPECT_EQ(MistypedField(o, {{"metadata.name", JsonType::kString}}), "");
-  EXPECT_EQ(MistypedField(o, {{"metadata.labels.*", JsonType::kString}}),
+  EXPECT_EQ(Mistyped(o, {{"metadata.name", JsonType::kString}}), "");
+  EXPECT_EQ(Mistyped(o, {{"metadata.labels.*", JsonType::kString}}),
             ".metadata.labels.tier: must be a string, not a number");
-  EXPECT_EQ(MistypedField(o, {{"metadata.ownerReferences[].name", JsonType::kString}}),
+  EXPECT_EQ(Mistyped(o, {{"metadata.ownerReferences[].name", JsonType::kString}}),
             ".metadata.ownerReferences[1].name: must be a string, not a number");
-  EXPECT_EQ(MistypedField(o, {{"metadata.name", JsonType::kNumber}}),
+  EXPECT_EQ(Mistyped(o, {{"metadata.name", JsonType::kNumber}}),
             ".metadata.name: must be a number, not a string");
-  EXPECT_EQ(MistypedField(o, {{"absent.deeper", JsonType::kString}}), "") << "absent fits";
-  EXPECT_EQ(MistypedField(o, {{"items", JsonType::kArray}}), "") << "null fits a list";
-  EXPECT_EQ(MistypedField(o, {{"list[].x", JsonType::kString}}), "")
+  EXPECT_EQ(Mistyped(o, {{"absent.deeper", JsonType::kString}}), "") << "absent fits";
+  EXPECT_EQ(Mistyped(o, {{"items", JsonType::kArray}}), "") << "null fits a list";
+  EXPECT_EQ(Mistyped(o, {{"list[].x", JsonType::kString}}), "")
       << "a parent of another type is its own entry's business";
-  EXPECT_EQ(MistypedField(o, {{"list", JsonType::kArray}}), ".list: must be a list, not a string");
-  EXPECT_EQ(MistypedField(o, {{"metadata.ownerReferences[]", JsonType::kString}}),
+  EXPECT_EQ(Mistyped(o, {{"list", JsonType::kArray}}), ".list: must be a list, not a string");
+  EXPECT_EQ(Mistyped(o, {{"metadata.ownerReferences[]", JsonType::kString}}),
             ".metadata.ownerReferences[0]: must be a string, not an object");
 }
 
@@ -149,10 +154,11 @@ void Note(const View& view, Decoded& d) {
 template <typename Codec, typename View>
 Decoded DecodeWith(const std::string& object) {
   Codec codec;
-  View view;
   Decoded d;
-  d.ok = codec.Decode(object, view, d.error);
-  if (d.ok) Note(view, d);
+  auto view = codec.Decode(object);
+  d.ok = view.ok();
+  d.error = view.error().ToString();
+  if (d.ok) Note(view.value(), d);
   return d;
 }
 
@@ -183,9 +189,10 @@ Listed DecodeListWith(const std::string& body) {
   Codec codec;
   Listed l;
   ListPageMeta meta;
-  l.ok = codec.DecodeList(
-      body, [&](View&& v) { l.keys.push_back(ObjectKey(v.namespace_name, v.name)); }, meta,
-      l.error);
+  const Status listed = codec.DecodeList(
+      body, [&](View&& v) { l.keys.push_back(ObjectKey(v.namespace_name, v.name)); }, meta);
+  l.ok = listed.ok();
+  l.error = listed.error().ToString();
   l.skipped = meta.skipped_items;
   l.resource_version = meta.resource_version;
   return l;
@@ -547,9 +554,9 @@ TEST(ReportCodec, AWellFormedReportIsReadInFull) {
   Decoded d = Decode(Kind::kReport, Object(Kind::kReport, "deployment-web").dump());
   ASSERT_TRUE(d.ok) << d.error;
   controller::ReportCodec codec;
-  controller::ReportView view;
-  std::string error;
-  ASSERT_TRUE(codec.Decode(Object(Kind::kReport, "deployment-web").dump(), view, error));
+  auto decoded = codec.Decode(Object(Kind::kReport, "deployment-web").dump());
+  ASSERT_TRUE(decoded.ok());
+  const controller::ReportView& view = decoded.value();
   EXPECT_EQ(view.pods, 3);
   EXPECT_TRUE(view.managed);
   EXPECT_EQ(view.content_hash, "abc");
@@ -573,16 +580,16 @@ TEST(ReportCodec, TheGrantMemoryOfAHundredContainersIsKeptCompact) {
   json report = Object(Kind::kReport, "pod-everything");
   report["metadata"]["annotations"][std::string(kGrantsAnnotation)] = EncodeGrants(grants);
   controller::ReportCodec codec;
-  controller::ReportView view;
-  std::string error;
-  ASSERT_TRUE(codec.Decode(report.dump(), view, error)) << error;
-  EXPECT_EQ(DecodeGrants(view.dangerous_grants), grants);
-  EXPECT_LE(view.dangerous_grants.size(), 100u * 32) << "a few bytes a container";
+  auto view = codec.Decode(report.dump());
+  ASSERT_TRUE(view.ok()) << view.error().ToString();
+  EXPECT_EQ(DecodeGrants(view->dangerous_grants), grants);
+  EXPECT_LE(view->dangerous_grants.size(), 100u * 32) << "a few bytes a container";
   // Entries it cannot read are left out, so the memory holds only what decodes.
   report["metadata"]["annotations"][std::string(kGrantsAnnotation)] = "app=zz;web=200000";
-  ASSERT_TRUE(codec.Decode(report.dump(), view, error)) << error;
-  EXPECT_EQ(DecodeGrants(view.dangerous_grants), (std::set<DangerousGrant>{{"web", "SYS_ADMIN"}}));
-  EXPECT_EQ(view.dangerous_grants, "web=200000");
+  auto again = codec.Decode(report.dump());
+  ASSERT_TRUE(again.ok()) << again.error().ToString();
+  EXPECT_EQ(DecodeGrants(again->dangerous_grants), (std::set<DangerousGrant>{{"web", "SYS_ADMIN"}}));
+  EXPECT_EQ(again->dangerous_grants, "web=200000");
 }
 
 TEST(PolicyCodec, AWellFormedPolicyIsValid) {

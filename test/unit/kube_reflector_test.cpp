@@ -477,13 +477,12 @@ struct Thing {
 };
 class ThrowingCodec : public SharedStorage<Thing> {
  public:
-  bool DecodeList(std::string_view, const std::function<void(Thing&&)>&, ListPageMeta& meta,
-                  std::string&) {
+  Status DecodeList(std::string_view, const std::function<void(Thing&&)>&, ListPageMeta& meta) {
     if (lists_++ == 0) throw std::runtime_error("list boom");
     meta.resource_version = "10";
-    return true;
+    return {};
   }
-  bool Decode(std::string_view, Thing&, std::string&) { throw std::out_of_range("event boom"); }
+  capwatch::Result<Thing> Decode(std::string_view) { throw std::out_of_range("event boom"); }
 
  private:
   int lists_ = 0;
@@ -509,9 +508,9 @@ TEST(Informer, ACodecThatThrowsIsCaughtAndCountsAsUndecodable) {
   EXPECT_EQ(r.stats().decode_errors, 2u);
   EXPECT_EQ(r.stats().relists_decode, 1u);
 
-  std::string rv, error;
-  EXPECT_FALSE(informer.ApplyEvent(WatchEventType::kAdded, "{}", rv, error));
-  EXPECT_THAT(error, HasSubstr("event boom"));
+  auto applied = informer.ApplyEvent(WatchEventType::kAdded, "{}");
+  EXPECT_FALSE(applied.ok());
+  EXPECT_THAT(applied.error().ToString(), HasSubstr("event boom"));
 }
 
 TEST(Reflector, BookmarksAndErrorEventsWithWronglyTypedFieldsDoNotThrow) {

@@ -64,48 +64,44 @@ TEST(LineSplitter, KeepsAnUnfinishedLineUntilItsNewline) {
 
 TEST(WatchEventDecoder, SplitsTypeAndObjectWithoutParsingTheObject) {
   WatchEventDecoder decoder;
-  WatchEvent event;
-  std::string error;
   const std::string pod = testing::MakePodJson("prod", "web-1", 11, "v1");
   const std::string line = R"({"type":"MODIFIED","object":)" + pod + "}";
-  ASSERT_TRUE(decoder.Decode(line, event, error));
-  EXPECT_EQ(event.type, WatchEventType::kModified);
-  EXPECT_EQ(event.object, pod);
+  auto event = decoder.Decode(line);
+  ASSERT_TRUE(event.ok());
+  EXPECT_EQ(event->type, WatchEventType::kModified);
+  EXPECT_EQ(event->object, pod);
   EXPECT_EQ(decoder.slow_path_count(), 0u);
 }
 
 TEST(WatchEventDecoder, AcceptsOtherKeyOrdersThroughTheFullParse) {
   WatchEventDecoder decoder;
-  WatchEvent event;
-  std::string error;
-  ASSERT_TRUE(decoder.Decode(
-      R"( {"object": {"metadata":{"resourceVersion":"9"}}, "type": "BOOKMARK"})", event, error))
-      << error;
-  EXPECT_EQ(event.type, WatchEventType::kBookmark);
-  EXPECT_EQ(ResourceVersionOf(event.object), "9");
+  auto event =
+      decoder.Decode(R"( {"object": {"metadata":{"resourceVersion":"9"}}, "type": "BOOKMARK"})");
+  ASSERT_TRUE(event.ok()) << event.error().ToString();
+  EXPECT_EQ(event->type, WatchEventType::kBookmark);
+  EXPECT_EQ(ResourceVersionOf(event->object), "9");
   EXPECT_EQ(decoder.slow_path_count(), 1u);
 }
 
 TEST(WatchEventDecoder, RejectsWhatIsNoEvent) {
   WatchEventDecoder decoder;
-  WatchEvent event;
-  std::string error;
-  EXPECT_FALSE(decoder.Decode(R"({"type":"ADDED","object":{"a":1})", event, error));
-  EXPECT_FALSE(decoder.Decode(R"({"type":"EXPLODED","object":{}})", event, error));
+  EXPECT_FALSE(decoder.Decode(R"({"type":"ADDED","object":{"a":1})").ok());
+  auto exploded = decoder.Decode(R"({"type":"EXPLODED","object":{}})");
+  EXPECT_FALSE(exploded.ok());
+  const std::string error = exploded.error().ToString();
   EXPECT_NE(error.find("type"), std::string::npos) << error;
-  EXPECT_FALSE(decoder.Decode(R"({"type":"ADDED"})", event, error));
-  EXPECT_FALSE(decoder.Decode("not json", event, error));
+  EXPECT_FALSE(decoder.Decode(R"({"type":"ADDED"})").ok());
+  EXPECT_FALSE(decoder.Decode("not json").ok());
 }
 
 TEST(WatchEventDecoder, ErrorEventCarriesAStatus) {
   WatchEventDecoder decoder;
-  WatchEvent event;
-  std::string error;
   const std::string line =
       R"({"type":"ERROR","object":)" + testing::StatusJson(410, "Expired", "too old") + "}";
-  ASSERT_TRUE(decoder.Decode(line, event, error));
-  EXPECT_EQ(event.type, WatchEventType::kError);
-  const ApiStatus status = ApiStatus::FromResponse(0, event.object);
+  auto event = decoder.Decode(line);
+  ASSERT_TRUE(event.ok());
+  EXPECT_EQ(event->type, WatchEventType::kError);
+  const ApiStatus status = ApiStatus::FromResponse(0, event->object);
   EXPECT_TRUE(status.IsGone());
   EXPECT_EQ(status.message(), "too old");
 }

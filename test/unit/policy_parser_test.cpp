@@ -40,9 +40,9 @@ spec:
     reason: network diagnostics
     expires: "2027-01-31T00:00:00Z"
 )";
-  Policy p;
-  const auto errors = ParsePolicy(YAML::Load(yaml), p);
-  ASSERT_TRUE(errors.empty()) << errors[0].ToString();
+  const auto parsed = ParsePolicy(YAML::Load(yaml));
+  ASSERT_TRUE(parsed.ok()) << parsed.error().ToString();
+  const Policy& p = parsed.value();
   EXPECT_EQ(p.name, "prod");
   EXPECT_EQ(p.profile, Profile::kRestricted);
   EXPECT_EQ(p.match.namespaces, std::vector<std::string>{"prod-*"});
@@ -72,14 +72,13 @@ TEST(PolicyParser, ExpiresAcceptsEveryRfc3339Spelling) {
       {"2028-02-29T00:00:00Z", 1835395200},
   };
   for (const auto& [text, want] : cases) {
-    Policy p;
-    const auto errors = ParsePolicy(
+    const auto parsed = ParsePolicy(
         YAML::Load(std::string("{apiVersion: capwatch.io/v1alpha1, kind: CapabilityPolicy, "
                                "metadata: {name: a}, spec: {exemptions: [{name: x, reason: y, "
                                "expires: \"") +
-                   text + "\"}]}}"),
-        p);
-    ASSERT_TRUE(errors.empty()) << text << ": " << errors[0].ToString();
+                   text + "\"}]}}"));
+    ASSERT_TRUE(parsed.ok()) << text << ": " << parsed.error().ToString();
+    const Policy& p = parsed.value();
     ASSERT_TRUE(p.exemptions[0].expires) << text;
     EXPECT_EQ(Clock::to_time_t(*p.exemptions[0].expires), want) << text;
     EXPECT_EQ(p.exemptions[0].expires_text, text) << "kept as written, for reports";
@@ -87,11 +86,10 @@ TEST(PolicyParser, ExpiresAcceptsEveryRfc3339Spelling) {
 }
 
 TEST(PolicyParser, DefaultsToTheDangerousSetAndContainerd) {
-  Policy p;
-  const auto errors = ParsePolicy(
-      YAML::Load("{apiVersion: capwatch.io/v1alpha1, kind: CapabilityPolicy, metadata: {name: a}}"),
-      p);
-  ASSERT_TRUE(errors.empty());
+  const auto parsed = ParsePolicy(
+      YAML::Load("{apiVersion: capwatch.io/v1alpha1, kind: CapabilityPolicy, metadata: {name: a}}"));
+  ASSERT_TRUE(parsed.ok());
+  const Policy& p = parsed.value();
   EXPECT_EQ(p.forbidden.set, DangerousSet());
   EXPECT_EQ(p.runtime_defaults, RuntimeDefaultSet(Runtime::kContainerd));
   EXPECT_FALSE(p.allowed);
@@ -113,10 +111,11 @@ TEST_P(PolicyValidation, NamesTheFieldPath) {
   const std::string yaml =
       "apiVersion: capwatch.io/v1alpha1\nkind: CapabilityPolicy\nmetadata: {name: p}\nspec: " +
       GetParam().spec + "\n";
-  Policy p;
-  const auto errors = ParsePolicy(YAML::Load(yaml), p);
+  const auto parsed = ParsePolicy(YAML::Load(yaml));
+  ASSERT_FALSE(parsed.ok()) << GetParam().name;
+  const auto& errors = parsed.error().fields();
   ASSERT_FALSE(errors.empty()) << GetParam().name;
-  EXPECT_EQ(errors[0].path, GetParam().path);
+  EXPECT_EQ(errors[0].field, GetParam().path);
   EXPECT_THAT(errors[0].message, HasSubstr(GetParam().message));
 }
 
@@ -182,11 +181,11 @@ spec: {profile: nope}
 }
 
 TEST(PolicyParser, RejectsTheWrongKind) {
-  Policy p;
-  const auto errors =
-      ParsePolicy(YAML::Load("{apiVersion: v1, kind: Pod, metadata: {name: a}}"), p);
+  const auto parsed = ParsePolicy(YAML::Load("{apiVersion: v1, kind: Pod, metadata: {name: a}}"));
+  ASSERT_FALSE(parsed.ok());
+  const auto& errors = parsed.error().fields();
   ASSERT_FALSE(errors.empty());
-  EXPECT_EQ(errors[0].path, ".kind");
+  EXPECT_EQ(errors[0].field, ".kind");
 }
 
 }  // namespace
@@ -196,28 +195,27 @@ namespace capwatch {
 namespace {
 
 TEST(PolicyParser, CustomRuntimeDefaults) {
-  Policy p;
-  auto errors = ParsePolicy(YAML::Load(R"(
+  const auto parsed = ParsePolicy(YAML::Load(R"(
 apiVersion: capwatch.io/v1alpha1
 kind: CapabilityPolicy
 metadata: {name: custom}
 spec: {runtimeDefaults: custom, runtimeDefaultCapabilities: [CHOWN, cap_kill]}
-)"),
-                            p);
-  ASSERT_TRUE(errors.empty()) << errors[0].ToString();
+)"));
+  ASSERT_TRUE(parsed.ok()) << parsed.error().ToString();
+  const Policy& p = parsed.value();
   EXPECT_EQ(p.runtime_defaults, Bit(*CapabilityNumber("CHOWN")) | Bit(*CapabilityNumber("KILL")));
   EXPECT_EQ(p.runtime_name, "custom");
 
-  Policy q;
-  errors = ParsePolicy(YAML::Load(R"(
+  const auto invalid = ParsePolicy(YAML::Load(R"(
 apiVersion: capwatch.io/v1alpha1
 kind: CapabilityPolicy
 metadata: {name: custom}
 spec: {runtimeDefaults: custom}
-)"),
-                       q);
+)"));
+  ASSERT_FALSE(invalid.ok());
+  const auto& errors = invalid.error().fields();
   ASSERT_EQ(errors.size(), 1u);
-  EXPECT_EQ(errors[0].path, ".spec.runtimeDefaultCapabilities");
+  EXPECT_EQ(errors[0].field, ".spec.runtimeDefaultCapabilities");
 }
 
 }  // namespace

@@ -13,6 +13,11 @@ namespace {
 
 using ::testing::HasSubstr;
 
+// The one FieldError a failed decode carries (an empty one when it carries none).
+FieldError FieldOf(const Status& status) {
+  return status.error().fields().empty() ? FieldError{} : status.error().fields().front();
+}
+
 const char* kPodJson = R"({
   "apiVersion": "v1", "kind": "Pod",
   "metadata": {
@@ -53,11 +58,11 @@ TEST(PodDecoder, CreationTimestamp) {
   PodDecoder decoder;
   for (const auto& [text, want] : cases) {
     PodView pod;
-    DecodeError error;
     const std::string json =
         std::string(R"({"metadata": {"name": "a", "namespace": "b", "creationTimestamp": ")") +
         text + R"("}, "spec": {"containers": []}})";
-    ASSERT_TRUE(decoder.DecodePod(json, pod, error)) << error.ToString();
+    const Status decoded = decoder.DecodePod(json, pod);
+    ASSERT_TRUE(decoded.ok()) << decoded.error().ToString();
     EXPECT_EQ(pod.created, want) << text;
   }
 }
@@ -65,8 +70,8 @@ TEST(PodDecoder, CreationTimestamp) {
 TEST(PodDecoder, ProjectsTheSecurityRelevantFields) {
   PodDecoder decoder;
   PodView pod;
-  DecodeError error;
-  ASSERT_TRUE(decoder.DecodePod(kPodJson, pod, error)) << error.ToString();
+  const Status decoded = decoder.DecodePod(kPodJson, pod);
+  ASSERT_TRUE(decoded.ok()) << decoded.error().ToString();
   EXPECT_EQ(pod.name, "web-5d4f8c-abcde");
   EXPECT_EQ(pod.namespace_name, "prod");
   EXPECT_EQ(pod.uid, "u-1");
@@ -110,8 +115,8 @@ class PodDecoderUnreadable : public ::testing::TestWithParam<BadPod> {};
 TEST_P(PodDecoderUnreadable, RecordsTheFieldAndReadsTheRest) {
   PodDecoder decoder;
   PodView pod;
-  DecodeError error;
-  ASSERT_TRUE(decoder.DecodePod(GetParam().json, pod, error)) << error.ToString();
+  const Status decoded = decoder.DecodePod(GetParam().json, pod);
+  ASSERT_TRUE(decoded.ok()) << decoded.error().ToString();
   ASSERT_EQ(pod.unreadable.size(), 1u);
   EXPECT_EQ(pod.unreadable[0].path, GetParam().path);
   EXPECT_THAT(pod.unreadable[0].reason, HasSubstr(GetParam().message));
@@ -158,8 +163,8 @@ TEST(PodDecoder, KeepsWhatItCanReadAroundAWrongType) {
       "name": "app", "image": "img"}]}})";
   PodDecoder decoder;
   PodView pod;
-  DecodeError error;
-  ASSERT_TRUE(decoder.DecodePod(json, pod, error)) << error.ToString();
+  const Status decoded = decoder.DecodePod(json, pod);
+  ASSERT_TRUE(decoded.ok()) << decoded.error().ToString();
   EXPECT_EQ(pod.name, "web");
   EXPECT_EQ(pod.namespace_name, "prod");
   ASSERT_EQ(pod.containers.size(), 1u);
@@ -183,15 +188,16 @@ TEST(PodDecoder, KeepsWhatItCanReadAroundAWrongType) {
 TEST(PodDecoder, FailsOnlyOnWhatIsNoPodAtAll) {
   PodDecoder decoder;
   PodView pod;
-  DecodeError error;
-  EXPECT_FALSE(decoder.DecodePod(R"({"spec": {"containers": [{"name": "a")", pod, error));
-  EXPECT_EQ(error.path, ".spec.containers[0]");
-  EXPECT_THAT(error.message, HasSubstr("invalid JSON"));
+  Status decoded = decoder.DecodePod(R"({"spec": {"containers": [{"name": "a")", pod);
+  EXPECT_FALSE(decoded.ok());
+  EXPECT_EQ(FieldOf(decoded).field, ".spec.containers[0]");
+  EXPECT_THAT(FieldOf(decoded).message, HasSubstr("invalid JSON"));
   PodView array;
-  EXPECT_FALSE(decoder.DecodePod("[1]", array, error));
-  EXPECT_EQ(error.message, "expected an object, got an array");
+  decoded = decoder.DecodePod("[1]", array);
+  EXPECT_FALSE(decoded.ok());
+  EXPECT_EQ(FieldOf(decoded).message, "expected an object, got an array");
   PodView scalar;
-  EXPECT_FALSE(decoder.DecodePod("7", scalar, error));
+  EXPECT_FALSE(decoder.DecodePod("7", scalar).ok());
 }
 
 TEST(PodDecoder, ReadsTheFirstHundredThousandCapabilityEntriesAndRecordsTheRest) {
@@ -204,8 +210,8 @@ TEST(PodDecoder, ReadsTheFirstHundredThousandCapabilityEntriesAndRecordsTheRest)
   json += "]}}}]}}";
   PodDecoder decoder;
   PodView pod;
-  DecodeError error;
-  ASSERT_TRUE(decoder.DecodePod(json, pod, error)) << error.ToString();
+  const Status decoded = decoder.DecodePod(json, pod);
+  ASSERT_TRUE(decoded.ok()) << decoded.error().ToString();
   EXPECT_EQ(pod.containers.at(0).add.size(), kMaxCapabilityListEntries);
   ASSERT_EQ(pod.unreadable.size(), 1u);
   EXPECT_EQ(pod.unreadable[0].path, ".spec.containers[0].securityContext.capabilities.add");
@@ -221,10 +227,9 @@ TEST(PodDecoder, DecodesAListBody) {
   PodDecoder decoder;
   std::vector<PodView> pods;
   PodDecoder::ListMeta meta;
-  DecodeError error;
-  ASSERT_TRUE(decoder.DecodePodList(
-      list, [&](PodView&& p) { pods.push_back(std::move(p)); }, meta, error))
-      << error.ToString();
+  const Status decoded =
+      decoder.DecodePodList(list, [&](PodView&& p) { pods.push_back(std::move(p)); }, meta);
+  ASSERT_TRUE(decoded.ok()) << decoded.error().ToString();
   EXPECT_EQ(pods.size(), 2u);
   EXPECT_EQ(meta.resource_version, "77");
   EXPECT_EQ(meta.continue_token, "tok");
@@ -239,16 +244,15 @@ TEST(PodDecoder, DoesNotHoldTheMemoryOfAHugeListAfterDecodingIt) {
   PodDecoder decoder;
   std::size_t pods = 0;
   PodDecoder::ListMeta meta;
-  DecodeError error;
-  ASSERT_TRUE(decoder.DecodePodList(
-      list, [&](PodView&&) { ++pods; }, meta, error))
-      << error.ToString();
+  const Status listed = decoder.DecodePodList(list, [&](PodView&&) { ++pods; }, meta);
+  ASSERT_TRUE(listed.ok()) << listed.error().ToString();
   EXPECT_EQ(pods, n);
   EXPECT_LT(decoder.retained_bytes(), 16u << 20) << "20 MiB of input, let go";
 
   // A small one keeps its buffers for the next: watch events do not allocate each time.
   PodView pod;
-  ASSERT_TRUE(decoder.DecodePod(kPodJson, pod, error)) << error.ToString();
+  const Status decoded = decoder.DecodePod(kPodJson, pod);
+  ASSERT_TRUE(decoded.ok()) << decoded.error().ToString();
   EXPECT_GE(decoder.retained_bytes(), std::string(kPodJson).size());
   EXPECT_FALSE(pod.name.empty());
 }
@@ -260,13 +264,12 @@ TEST(PodDecoder, ListKeepsAStrangePodWithWhatCouldBeRead) {
       std::string(R"({"items": [)") + kPodJson + "," + bad + "," + kPodJson + "]}";
   PodDecoder decoder;
   std::vector<PodView> pods;
-  std::vector<DecodeError> skipped;
+  std::vector<FieldError> skipped;
   PodDecoder::ListMeta meta;
-  DecodeError error;
-  ASSERT_TRUE(decoder.DecodePodList(
-      list, [&](PodView&& p) { pods.push_back(std::move(p)); }, meta, error,
-      [&](const DecodeError& e) { skipped.push_back(e); }))
-      << error.ToString();
+  const Status decoded = decoder.DecodePodList(
+      list, [&](PodView&& p) { pods.push_back(std::move(p)); }, meta,
+      [&](const FieldError& e) { skipped.push_back(e); });
+  ASSERT_TRUE(decoded.ok()) << decoded.error().ToString();
   EXPECT_TRUE(skipped.empty());
   ASSERT_EQ(pods.size(), 3u);
   EXPECT_TRUE(pods[0].unreadable.empty());
@@ -281,8 +284,8 @@ TEST(PodDecoder, ListKeepsAStrangePodWithWhatCouldBeRead) {
       << "a path in the Pod, not in the list";
   // Without the callback too: the Pod is data, not an error.
   pods.clear();
-  ASSERT_TRUE(decoder.DecodePodList(
-      list, [&](PodView&& p) { pods.push_back(std::move(p)); }, meta, error));
+  ASSERT_TRUE(
+      decoder.DecodePodList(list, [&](PodView&& p) { pods.push_back(std::move(p)); }, meta).ok());
   EXPECT_EQ(pods.size(), 3u);
 }
 
@@ -293,32 +296,30 @@ TEST(PodDecoder, ListSkipsOnlyAPodWithoutAReadableNameOrNamespace) {
                            R"({"metadata": "web"}, 42,)" + kPodJson + "]}";
   PodDecoder decoder;
   std::vector<std::string> names;
-  std::vector<DecodeError> skipped;
+  std::vector<FieldError> skipped;
   PodDecoder::ListMeta meta;
-  DecodeError error;
-  ASSERT_TRUE(decoder.DecodePodList(
-      list, [&](PodView&& p) { names.push_back(p.name); }, meta, error,
-      [&](const DecodeError& e) { skipped.push_back(e); }))
-      << error.ToString();
+  const Status decoded = decoder.DecodePodList(
+      list, [&](PodView&& p) { names.push_back(p.name); }, meta,
+      [&](const FieldError& e) { skipped.push_back(e); });
+  ASSERT_TRUE(decoded.ok()) << decoded.error().ToString();
   EXPECT_EQ(names.size(), 2u);
   ASSERT_EQ(skipped.size(), 4u);
-  EXPECT_EQ(skipped[0].path, ".items[1].metadata.name");
+  EXPECT_EQ(skipped[0].field, ".items[1].metadata.name");
   EXPECT_EQ(skipped[0].message, "expected a string, got a number");
-  EXPECT_EQ(skipped[1].path, ".items[2].metadata.namespace");
-  EXPECT_EQ(skipped[2].path, ".items[3].metadata");
-  EXPECT_EQ(skipped[3].path, ".items[4]");
+  EXPECT_EQ(skipped[1].field, ".items[2].metadata.namespace");
+  EXPECT_EQ(skipped[2].field, ".items[3].metadata");
+  EXPECT_EQ(skipped[3].field, ".items[4]");
   // Without the callback the list fails, naming the field.
-  EXPECT_FALSE(decoder.DecodePodList(
-      list, [&](PodView&&) {}, meta, error));
-  EXPECT_EQ(error.path, ".items[1].metadata.name");
+  const Status failed = decoder.DecodePodList(list, [&](PodView&&) {}, meta);
+  EXPECT_FALSE(failed.ok());
+  EXPECT_EQ(FieldOf(failed).field, ".items[1].metadata.name");
 }
 
 TEST(PodDecoder, IsReusableAcrossCalls) {
   PodDecoder decoder;
   for (int i = 0; i < 3; ++i) {
     PodView pod;
-    DecodeError error;
-    ASSERT_TRUE(decoder.DecodePod(kPodJson, pod, error));
+    ASSERT_TRUE(decoder.DecodePod(kPodJson, pod).ok());
     EXPECT_EQ(pod.containers.size(), 2u);
   }
 }
@@ -671,8 +672,8 @@ TEST(Manifests, AnUnreadableNameOrNamespaceIsAnInputError) {
     const ManifestResult result = Read("apiVersion: v1\nkind: Pod\nmetadata: " + meta +
                                        "\nspec: {containers: [{name: c, image: i}]}\n");
     ASSERT_EQ(result.errors.size(), 1u) << meta;
-    EXPECT_THAT(result.errors[0].path, ::testing::StartsWith(".metadata")) << meta;
-    EXPECT_THAT(result.errors[0].message, HasSubstr("expected a")) << meta;
+    EXPECT_THAT(result.errors[0].error.field, ::testing::StartsWith(".metadata")) << meta;
+    EXPECT_THAT(result.errors[0].error.message, HasSubstr("expected a")) << meta;
     EXPECT_TRUE(result.workloads.empty()) << meta;
   }
 }
@@ -694,7 +695,7 @@ TEST_P(ManifestErrors, AreClearAndNameTheField) {
   ASSERT_FALSE(result.errors.empty()) << GetParam().name;
   const ManifestError& e = result.errors[0];
   if (!GetParam().path.empty()) {
-    EXPECT_EQ(e.path, GetParam().path);
+    EXPECT_EQ(e.error.field, GetParam().path);
   }
   EXPECT_THAT(e.ToString(), HasSubstr(GetParam().message));
   EXPECT_THAT(e.ToString(), HasSubstr("m.yaml"));
@@ -753,7 +754,7 @@ TEST(Manifests, LargeYamlIsRefusedWithAdviceAndLargeJsonIsRead) {
   big_yaml += "\"\n";
   const ManifestResult yaml_result = Read(big_yaml);
   ASSERT_EQ(yaml_result.errors.size(), 1u);
-  EXPECT_THAT(yaml_result.errors[0].message, HasSubstr("as JSON"));
+  EXPECT_THAT(yaml_result.errors[0].error.message, HasSubstr("as JSON"));
 
   std::string big_json = R"({"apiVersion":"v1","kind":"List","items":[)";
   const std::string pod =
