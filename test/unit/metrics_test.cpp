@@ -17,16 +17,22 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// The evaluation of a manifest's workload under the default policy (kept alive for the test).
-const PodEvaluation& EvaluationFor(const std::string& yaml) {
-  static std::vector<std::unique_ptr<ManifestWorkload>> keep;
-  static std::vector<std::unique_ptr<PodEvaluation>> evals;
-  keep.push_back(std::make_unique<ManifestWorkload>(testing::OneWorkload(yaml)));
+// A manifest's workload and its evaluation under the default policy, kept alive for the test
+// (the evaluation points into the workload's Pod).
+struct Evaluated {
+  ManifestWorkload workload;
+  PodEvaluation evaluation;
+};
+const Evaluated& EvaluatedFor(const std::string& yaml) {
+  static std::vector<std::unique_ptr<Evaluated>> keep;
+  keep.push_back(std::make_unique<Evaluated>(Evaluated{testing::OneWorkload(yaml), {}}));
   const Policy policy = DefaultPolicy();
   const Policy* policies[] = {&policy};
-  evals.push_back(
-      std::make_unique<PodEvaluation>(Evaluate(keep.back()->pod, policies, Clock::now())));
-  return *evals.back();
+  keep.back()->evaluation = Evaluate(keep.back()->workload.pod, policies, Clock::now());
+  return *keep.back();
+}
+const PodEvaluation& EvaluationFor(const std::string& yaml) {
+  return EvaluatedFor(yaml).evaluation;
 }
 
 const char* kTwoContainers = R"(
@@ -140,10 +146,9 @@ spec:
     yaml += "  - {name: c" + std::to_string(i) +
             ", image: i, securityContext: {capabilities: {add: [" + caps + "]}}}\n";
   }
-  static std::vector<std::unique_ptr<ManifestWorkload>> keep;
-  keep.push_back(std::make_unique<ManifestWorkload>(testing::OneWorkload(yaml)));
-  const ManifestWorkload& w = *keep.back();
-  const PodEvaluation& evaluation = EvaluationFor(yaml);
+  const Evaluated& e = EvaluatedFor(yaml);
+  const ManifestWorkload& w = e.workload;
+  const PodEvaluation& evaluation = e.evaluation;
   const nlohmann::json report = BuildReport({w.ref, w.namespace_name, 1, &w.pod, &evaluation});
   ASSERT_GT(report["summary"]["truncated"].value("findingsOmitted", 0), 0)
       << "the report must be one that leaves findings out";

@@ -315,15 +315,12 @@ func (r *run) do(ctx context.Context) error {
 	}
 	defer proxy.Close()
 
-	ctrl, err := r.startController(proxy)
+	ctrl, sampler, stopSampling, err := r.startSampledController(ctx, proxy)
 	if err != nil {
 		return err
 	}
 	defer ctrl.stop()
-	sampler := &memorySampler{}
-	sampleCtx, stopSampling := context.WithCancel(ctx)
 	defer stopSampling()
-	go sampler.run(sampleCtx, ctrl.cmd.Process.Pid)
 	restarting := false // the first controller is stopped on purpose for the restart
 	died := func() bool {
 		if restarting {
@@ -450,15 +447,12 @@ func (r *run) do(ctx context.Context) error {
 // has reconciled every workload.
 func (r *run) restart(ctx context.Context, proxy *refusingProxy, token string) error {
 	f := r.figures
-	ctrl, err := r.startController(proxy)
+	ctrl, sampler, stopSampling, err := r.startSampledController(ctx, proxy)
 	if err != nil {
 		return err
 	}
 	defer ctrl.stop()
-	sampler := &memorySampler{}
-	sampleCtx, stopSampling := context.WithCancel(ctx)
 	defer stopSampling()
-	go sampler.run(sampleCtx, ctrl.cmd.Process.Pid)
 	defer func() {
 		last, peak := sampler.snapshot()
 		f.RestartHWM, f.RestartCPUSeconds = max(last.HWM, peak), last.CPUSeconds
@@ -863,6 +857,19 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// startSampledController starts a controller and samples its memory and CPU until the
+// returned stop is called.
+func (r *run) startSampledController(ctx context.Context, proxy *refusingProxy) (*controller, *memorySampler, context.CancelFunc, error) {
+	ctrl, err := r.startController(proxy)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sampler := &memorySampler{}
+	sampleCtx, stop := context.WithCancel(ctx)
+	go sampler.run(sampleCtx, ctrl.cmd.Process.Pid)
+	return ctrl, sampler, stop, nil
 }
 
 func (r *run) startController(proxy *refusingProxy) (*controller, error) {
