@@ -15,9 +15,11 @@ import (
 )
 
 // refusingProxy stands between capwatch and the API server. It forwards every request with the
-// identity it is given (the chart's ServiceAccount in the suite), and while a refusal window is open it answers every
-// write (POST, PUT, PATCH, DELETE) itself with 429 Too Many Requests and Retry-After, the way
-// an overloaded API server's priority-and-fairness filter does. Reads and watches pass.
+// identity it is given (the chart's ServiceAccount in the suite), and while a refusal window is
+// open it answers writes (POST, PUT, PATCH, DELETE) itself with 429 Too Many Requests and
+// Retry-After, the way an overloaded API server's priority-and-fairness filter does: every
+// write, or (RefuseAllButReviewsFor) every write but the TokenReviews and SubjectAccessReviews that
+// /metrics needs. Reads and watches pass.
 type refusingProxy struct {
 	server   *http.Server
 	listener net.Listener
@@ -25,6 +27,7 @@ type refusingProxy struct {
 
 	mu          sync.Mutex
 	refuseUntil time.Time
+	passReviews bool // the window refuses every write but the reviews
 
 	refused        atomic.Int64 // writes answered with 429
 	refusedReviews atomic.Int64 // of them, TokenReviews and SubjectAccessReviews
@@ -57,9 +60,10 @@ func startRefusingProxy(upstream *rest.Config, retryAfter int) (*refusingProxy, 
 	p := &refusingProxy{listener: l, URL: "http://" + l.Addr().String(), retryAfter: retryAfter}
 	p.server = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			if p.refusing() {
+			review := strings.Contains(r.URL.Path, "tokenreviews") || strings.Contains(r.URL.Path, "subjectaccessreviews")
+			if p.refusing(review) {
 				p.refused.Add(1)
-				if strings.Contains(r.URL.Path, "tokenreviews") || strings.Contains(r.URL.Path, "subjectaccessreviews") {
+				if review {
 					p.refusedReviews.Add(1)
 				}
 				w.Header().Set("Content-Type", "application/json")
@@ -78,17 +82,24 @@ func startRefusingProxy(upstream *rest.Config, retryAfter int) (*refusingProxy, 
 	return p, nil
 }
 
-// RefuseFor opens the refusal window for d from now.
-func (p *refusingProxy) RefuseFor(d time.Duration) {
+// RefuseFor opens a window of d from now in which every write is refused.
+func (p *refusingProxy) RefuseFor(d time.Duration) { p.open(d, false) }
+
+// RefuseAllButReviewsFor opens a window of d from now in which every write but the
+// TokenReviews and SubjectAccessReviews is refused.
+func (p *refusingProxy) RefuseAllButReviewsFor(d time.Duration) { p.open(d, true) }
+
+func (p *refusingProxy) open(d time.Duration, passReviews bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.refuseUntil = time.Now().Add(d)
+	p.passReviews = passReviews
 }
 
-func (p *refusingProxy) refusing() bool {
+func (p *refusingProxy) refusing(review bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return time.Now().Before(p.refuseUntil)
+	return time.Now().Before(p.refuseUntil) && !(review && p.passReviews)
 }
 
 func (p *refusingProxy) Close() { _ = p.server.Close() }
