@@ -98,7 +98,8 @@ echo "\$ kubectl get events -A --field-selector reason=DangerousCapabilityGrante
 echo
 # /metrics is HTTPS, and each scrape's token is checked by the API server: a Prometheus
 # ServiceAccount bound to a metrics-reader role, as the chart's capwatch-metrics-reader.
-"${kubectl}" create namespace monitoring >/dev/null
+# docs/examples already made the monitoring namespace (the privileged DaemonSet runs there).
+"${kubectl}" get namespace monitoring >/dev/null 2>&1 || "${kubectl}" create namespace monitoring >/dev/null
 "${kubectl}" create serviceaccount prometheus -n monitoring >/dev/null
 "${kubectl}" create clusterrole capwatch-metrics-reader --non-resource-url=/metrics --verb=get >/dev/null
 "${kubectl}" create clusterrolebinding prometheus-capwatch-metrics \
