@@ -40,6 +40,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
+
+	"capwatch.io/test/e2e/procstat"
 )
 
 // Capabilities are the 41 Linux capabilities by their Kubernetes names (lib/capabilities).
@@ -157,7 +159,7 @@ func (f *Figures) Broken() []string {
 		out = append(out, "the controller died: "+f.ControllerDied)
 	}
 	if f.PeakHWM > c.MemoryLimit {
-		out = append(out, fmt.Sprintf("peak memory %s is over the limit %s", mib(f.PeakHWM), mib(c.MemoryLimit)))
+		out = append(out, fmt.Sprintf("peak memory %s is over the limit %s", procstat.MiB(f.PeakHWM), procstat.MiB(c.MemoryLimit)))
 	}
 	if f.Scrapes.Failed > 0 {
 		out = append(out, fmt.Sprintf("%d of %d scrapes of /metrics failed (first: %s)",
@@ -176,7 +178,7 @@ func (f *Figures) Broken() []string {
 		out = append(out, "the restarted controller did not reconcile every workload")
 	}
 	if f.RestartHWM > c.MemoryLimit {
-		out = append(out, fmt.Sprintf("peak memory after the restart %s is over the limit %s", mib(f.RestartHWM), mib(c.MemoryLimit)))
+		out = append(out, fmt.Sprintf("peak memory after the restart %s is over the limit %s", procstat.MiB(f.RestartHWM), procstat.MiB(c.MemoryLimit)))
 	}
 	if f.RestartWrites > 0 {
 		out = append(out, fmt.Sprintf("the restart wrote %v reports (want none)", f.RestartWrites))
@@ -187,8 +189,6 @@ func (f *Figures) Broken() []string {
 	return out
 }
 
-func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
-
 // Table renders the figures.
 func (f *Figures) Table() string {
 	c := f.Config
@@ -198,13 +198,13 @@ func (f *Figures) Table() string {
 	row("namespaces × Pods × containers", fmt.Sprintf("%d × %d × %d = %d containers, each adding all 41 capabilities",
 		f.Namespaces, c.PodsPerNamespace, c.ContainersPerNamespace/c.PodsPerNamespace, f.Containers))
 	row("Pods / workloads (reports)", fmt.Sprintf("%d / %d", f.Pods, f.Workloads))
-	row("Pods as stored (JSON)", fmt.Sprintf("%s (%d KiB per Pod)", mib(f.PodListBytes), f.PodListBytes/1024/int64(max(f.Pods, 1))))
+	row("Pods as stored (JSON)", fmt.Sprintf("%s (%d KiB per Pod)", procstat.MiB(f.PodListBytes), f.PodListBytes/1024/int64(max(f.Pods, 1))))
 	row("one report as stored", fmt.Sprintf("%d KiB", f.ReportBytes/1024))
 	row("populating the cluster", f.Populate.Round(time.Second).String())
 	row("time to ready (start → /readyz)", f.TimeToReady.Round(100*time.Millisecond).String())
 	row("start → every report right", f.FirstReports.Round(100*time.Millisecond).String())
-	row("peak VmHWM / limit", fmt.Sprintf("%s / %s (%.0f %%)", mib(f.PeakHWM), mib(c.MemoryLimit), 100*float64(f.PeakHWM)/float64(c.MemoryLimit)))
-	row("VmRSS before the storm / at the end", fmt.Sprintf("%s / %s", mib(f.RSSBeforeStorm), mib(f.EndRSS)))
+	row("peak VmHWM / limit", fmt.Sprintf("%s / %s (%.0f %%)", procstat.MiB(f.PeakHWM), procstat.MiB(c.MemoryLimit), 100*float64(f.PeakHWM)/float64(c.MemoryLimit)))
+	row("VmRSS before the storm / at the end", fmt.Sprintf("%s / %s", procstat.MiB(f.RSSBeforeStorm), procstat.MiB(f.EndRSS)))
 	row("storm", fmt.Sprintf("policy changed (every report's content) and %d reports deleted at once (%s, capwatch's writes but its reviews refused), then every write refused (429, Retry-After %d s) for %s",
 		f.ReportsDeleted, f.Deleting.Round(100*time.Millisecond), c.RetryAfter, f.Window))
 	row("writes refused / of them reviews / writes passed", fmt.Sprintf("%d / %d / %d", f.RefusedWrites, f.RefusedReviews, f.ForwardedWrites))
@@ -221,7 +221,7 @@ func (f *Figures) Table() string {
 	if f.Restarted {
 		restart = fmt.Sprintf("ready in %s, every workload reconciled in %s, %v report writes, VmHWM %s (%.0f %%), %.1f s CPU",
 			f.RestartReady.Round(100*time.Millisecond), f.RestartReconciled.Round(100*time.Millisecond), f.RestartWrites,
-			mib(f.RestartHWM), 100*float64(f.RestartHWM)/float64(c.MemoryLimit), f.RestartCPUSeconds)
+			procstat.MiB(f.RestartHWM), 100*float64(f.RestartHWM)/float64(c.MemoryLimit), f.RestartCPUSeconds)
 	} else if f.Converged {
 		restart = "FAILED"
 	}
@@ -294,7 +294,7 @@ func (r *run) do(ctx context.Context) error {
 	}
 	f.Populate = time.Since(started)
 	r.logf("%d Pods with %d containers in %d namespaces made in %s (%s as stored)", f.Pods, f.Containers,
-		f.Namespaces, f.Populate.Round(time.Second), mib(f.PodListBytes))
+		f.Namespaces, f.Populate.Round(time.Second), procstat.MiB(f.PodListBytes))
 	before, after, err := r.expectedSummaries(ctx)
 	if err != nil {
 		return err
@@ -370,7 +370,7 @@ func (r *run) do(ctx context.Context) error {
 			if time.Since(last) > 10*time.Second {
 				last = time.Now()
 				s, _ := sampler.snapshot()
-				r.logf("%d/%d reports right (%d stored), VmRSS %s, VmHWM %s", right, f.Workloads, total, mib(s.RSS), mib(s.HWM))
+				r.logf("%d/%d reports right (%d stored), VmRSS %s, VmHWM %s", right, f.Workloads, total, procstat.MiB(s.RSS), procstat.MiB(s.HWM))
 			}
 			return right == f.Workloads, nil
 		}
@@ -383,7 +383,7 @@ func (r *run) do(ctx context.Context) error {
 	last, _ := sampler.snapshot()
 	f.RSSBeforeStorm = last.RSS
 	r.logf("every report right %s after the start (one report: %d KiB); VmRSS %s",
-		f.FirstReports.Round(100*time.Millisecond), f.ReportBytes/1024, mib(last.RSS))
+		f.FirstReports.Round(100*time.Millisecond), f.ReportBytes/1024, procstat.MiB(last.RSS))
 
 	// The storm: writes refused, every report's content changed and every report deleted. The
 	// window of cfg.RefuseWritesFor, in which every write is refused (the reviews behind
@@ -421,7 +421,7 @@ func (r *run) do(ctx context.Context) error {
 	scr.setStorm(false)
 	windowEnd := time.Now()
 	s, peak := sampler.snapshot()
-	r.logf("writes allowed again; VmRSS %s (peak %s), VmHWM %s, %d writes refused", mib(s.RSS), mib(peak), mib(s.HWM), proxy.refused.Load())
+	r.logf("writes allowed again; VmRSS %s (peak %s), VmHWM %s, %d writes refused", procstat.MiB(s.RSS), procstat.MiB(peak), procstat.MiB(s.HWM), proxy.refused.Load())
 
 	if err := waitFor(ctx, cfg.ConvergeWithin, progress(after)); err != nil {
 		r.logf("no convergence: %v", err)

@@ -1,67 +1,22 @@
 package hostileload
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"capwatch.io/test/e2e/procstat"
 )
-
-// procSample is one reading of /proc/<pid>/status and /proc/<pid>/stat.
-type procSample struct {
-	RSS, HWM   int64 // bytes
-	CPUSeconds float64
-}
-
-// clockTicks is sysconf(_SC_CLK_TCK), 100 on every Linux this runs on.
-const clockTicks = 100
-
-func readProc(pid int) (procSample, error) {
-	var s procSample
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return s, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(fields[1], 10, 64)
-		switch fields[0] {
-		case "VmRSS:":
-			s.RSS = kb * 1024
-		case "VmHWM:":
-			s.HWM = kb * 1024
-		}
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return s, err
-	}
-	// The command name may hold blanks: the fields that count come after its ')'.
-	rest := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-	if len(rest) > 12 {
-		utime, _ := strconv.ParseFloat(rest[11], 64)
-		stime, _ := strconv.ParseFloat(rest[12], 64)
-		s.CPUSeconds = (utime + stime) / clockTicks
-	}
-	return s, nil
-}
 
 // memorySampler reads the controller's memory every second.
 type memorySampler struct {
 	mu      sync.Mutex
-	last    procSample
+	last    procstat.Sample
 	peakRSS int64
 	samples int
 }
@@ -70,7 +25,7 @@ func (m *memorySampler) run(ctx context.Context, pid int) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		if s, err := readProc(pid); err == nil {
+		if s, err := procstat.Read(pid); err == nil {
 			m.mu.Lock()
 			m.last = s
 			m.peakRSS = max(m.peakRSS, s.RSS)
@@ -85,7 +40,7 @@ func (m *memorySampler) run(ctx context.Context, pid int) {
 	}
 }
 
-func (m *memorySampler) snapshot() (last procSample, peakRSS int64) {
+func (m *memorySampler) snapshot() (last procstat.Sample, peakRSS int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.last, m.peakRSS
