@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -58,7 +58,7 @@ func runPeer(mode, kubeconfig string) error {
 	var opts []informers.SharedInformerOption
 	if mode == "strip" {
 		opts = append(opts, informers.WithTransform(func(obj any) (any, error) {
-			if m, err := metaAccessor(obj); err == nil {
+			if m, err := meta.Accessor(obj); err == nil {
 				m.SetManagedFields(nil)
 			}
 			return obj, nil
@@ -79,14 +79,6 @@ func runPeer(mode, kubeconfig string) error {
 	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
 	runtime.KeepAlive(pods)
 	return nil
-}
-
-func metaAccessor(obj any) (metav1.Object, error) {
-	m, ok := obj.(metav1.Object)
-	if !ok {
-		return nil, fmt.Errorf("%T has no metadata", obj)
-	}
-	return m, nil
 }
 
 // PeerFigures are one peer run's.
