@@ -62,3 +62,13 @@ fi
 
 echo "run.sh: end-to-end suite against a real kube-apiserver"
 bash test/e2e/run.sh build/controller/capwatch
+
+if [[ "${CAPWATCH_SKIP_SCALE:-0}" == "1" ]]; then
+  echo "run.sh: CAPWATCH_SKIP_SCALE=1, scale smoke not run"
+  exit 0
+fi
+# The scale harness at its smallest size (10,000 Pods, 1,000 ReplicaSets) on its own control
+# plane: every workload gets its report and a restart writes nothing, or this fails. The full
+# sizes are `bash test/e2e/scale.sh build/controller/capwatch -sizes 10000,50000,100000`.
+echo "run.sh: scale smoke, 10,000 Pods beside a client-go informer (test/bench/README.md)"
+bash test/e2e/scale.sh build/controller/capwatch -sizes 10000
