@@ -71,6 +71,8 @@ ReflectorState Reflector::DoList(const std::stop_token& stop) {
   opts.limit = std::max(1, std::min(options_.page_size, options_.first_page_size));
   opts.metadata_only = options_.metadata_only;
   int restarts = 0;
+  std::uint64_t items = 0, pages = 0, bytes = 0;
+  const Clock::TimePoint started = clock_.Now();
   store_.BeginList();
   for (;;) {
     auto page = client_.List(options_.resource, opts, stop);
@@ -85,6 +87,7 @@ ReflectorState Reflector::DoList(const std::stop_token& stop) {
           ++stats_.list_restarts;
         }
         opts.continue_token.clear();
+        items = pages = bytes = 0;
         store_.BeginList();
         continue;
       }
@@ -108,7 +111,13 @@ ReflectorState Reflector::DoList(const std::stop_token& stop) {
       ++stats_.list_pages;
       stats_.skipped_items += meta.skipped_items;
     }
+    items += meta.items;
+    ++pages;
+    bytes += page.value().size();
     if (meta.continue_token.empty()) {
+      spdlog::debug(
+          "{}: {} items in {} pages ({} bytes) in {} ms", what, items, pages, bytes,
+          std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count());
       {
         // Before the commit, which marks the store synced: whoever waits for that sees the
         // list counted.

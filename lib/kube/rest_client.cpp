@@ -1,18 +1,15 @@
 #include "kube/rest_client.h"
 
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
-
 #include <cpprest/http_client.h>
 
+#include <charconv>
 #include <deque>
 #include <mutex>
 
 #include <spdlog/spdlog.h>
 
+#include "kube/streaming_http_client.h"
+#include "kube/tls_settings.h"
 #include "kube/watch_decoder.h"
 
 #ifndef CAPWATCH_VERSION
@@ -31,95 +28,16 @@ namespace {
 namespace http = web::http;
 namespace client = web::http::client;
 
-// What every TLS connection is set up with. Shared with the per-connection callbacks, which
-// cpprestsdk calls whenever it opens a connection.
-struct TlsState {
-  std::string ca_pem;
-  std::string verify_host;  // tls-server-name, or the server's host (an IPv6 one unbracketed)
-  // The Host header when cpprestsdk's own would be wrong: tls-server-name, or "[v6addr]:port".
-  std::string host_header;
-  bool send_sni = true;  // not for an IP address (RFC 6066 section 3)
-  bool verify = true;
-  std::string static_cert_pem, static_key_pem;
-  std::mutex mu;  // guards the exec plugin's certificate, which may rotate
-  std::string exec_cert_pem, exec_key_pem;
-};
-
-// OpenSSL's own verdict for each certificate, without cpprestsdk's host check on top.
-int KeepVerdict(int preverified, X509_STORE_CTX*) { return preverified; }
-
-// Replaces OpenSSL's chain check so that the host is checked against `verify_host` (which
-// may be the kubeconfig's tls-server-name rather than the URL's host).
-int VerifyChainAndHost(X509_STORE_CTX* ctx, void* arg) {
-  const auto* host = static_cast<const std::string*>(arg);
-  X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx);
-  if (X509_VERIFY_PARAM_set1_ip_asc(param, host->c_str()) != 1) {
-    X509_VERIFY_PARAM_set1_host(param, host->c_str(), host->size());
-  }
-  X509_STORE_CTX_set_verify_cb(ctx, KeepVerdict);
-  return X509_verify_cert(ctx);
-}
-
-// A store that trusts exactly the PEM certificates given.
-Status TrustOnly(SSL_CTX* ctx, const std::string& pem) {
-  X509_STORE* store = X509_STORE_new();
-  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-  int added = 0;
-  while (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
-    X509_STORE_add_cert(store, cert);
-    X509_free(cert);
-    ++added;
-  }
-  ERR_clear_error();  // the loop ends on a "no start line" error
-  BIO_free(bio);
-  if (added == 0) {
-    X509_STORE_free(store);
-    return Error("certificate-authority holds no PEM certificate");
-  }
-  SSL_CTX_set_cert_store(ctx, store);
-  return {};
-}
-
-Status UseClientCert(boost::asio::ssl::context& ctx, const std::string& cert,
-                     const std::string& key) {
-  boost::system::error_code ec;
-  ctx.use_certificate_chain(boost::asio::buffer(cert.data(), cert.size()), ec);
-  if (ec) return Error("client certificate: " + ec.message());
-  ctx.use_private_key(boost::asio::buffer(key.data(), key.size()), boost::asio::ssl::context::pem,
-                      ec);
-  if (ec) return Error("client key: " + ec.message());
-  return {};
-}
-
-Status ConfigureTls(boost::asio::ssl::context& ctx, TlsState& tls) {
-  SSL_CTX* native = ctx.native_handle();
-  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
-  if (tls.verify) {
-    if (!tls.ca_pem.empty()) {
-      if (Status trusted = TrustOnly(native, tls.ca_pem); !trusted.ok()) return trusted;
-    }
-    SSL_CTX_set_cert_verify_callback(native, VerifyChainAndHost, &tls.verify_host);
-  }
-  std::string cert = tls.static_cert_pem, key = tls.static_key_pem;
-  {
-    std::lock_guard lock(tls.mu);
-    if (!tls.exec_cert_pem.empty()) {
-      cert = tls.exec_cert_pem;
-      key = tls.exec_key_pem;
-    }
-  }
-  if (!cert.empty()) return UseClientCert(ctx, cert, key);
-  return {};
-}
-
-client::http_client_config ClientConfig(const std::shared_ptr<TlsState>& tls,
+client::http_client_config ClientConfig(const std::shared_ptr<TlsSettings>& tls,
                                         std::chrono::milliseconds timeout) {
   client::http_client_config cfg;
   cfg.set_timeout(std::chrono::duration_cast<std::chrono::microseconds>(timeout));
   cfg.set_validate_certificates(tls->verify);
   cfg.set_tlsext_sni_enabled(tls->send_sni);
   cfg.set_ssl_context_callback([tls](boost::asio::ssl::context& ctx) {
-    if (Status configured = ConfigureTls(ctx, *tls); !configured.ok()) {
+    // cpprestsdk has loaded the system's roots already; ConfigureTls replaces them.
+    if (Status configured = ConfigureTls(ctx.native_handle(), *tls, /*load_system_roots=*/false);
+        !configured.ok()) {
       // Checked in RestClient::Create; only a rotated exec certificate can get here.
       const std::string error = configured.error().ToString();
       spdlog::error("TLS setup failed: {}", error);
@@ -145,16 +63,23 @@ http::method MethodOf(Verb verb) {
   return http::methods::GET;
 }
 
+std::optional<std::chrono::seconds> ParseRetryAfter(std::string_view value) {
+  long long s = 0;
+  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), s);
+  // An HTTP date is rare from the API server: our own backoff then.
+  if (ec != std::errc() || end != value.data() + value.size() || s < 0) return std::nullopt;
+  return std::chrono::seconds(s);
+}
+
 std::optional<std::chrono::seconds> RetryAfterHeader(const http::http_response& response) {
   const auto& headers = response.headers();
   auto it = headers.find("Retry-After");
   if (it == headers.end()) return std::nullopt;
-  try {
-    const long long s = std::stoll(it->second);
-    if (s >= 0) return std::chrono::seconds(s);
-  } catch (const std::exception&) {
-    // An HTTP date: rare from the API server; fall back to our own backoff.
-  }
+  return ParseRetryAfter(it->second);
+}
+
+std::optional<std::chrono::seconds> RetryAfterHeader(const ResponseHead& head) {
+  if (auto v = head.Find("retry-after")) return ParseRetryAfter(*v);
   return std::nullopt;
 }
 
@@ -176,20 +101,14 @@ class CancelBridge {
   std::stop_callback<std::function<void()>> callback_;
 };
 
+// A watch's response, read on the reflector's thread and split into lines.
 class RestWatchStream final : public WatchStream {
  public:
-  RestWatchStream(std::unique_ptr<client::http_client> http, http::http_response response,
-                  std::unique_ptr<CancelBridge> cancel, std::stop_token stop)
-      : http_(std::move(http)),
-        response_(std::move(response)),
-        body_(response_.body()),
-        cancel_(std::move(cancel)),
-        stop_(std::move(stop)) {}
+  RestWatchStream(std::unique_ptr<HttpResponseStream> response, std::stop_token stop)
+      : response_(std::move(response)), stop_(std::move(stop)) {}
 
-  ~RestWatchStream() override {
-    // Close the connection rather than wait for the server to end the response.
-    if (!done_) cancel_->Cancel();
-  }
+  // Dropping the response early closes its connection rather than wait for the server.
+  ~RestWatchStream() override = default;
 
   bool NextLine(std::string& line) override {
     while (lines_.empty()) {
@@ -208,43 +127,27 @@ class RestWatchStream final : public WatchStream {
  private:
   // Reads what has arrived (waiting for at least one byte) and splits it into lines.
   bool ReadMore() {
-    auto buf = body_.streambuf();
-    try {
-      const auto first = buf.bumpc().get();
-      if (first == std::char_traits<char>::eof()) {
-        if (splitter_.pending_bytes() > 0) {
-          status_ = ApiStatus::Transport("watch stream ended in the middle of an event (" +
-                                         std::to_string(splitter_.pending_bytes()) + " bytes)");
-        }
-        return false;
+    const bool more = response_->Read([this](std::string_view bytes) {
+      splitter_.Feed(bytes, [this](std::string_view l) { lines_.emplace_back(l); });
+    });
+    if (more) return true;
+    if (response_->done()) {
+      if (splitter_.pending_bytes() > 0) {
+        status_ = ApiStatus::Transport("watch stream ended in the middle of an event (" +
+                                       std::to_string(splitter_.pending_bytes()) + " bytes)");
       }
-      chunk_.assign(1, static_cast<char>(first));
-      const std::size_t avail = buf.in_avail();
-      if (avail > 0) {
-        chunk_.resize(1 + avail);
-        // Already buffered, so this completes at once.
-        const std::size_t got =
-            buf.getn(reinterpret_cast<std::uint8_t*>(chunk_.data() + 1), avail).get();
-        chunk_.resize(1 + got);
-      }
-    } catch (const std::exception& e) {
-      status_ = stop_.stop_requested()
-                    ? ApiStatus(0, StatusReason::kCancelled, "watch stopped")
-                    : ApiStatus::Transport(std::string("watch stream: ") + e.what());
-      return false;
+    } else if (response_->cancelled() || stop_.stop_requested()) {
+      status_ = ApiStatus(0, StatusReason::kCancelled, "watch stopped");
+    } else {
+      status_ = ApiStatus::Transport("watch stream: " + response_->error());
     }
-    splitter_.Feed(chunk_, [this](std::string_view l) { lines_.emplace_back(l); });
-    return true;
+    return false;
   }
 
-  std::unique_ptr<client::http_client> http_;
-  http::http_response response_;
-  concurrency::streams::istream body_;
-  std::unique_ptr<CancelBridge> cancel_;
+  std::unique_ptr<HttpResponseStream> response_;
   std::stop_token stop_;
   LineSplitter splitter_;
   std::deque<std::string> lines_;
-  std::string chunk_;
   ApiStatus status_;
   bool done_ = false;
 };
@@ -252,17 +155,47 @@ class RestWatchStream final : public WatchStream {
 }  // namespace
 
 struct RestClient::Impl {
-  std::shared_ptr<TlsState> tls = std::make_shared<TlsState>();
+  std::shared_ptr<TlsSettings> tls = std::make_shared<TlsSettings>();
+  // Writes go through cpprestsdk; reads and watches, the bulk of the bytes, through the
+  // streaming client (one TLS context, kept connections, 64 KiB reads on the caller's thread).
   std::unique_ptr<client::http_client> http;
+  std::shared_ptr<StreamingHttpClient> streams;
+  std::string host_field;  // the Host field of the streaming client's requests
   std::unique_ptr<CredentialSource> credentials;
   std::unique_ptr<TokenBucket> limiter;
 
-  // Builds the HTTP request with the current credentials; false and a status if there are none.
-  ApiStatus Prepare(const Request& r, const std::string& user_agent, http::http_request& out) {
-    out = http::http_request(MethodOf(r.verb));
+  static std::string Target(const Request& r) {
     web::uri_builder uri(r.path);
     for (const auto& [k, v] : r.query) uri.append_query(k, v, /*do_encoding=*/true);
-    out.set_request_uri(uri.to_uri());
+    return uri.to_string();
+  }
+
+  // The current bearer token (empty for none), and the exec plugin's client certificate for
+  // the next TLS connections.
+  ApiStatus Credentials(std::string& token) {
+    if (!credentials) return ApiStatus::Ok();
+    auto creds = credentials->Get();
+    if (!creds.ok()) return creds.error();
+    token = creds->token;
+    tls->SetExecCert(creds->client_cert_pem, creds->client_key_pem);
+    return ApiStatus::Ok();
+  }
+
+  // A GET for the streaming client.
+  std::string PrepareGet(const Request& r, const std::string& user_agent,
+                         const std::string& token) const {
+    std::string out = "GET " + Target(r) + " HTTP/1.1\r\nHost: " + host_field +
+                      "\r\nUser-Agent: " + user_agent + "\r\nAccept: " + r.accept + "\r\n";
+    if (!token.empty()) out += "Authorization: Bearer " + token + "\r\n";
+    out += "\r\n";
+    return out;
+  }
+
+  // The same for cpprestsdk.
+  http::http_request Prepare(const Request& r, const std::string& user_agent,
+                             const std::string& token) const {
+    http::http_request out(MethodOf(r.verb));
+    out.set_request_uri(web::uri(Target(r)));
     out.headers().add("User-Agent", user_agent);
     // cpprestsdk takes the TLS server name (SNI) from the Host header when one is set: with
     // tls-server-name that is how the API server (--tls-sni-cert-key) sees the name we
@@ -270,19 +203,12 @@ struct RestClient::Impl {
     // address it is "[fd00::1]:6443", and no SNI is sent (RFC 6066 names no addresses).
     if (!tls->host_header.empty()) out.headers().add("Host", tls->host_header);
     out.headers().add("Accept", r.accept);
-    if (credentials) {
-      auto creds = credentials->Get();
-      if (!creds.ok()) return creds.error();
-      if (!creds->token.empty()) out.headers().add("Authorization", "Bearer " + creds->token);
-      std::lock_guard lock(tls->mu);
-      tls->exec_cert_pem = creds->client_cert_pem;
-      tls->exec_key_pem = creds->client_key_pem;
-    }
+    if (!token.empty()) out.headers().add("Authorization", "Bearer " + token);
     if (!r.body.empty() || r.verb == Verb::kPost || r.verb == Verb::kPut ||
         r.verb == Verb::kPatch) {
       out.set_body(r.body, r.content_type.empty() ? "application/json" : r.content_type);
     }
-    return ApiStatus::Ok();
+    return out;
   }
 };
 
@@ -331,9 +257,10 @@ Result<std::unique_ptr<RestClient>> RestClient::Make(RestConfig config, Transpor
                  "unencrypted. Use an https:// server, or pass --allow-insecure-api-server if "
                  "the connection is trusted (a local proxy such as kubectl proxy)");
     }
-    spdlog::warn("INSECURE: talking plain HTTP to {} ({}): credentials and objects travel "
-                 "unencrypted (--allow-insecure-api-server)",
-                 config.server, config.source);
+    spdlog::warn(
+        "INSECURE: talking plain HTTP to {} ({}): credentials and objects travel "
+        "unencrypted (--allow-insecure-api-server)",
+        config.server, config.source);
   }
   std::unique_ptr<RestClient> c(new RestClient(std::move(config), std::move(options), clock));
   auto& impl = *c->impl_;
@@ -350,12 +277,19 @@ Result<std::unique_ptr<RestClient>> RestClient::Make(RestConfig config, Transpor
   }
   impl.tls->static_cert_pem = cfg.client_cert_pem;
   impl.tls->static_key_pem = cfg.client_key_pem;
-  if (scheme == "https") {
-    boost::asio::ssl::context probe(boost::asio::ssl::context::sslv23);
-    if (Status configured = ConfigureTls(probe, *impl.tls); !configured.ok()) {
-      return bad(configured.error().ToString());
-    }
-  }
+  // The streaming client builds its TLS context now: bad TLS material is a configuration
+  // error here, not a failure of every request.
+  StreamingHttpClient::Target target;
+  target.host = host;
+  target.port = std::to_string(uri.port() > 0 ? uri.port() : (scheme == "https" ? 443 : 80));
+  target.tls = scheme == "https";
+  impl.host_field = !impl.tls->host_header.empty()
+                        ? impl.tls->host_header
+                        : uri.host() + (uri.port() > 0 ? ":" + std::to_string(uri.port()) : "");
+  if (impl.tls->send_sni) target.sni = impl.tls->verify_host;
+  auto streams = StreamingHttpClient::Make(std::move(target), impl.tls);
+  if (!streams.ok()) return bad(streams.error().ToString());
+  impl.streams = std::move(streams).value();
   if (cfg.insecure_skip_tls_verify) {
     spdlog::warn("INSECURE: not verifying the API server's certificate for {} ({})", cfg.server,
                  cfg.source);
@@ -374,24 +308,18 @@ Result<std::string> RestClient::Send(const Request& request, const std::stop_tok
     if (!impl_->limiter->Wait(stop)) {
       return ApiStatus(0, StatusReason::kCancelled, request.what + ": cancelled");
     }
-    http::http_request req;
-    ApiStatus status = impl_->Prepare(request, options_.user_agent, req);
-    if (!status.ok()) return status.WithContext(request.what);
-    ++exchanges_;
     int code = 0;
     std::string body;
     std::optional<std::chrono::seconds> retry_after;
-    try {
-      CancelBridge cancel(stop);
-      http::http_response response = impl_->http->request(req, cancel.token()).get();
-      code = response.status_code();
-      body = response.extract_utf8string(true).get();
-      retry_after = RetryAfterHeader(response);
-    } catch (const std::exception& e) {
-      if (stop.stop_requested()) {
-        return ApiStatus(0, StatusReason::kCancelled, request.what + ": cancelled");
-      }
-      status = ApiStatus::Transport(e.what());
+    std::string token;
+    ApiStatus status = impl_->Credentials(token);
+    if (!status.ok()) return status.WithContext(request.what);
+    ++exchanges_;
+    status = request.verb == Verb::kGet && request.body.empty()
+                 ? SendGet(request, token, stop, code, body, retry_after)
+                 : SendWrite(request, token, stop, code, body, retry_after);
+    if (stop.stop_requested()) {
+      return ApiStatus(0, StatusReason::kCancelled, request.what + ": cancelled");
     }
     if (options_.on_response) options_.on_response(request.verb, code);
     if (code >= 200 && code < 300) return body;
@@ -419,6 +347,44 @@ Result<std::string> RestClient::Send(const Request& request, const std::stop_tok
   }
 }
 
+ApiStatus RestClient::SendGet(const Request& request, const std::string& token,
+                              const std::stop_token& stop, int& code, std::string& body,
+                              std::optional<std::chrono::seconds>& retry_after) {
+  auto opened = impl_->streams->Open(impl_->PrepareGet(request, options_.user_agent, token),
+                                     options_.request_timeout, stop);
+  if (!opened.ok()) return ApiStatus::Transport(opened.error().ToString());
+  HttpResponseStream& response = *opened.value();
+  if (auto length = response.content_length()) {
+    body.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(*length, 256u << 20)));
+  }
+  while (response.Read([&body](std::string_view b) { body.append(b); })) {
+  }
+  if (!response.done()) {
+    return ApiStatus::Transport("reading the response (HTTP " +
+                                std::to_string(response.head().status) + ", after " +
+                                std::to_string(body.size()) + " bytes): " + response.error());
+  }
+  code = response.head().status;
+  retry_after = RetryAfterHeader(response.head());
+  return ApiStatus::Ok();
+}
+
+ApiStatus RestClient::SendWrite(const Request& request, const std::string& token,
+                                const std::stop_token& stop, int& code, std::string& body,
+                                std::optional<std::chrono::seconds>& retry_after) {
+  http::http_request req = impl_->Prepare(request, options_.user_agent, token);
+  try {
+    CancelBridge cancel(stop);
+    http::http_response response = impl_->http->request(req, cancel.token()).get();
+    code = response.status_code();
+    body = response.extract_utf8string(true).get();
+    retry_after = RetryAfterHeader(response);
+  } catch (const std::exception& e) {
+    return ApiStatus::Transport(e.what());
+  }
+  return ApiStatus::Ok();
+}
+
 Result<std::unique_ptr<WatchStream>> RestClient::Watch(const ResourceRef& resource,
                                                        const ListOptions& options,
                                                        const std::stop_token& stop) {
@@ -430,45 +396,41 @@ Result<std::unique_ptr<WatchStream>> RestClient::Watch(const ResourceRef& resour
   if (!impl_->limiter->Wait(stop)) {
     return ApiStatus(0, StatusReason::kCancelled, request.what + ": cancelled");
   }
-  http::http_request req;
-  ApiStatus status = impl_->Prepare(request, options_.user_agent, req);
-  if (!status.ok()) return status.WithContext(request.what);
-
-  // Its own client: the read timeout must outlast the server-side timeoutSeconds.
+  std::string token;
+  if (ApiStatus s = impl_->Credentials(token); !s.ok()) return s.WithContext(request.what);
+  const std::string bytes = impl_->PrepareGet(request, options_.user_agent, token);
+  // Each read may wait as long as the server-side timeoutSeconds, and a little more.
   const auto server_timeout =
       std::chrono::seconds(options.timeout_seconds > 0 ? options.timeout_seconds : 1800);
-  auto http = std::make_unique<client::http_client>(
-      impl_->http->base_uri(),
-      ClientConfig(impl_->tls, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   server_timeout + options_.watch_read_grace)));
-  auto cancel = std::make_unique<CancelBridge>(stop);
   ++exchanges_;
-  http::http_response response;
-  try {
-    response = http->request(req, cancel->token()).get();
-  } catch (const std::exception& e) {
+  auto opened = impl_->streams->Open(bytes,
+                                     std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         server_timeout + options_.watch_read_grace),
+                                     stop);
+  if (!opened.ok()) {
     if (options_.on_response) options_.on_response(Verb::kGet, 0);
     if (stop.stop_requested()) {
       return ApiStatus(0, StatusReason::kCancelled, request.what + ": cancelled");
     }
-    return ApiStatus::Transport(e.what()).WithContext(request.what);
+    return ApiStatus::Transport(opened.error().ToString()).WithContext(request.what);
   }
-  const int code = response.status_code();
+  std::unique_ptr<HttpResponseStream> response = std::move(opened).value();
+  const int code = response->head().status;
   if (options_.on_response) options_.on_response(Verb::kGet, code);
   if (code < 200 || code >= 300) {
+    // The body of an error is a small Status; read it within the plain request timeout.
     std::string body;
-    try {
-      body = response.extract_utf8string(true).get();
-    } catch (const std::exception&) {
+    while (body.size() < (1u << 20) &&
+           response->Read([&body](std::string_view b) { body.append(b); })) {
     }
-    status = ApiStatus::FromResponse(code, body);
-    if (auto ra = RetryAfterHeader(response); ra && !status.retry_after())
+    ApiStatus status = ApiStatus::FromResponse(code, body);
+    if (auto ra = RetryAfterHeader(response->head()); ra && !status.retry_after()) {
       status.set_retry_after(*ra);
+    }
     if (code == 401 && impl_->credentials) impl_->credentials->Invalidate();
     return status.WithContext(request.what);
   }
-  return std::unique_ptr<WatchStream>(
-      new RestWatchStream(std::move(http), std::move(response), std::move(cancel), stop));
+  return std::unique_ptr<WatchStream>(new RestWatchStream(std::move(response), stop));
 }
 
 }  // namespace capwatch::kube

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "kube/backoff.h"
@@ -60,6 +61,14 @@ class RestClient final : public KubeClient {
  private:
   struct Impl;
   RestClient(RestConfig config, TransportOptions options, Clock& clock);
+  // One exchange: a GET over the streaming client, anything else over cpprestsdk. A transport
+  // failure is the returned status; otherwise `code`, `body` and `retry_after` are the
+  // server's answer.
+  ApiStatus SendGet(const Request& request, const std::string& token, const std::stop_token& stop,
+                    int& code, std::string& body, std::optional<std::chrono::seconds>& retry_after);
+  ApiStatus SendWrite(const Request& request, const std::string& token, const std::stop_token& stop,
+                      int& code, std::string& body,
+                      std::optional<std::chrono::seconds>& retry_after);
 
   RestConfig config_;
   TransportOptions options_;

@@ -1,8 +1,8 @@
 #pragma once
 
-// An in-process HTTP(S) server on 127.0.0.1 (or [::1]), port 0, for the kube client's fault-injection
-// tests: handlers answer, stream chunks byte by byte, hang, or drop the connection. Plain
-// sockets and OpenSSL; one thread per connection.
+// An in-process HTTP(S) server on 127.0.0.1 (or [::1]), port 0, for the kube client's
+// fault-injection tests: handlers answer, stream chunks byte by byte, hang, or drop the connection.
+// Plain sockets and OpenSSL; one thread per connection.
 
 #include <atomic>
 #include <chrono>
@@ -95,6 +95,8 @@ class FakeApiServer {
   void Stop();
   int requests() const { return requests_.load(); }
   int handshake_failures() const { return handshake_failures_.load(); }
+  // TCP connections accepted so far.
+  int connections() const { return connections_.load(); }
 
  private:
   friend class Connection;
@@ -110,6 +112,7 @@ class FakeApiServer {
   std::atomic<bool> stopping_{false};
   std::atomic<int> requests_{0};
   std::atomic<int> handshake_failures_{0};
+  std::atomic<int> connections_{0};
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<int> open_fds_;

@@ -420,5 +420,82 @@ TEST(RestClient, StoppingAWatchEndsItPromptly) {
   server.Stop();
 }
 
+// Reads (lists, gets, watches) keep their connection for the next request: a new TLS
+// session per request is what made a cold start expensive.
+TEST(RestClient, ReadsReuseTheirConnection) {
+  FakeApiServer server([](const HttpRequest&, Connection& c) { c.Respond(200, "{}"); });
+  auto client = Client(server.url());
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(client->Get(ResourceRef::Pods("a"), "b").ok());
+  EXPECT_EQ(server.requests(), 5);
+  EXPECT_EQ(server.connections(), 1);
+}
+
+// The server may close a kept connection at any time; the next read dials again instead of
+// failing.
+TEST(RestClient, AKeptConnectionTheServerClosedIsReplaced) {
+  FakeApiServer server([](const HttpRequest&, Connection& c) {
+    c.Respond(200, "{}");
+    c.Drop();
+  });
+  auto opts = FastOptions();
+  opts.max_retries = 0;  // no retry hides a failure here
+  auto client = Client(server.url(), opts);
+  for (int i = 0; i < 3; ++i) {
+    auto got = client->Get(ResourceRef::Pods("a"), "b");
+    ASSERT_TRUE(got.ok()) << "request " << i << ": " << got.error().ToString();
+  }
+  EXPECT_EQ(server.connections(), 3);
+}
+
+// A body cut short is a transport error, never a shorter body taken as the whole.
+TEST(RestClient, ABodyCutShortIsATransportError) {
+  FakeApiServer server([](const HttpRequest& r, Connection& c) {
+    if (r.Query("chunked") == "1") {
+      c.StartChunked(200);
+      c.Chunk(R"({"kind":"PodList","items":[)");
+    } else {
+      c.Write(
+          "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+          R"({"kind":"PodList")");
+    }
+    c.Drop();
+  });
+  auto opts = FastOptions();
+  opts.max_retries = 1;
+  auto client = Client(server.url(), opts);
+  for (const char* chunked : {"0", "1"}) {
+    Request r;
+    r.path = "/api/v1/pods";
+    r.query = {{"chunked", chunked}};
+    r.what = "list pods";
+    auto got = client->Send(r, {});
+    ASSERT_FALSE(got.ok());
+    EXPECT_EQ(got.error().reason(), StatusReason::kTransport) << got.error().ToString();
+    EXPECT_NE(got.error().message().find("closed"), std::string::npos) << got.error().ToString();
+  }
+}
+
+// A list of many small chunks (the API server writes one per item) arrives whole.
+TEST(RestClient, AManyChunkBodyArrivesWhole) {
+  std::string want;
+  for (int i = 0; i < 3000; ++i) want += std::string(i % 97 + 1, static_cast<char>('a' + i % 26));
+  FakeApiServer server([&want](const HttpRequest&, Connection& c) {
+    c.StartChunked(200);
+    for (std::size_t at = 0, i = 0; at < want.size(); ++i) {
+      const std::size_t n = std::min<std::size_t>(i % 97 + 1, want.size() - at);
+      c.Chunk(std::string_view(want).substr(at, n));
+      at += n;
+    }
+    c.EndChunked();
+  });
+  auto client = Client(server.url());
+  Request r;
+  r.path = "/api/v1/pods";
+  r.what = "list pods";
+  auto got = client->Send(r, {});
+  ASSERT_TRUE(got.ok()) << got.error().ToString();
+  EXPECT_EQ(got.value(), want);
+}
+
 }  // namespace
 }  // namespace capwatch::kube
