@@ -98,6 +98,21 @@ Result<std::string> KubeClient::List(const ResourceRef& r, const ListOptions& op
   return Send(req, stop);
 }
 
+ApiStatus KubeClient::ListInto(const ResourceRef& r, const ListOptions& options,
+                               const std::function<bool(std::string_view)>& on_body,
+                               const std::stop_token& stop) {
+  Request req = Make(Verb::kGet, r.Path(), "list " + r.Describe());
+  req.query = ListQuery(options, /*watch=*/false);
+  if (options.metadata_only) req.accept = std::string(kAcceptMetadataList);
+  req.on_body = on_body;
+  auto body = Send(req, stop);
+  if (!body.ok()) return body.error();
+  if (!body.value().empty() && !on_body(body.value())) {
+    return ApiStatus(0, StatusReason::kCancelled, req.what + ": abandoned by the reader");
+  }
+  return ApiStatus::Ok();
+}
+
 Result<std::string> KubeClient::Create(const ResourceRef& r, std::string body,
                                        const WriteOptions& options, const std::stop_token& stop) {
   Request req = Make(Verb::kPost, r.Path({}, options.subresource), "create " + r.Describe());

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -56,6 +57,10 @@ struct Request {
   std::string accept = "application/json";
   // For messages: "list pods", "patch capabilityreports prod/deployment-web".
   std::string what;
+  // A GET may hand the body of a 2xx answer here as it arrives instead of returning it (Send
+  // then returns an empty body); false from it abandons the response. Once a byte went here,
+  // a failure is returned rather than retried.
+  std::function<bool(std::string_view)> on_body;
 
   // Reads (GET) are retried on 429 and 5xx; writes only on 429, which the API server sends
   // before it did anything.
@@ -117,6 +122,11 @@ class KubeClient {
                           std::string_view subresource = {}, const std::stop_token& stop = {});
   Result<std::string> List(const ResourceRef& r, const ListOptions& options,
                            const std::stop_token& stop = {});
+  // The same list, its body handed to `on_body` as it arrives (in one piece from a client
+  // that does not stream).
+  ApiStatus ListInto(const ResourceRef& r, const ListOptions& options,
+                     const std::function<bool(std::string_view)>& on_body,
+                     const std::stop_token& stop = {});
   Result<std::string> Create(const ResourceRef& r, std::string body,
                              const WriteOptions& options = {}, const std::stop_token& stop = {});
   // PUT; the body carries metadata.resourceVersion for optimistic concurrency (409 on a race).

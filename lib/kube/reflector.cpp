@@ -1,9 +1,12 @@
 #include "kube/reflector.h"
 
 #include <algorithm>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
+
+#include "kube/list_splitter.h"
 
 namespace capwatch::kube {
 
@@ -63,7 +66,87 @@ void Reflector::Run(const std::stop_token& stop) {
   while (!stop.stop_requested()) Step(stop);
 }
 
+ReflectorState Reflector::FinishList(std::string resource_version, const std::string& what,
+                                     std::uint64_t items, std::uint64_t pages, std::uint64_t bytes,
+                                     Clock::TimePoint started) {
+  spdlog::debug(
+      "{}: {} items in {} pages ({} bytes) in {} ms", what, items, pages, bytes,
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count());
+  {
+    // Before the commit, which marks the store synced: whoever waits for that sees the
+    // list counted.
+    std::lock_guard lock(mu_);
+    rv_ = std::move(resource_version);
+    ++stats_.lists;
+  }
+  store_.CommitList();
+  need_relist_ = false;
+  backoff_.MarkHealthy();
+  return ReflectorState::kWatching;
+}
+
+ReflectorState Reflector::DoStreamedList(const std::stop_token& stop) {
+  const std::string what = "list " + options_.resource.Describe();
+  ListOptions opts;
+  opts.label_selector = options_.label_selector;
+  opts.field_selector = options_.field_selector;
+  opts.metadata_only = options_.metadata_only;
+  const Clock::TimePoint started = clock_.Now();
+  store_.BeginList();
+  ListSplitter splitter(options_.page_bytes);
+  std::string rv;
+  std::uint64_t items = 0, pages = 0, bytes = 0;
+  std::optional<Error> page_error;
+  bool paginated = false;
+  auto add_page = [&](std::string_view page) {
+    ListPageMeta meta;
+    if (Status added = store_.AddListPage(page, meta); !added.ok()) {
+      page_error = added.error();
+      return false;
+    }
+    if (!meta.continue_token.empty()) {
+      paginated = true;  // not asked for: something in between pages on its own
+      return false;
+    }
+    if (!meta.resource_version.empty()) rv = meta.resource_version;
+    items += meta.items;
+    ++pages;
+    std::lock_guard lock(mu_);
+    ++stats_.list_pages;
+    stats_.skipped_items += meta.skipped_items;
+    return true;
+  };
+  ApiStatus sent = client_.ListInto(
+      options_.resource, opts,
+      [&](std::string_view b) {
+        bytes += b.size();
+        return splitter.Feed(b, add_page);
+      },
+      stop);
+  const bool whole = sent.ok() && splitter.Finish(add_page);
+  if (whole && !rv.empty()) return FinishList(std::move(rv), what, items, pages, bytes, started);
+  need_relist_ = true;
+  if (paginated) {
+    spdlog::warn("{}: the server paged a list capwatch asked for whole; paging from now on", what);
+    options_.stream_lists = false;
+    return ReflectorState::kListing;
+  }
+  if (page_error || !splitter.error().empty() || (sent.ok() && rv.empty())) {
+    const std::string why = page_error                  ? page_error->ToString()
+                            : !splitter.error().empty() ? splitter.error()
+                                                        : "the list has no resourceVersion";
+    spdlog::error("{}: cannot decode the response: {}", what, why);
+    std::lock_guard lock(mu_);
+    ++stats_.decode_errors;
+    return ReflectorState::kBackoff;
+  }
+  NoteRetryAfter(sent);
+  if (sent.reason() != StatusReason::kCancelled) spdlog::warn("{}", sent.ToString());
+  return ReflectorState::kBackoff;
+}
+
 ReflectorState Reflector::DoList(const std::stop_token& stop) {
+  if (options_.stream_lists) return DoStreamedList(stop);
   const std::string what = "list " + options_.resource.Describe();
   ListOptions opts;
   opts.label_selector = options_.label_selector;
@@ -115,20 +198,7 @@ ReflectorState Reflector::DoList(const std::stop_token& stop) {
     ++pages;
     bytes += page.value().size();
     if (meta.continue_token.empty()) {
-      spdlog::debug(
-          "{}: {} items in {} pages ({} bytes) in {} ms", what, items, pages, bytes,
-          std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count());
-      {
-        // Before the commit, which marks the store synced: whoever waits for that sees the
-        // list counted.
-        std::lock_guard lock(mu_);
-        rv_ = meta.resource_version;
-        ++stats_.lists;
-      }
-      store_.CommitList();
-      need_relist_ = false;
-      backoff_.MarkHealthy();
-      return ReflectorState::kWatching;
+      return FinishList(std::move(meta.resource_version), what, items, pages, bytes, started);
     }
     opts.continue_token = std::move(meta.continue_token);
     opts.limit = NextPageLimit(page.value().size(), meta.items + meta.skipped_items, opts.limit);

@@ -62,6 +62,11 @@ struct ReflectorOptions {
   int page_size = 500;
   int first_page_size = 10;
   std::size_t page_bytes = 4u << 20;
+  // Ask for the whole list in one response and cut it into pages of page_bytes as it streams
+  // in (ListSplitter). The API server answers an unpaginated list from its watch cache: at
+  // 20,000 Pods in 3.2-4.2 s, against 6.3-6.7 s for the same list in pages of 460, whose
+  // continuations it reads from etcd. Off: paginated lists (page_size, first_page_size).
+  bool stream_lists = true;
   // Each watch asks the server to end it after a random time in [min, 2*min), so that many
   // controllers do not reconnect together.
   std::chrono::seconds min_watch_timeout{300};
@@ -121,6 +126,11 @@ class Reflector {
  private:
   int NextPageLimit(std::size_t page_bytes, std::uint64_t page_items, int last_limit) const;
   ReflectorState DoList(const std::stop_token& stop);
+  ReflectorState DoStreamedList(const std::stop_token& stop);
+  // The list is complete: its resourceVersion, the commit, and the watch next.
+  ReflectorState FinishList(std::string resource_version, const std::string& what,
+                            std::uint64_t items, std::uint64_t pages, std::uint64_t bytes,
+                            Clock::TimePoint started);
   ReflectorState DoWatch(const std::stop_token& stop);
   ReflectorState DoBackoff(const std::stop_token& stop);
   ReflectorState RelistAfterBadEvent(const std::string& what, std::string_view failed,

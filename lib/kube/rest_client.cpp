@@ -315,9 +315,14 @@ Result<std::string> RestClient::Send(const Request& request, const std::stop_tok
     ApiStatus status = impl_->Credentials(token);
     if (!status.ok()) return status.WithContext(request.what);
     ++exchanges_;
+    bool no_retry = false;
     status = request.verb == Verb::kGet && request.body.empty()
-                 ? SendGet(request, token, stop, code, body, retry_after)
+                 ? SendGet(request, token, stop, code, body, retry_after, no_retry)
                  : SendWrite(request, token, stop, code, body, retry_after);
+    if (!status.ok() && no_retry) {
+      if (options_.on_response) options_.on_response(request.verb, code);
+      return status.WithContext(request.what);
+    }
     if (stop.stop_requested()) {
       return ApiStatus(0, StatusReason::kCancelled, request.what + ": cancelled");
     }
@@ -349,20 +354,37 @@ Result<std::string> RestClient::Send(const Request& request, const std::stop_tok
 
 ApiStatus RestClient::SendGet(const Request& request, const std::string& token,
                               const std::stop_token& stop, int& code, std::string& body,
-                              std::optional<std::chrono::seconds>& retry_after) {
+                              std::optional<std::chrono::seconds>& retry_after, bool& no_retry) {
   auto opened = impl_->streams->Open(impl_->PrepareGet(request, options_.user_agent, token),
                                      options_.request_timeout, stop);
   if (!opened.ok()) return ApiStatus::Transport(opened.error().ToString());
   HttpResponseStream& response = *opened.value();
-  if (auto length = response.content_length()) {
+  const int status = response.head().status;
+  const bool to_reader = request.on_body && status >= 200 && status < 300;
+  if (auto length = response.content_length(); length && !to_reader) {
     body.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(*length, 256u << 20)));
   }
-  while (response.Read([&body](std::string_view b) { body.append(b); })) {
+  std::uint64_t received = 0;
+  bool abandoned = false;
+  auto take = [&](std::string_view b) {
+    received += b.size();
+    if (!to_reader) {
+      body.append(b);
+    } else if (!abandoned && !request.on_body(b)) {
+      abandoned = true;
+    }
+  };
+  while (!abandoned && response.Read(take)) {
+  }
+  // What the reader has seen cannot be taken back: no retry from here.
+  no_retry = to_reader && received > 0;
+  if (abandoned) {
+    return ApiStatus(0, StatusReason::kCancelled, "the response was abandoned by its reader");
   }
   if (!response.done()) {
-    return ApiStatus::Transport("reading the response (HTTP " +
-                                std::to_string(response.head().status) + ", after " +
-                                std::to_string(body.size()) + " bytes): " + response.error());
+    return ApiStatus::Transport("reading the response (HTTP " + std::to_string(status) +
+                                ", after " + std::to_string(received) +
+                                " bytes): " + response.error());
   }
   code = response.head().status;
   retry_after = RetryAfterHeader(response.head());

@@ -64,8 +64,10 @@ class RestClient final : public KubeClient {
   // One exchange: a GET over the streaming client, anything else over cpprestsdk. A transport
   // failure is the returned status; otherwise `code`, `body` and `retry_after` are the
   // server's answer.
+  // `no_retry`: the request's on_body has seen part of the body, so a failure is final.
   ApiStatus SendGet(const Request& request, const std::string& token, const std::stop_token& stop,
-                    int& code, std::string& body, std::optional<std::chrono::seconds>& retry_after);
+                    int& code, std::string& body, std::optional<std::chrono::seconds>& retry_after,
+                    bool& no_retry);
   ApiStatus SendWrite(const Request& request, const std::string& token, const std::stop_token& stop,
                       int& code, std::string& body,
                       std::optional<std::chrono::seconds>& retry_after);

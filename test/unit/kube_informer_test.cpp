@@ -42,7 +42,10 @@ bool Eventually(Pred pred, std::chrono::milliseconds timeout = 8s) {
 // the handlers were told: "ADD ns/name tag", "UPDATE ns/name old->new", "DELETE ns/name".
 class Harness {
  public:
-  explicit Harness(int page_size = 2, std::chrono::milliseconds watch_grace = 1s)
+  // Paginated lists of `page_size` unless `whole_lists`: then unpaginated lists cut into pages
+  // of about `page_bytes`.
+  explicit Harness(int page_size = 2, std::chrono::milliseconds watch_grace = 1s,
+                   bool whole_lists = false, std::size_t page_bytes = 4u << 20)
       : server_([this](const HttpRequest& r, Connection& c) { api.Handle(r, c); }) {
     TransportOptions t;
     t.request_timeout = 2s;
@@ -55,6 +58,8 @@ class Harness {
     client_ = std::move(RestClient::Make(cfg, t)).value();
     ReflectorOptions o = PodReflectorOptions();
     o.page_size = page_size;
+    o.stream_lists = whole_lists;
+    o.page_bytes = page_bytes;
     o.min_watch_timeout = 1s;
     o.backoff.initial = 10ms;
     o.backoff.max = 100ms;
@@ -199,6 +204,19 @@ TEST(PodInformer, GoneWhenReopeningTheWatchRelists) {
   EXPECT_GE(h.informer().reflector().stats().relists_gone, 1u);
   std::this_thread::sleep_for(50ms);
   EXPECT_THAT(h.log(), ElementsAre("ADD prod/a v1", "ADD prod/b v1"));
+}
+
+// The default list over the wire: asked for whole, cut into pages as it arrives.
+TEST(PodInformer, AWholeListArrivesInPagesOfItsBytes) {
+  Harness h(2, 1s, /*whole_lists=*/true, /*page_bytes=*/1500);
+  for (int i = 0; i < 12; ++i) h.api.Upsert("prod", "p" + std::to_string(i));
+  h.Start();
+  ASSERT_TRUE(h.WaitForSync());
+  EXPECT_TRUE(h.CacheMatchesServer());
+  const auto stats = h.informer().reflector().stats();
+  EXPECT_EQ(stats.lists, 1u);
+  EXPECT_GT(stats.list_pages, 2u) << "12 pods cut into pages of about 1,500 bytes";
+  EXPECT_EQ(h.log().size(), 12u);
 }
 
 TEST(PodInformer, AnExpiredContinueTokenRestartsTheList) {

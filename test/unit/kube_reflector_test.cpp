@@ -147,6 +147,7 @@ TEST(Reflector, StateMachineStepByStep) {
   FakeClock clock;
   ScriptedClient client;
   ReflectorOptions o = PodReflectorOptions();
+  o.stream_lists = false;  // paginated lists
   o.page_size = 1;
   PodInformer informer(client, clock, o);
   Reflector& r = informer.reflector();
@@ -225,6 +226,7 @@ TEST(Reflector, ListPagesAreSizedByTheBytesOfTheLastPage) {
   FakeClock clock;
   ScriptedClient client;
   ReflectorOptions o = PodReflectorOptions();
+  o.stream_lists = false;  // paginated lists
   o.page_size = 500;
   o.first_page_size = 2;
   const std::size_t pod_bytes = testing::MakePodJson("ns", "p00", 1, "v1").size();
@@ -256,6 +258,7 @@ TEST(Reflector, ListPagesOfSmallObjectsStayAtThePageSizeAndHugeOnesAtOne) {
   FakeClock clock;
   ScriptedClient client;
   ReflectorOptions o = PodReflectorOptions();
+  o.stream_lists = false;  // paginated lists
   o.page_size = 3;
   o.first_page_size = 50;  // never above page_size
   o.page_bytes = 1u << 30;
@@ -282,6 +285,7 @@ TEST(Reflector, ExpiredContinueRestartsTheListAndGivesUpAfterALimit) {
   FakeClock clock;
   ScriptedClient client;
   ReflectorOptions o = PodReflectorOptions();
+  o.stream_lists = false;  // paginated lists
   o.max_list_restarts = 1;
   PodInformer informer(client, clock, o);
   client.lists.push_back(PodList("10", {"a"}, "c1"));
@@ -301,6 +305,73 @@ TEST(Reflector, ExpiredContinueRestartsTheListAndGivesUpAfterALimit) {
   EXPECT_EQ(informer.reflector().Step({}), ReflectorState::kListing);
   EXPECT_EQ(informer.reflector().Step({}), ReflectorState::kBackoff);
   EXPECT_EQ(informer.size(), 2u) << "a failed list leaves the cache as it was";
+}
+
+// The default: one unpaginated list (what the API server answers from its watch cache), cut
+// into pages of about page_bytes as it arrives, so memory stays bounded without paying for
+// continuations.
+TEST(Reflector, AWholeListIsCutIntoPagesAsItArrives) {
+  FakeClock clock;
+  ScriptedClient client;
+  ReflectorOptions o = PodReflectorOptions();
+  ASSERT_TRUE(o.stream_lists) << "the default";
+  o.page_bytes = 3000;
+  PodInformer informer(client, clock, o);
+  std::vector<std::string> names;
+  for (int i = 0; i < 30; ++i) names.push_back("p" + std::to_string(i));
+  client.lists.push_back(PodList("77", names));
+  EXPECT_EQ(informer.reflector().Step({}), ReflectorState::kWatching);
+  EXPECT_EQ(informer.size(), 30u);
+  EXPECT_EQ(informer.reflector().resource_version(), "77");
+  ASSERT_EQ(client.list_calls.size(), 1u);
+  EXPECT_EQ(client.list_calls[0].limit, 0) << "no pagination asked for";
+  EXPECT_EQ(client.list_calls[0].continue_token, "");
+  const std::size_t pod_bytes = testing::MakePodJson("ns", "p10", 1, "v1").size();
+  EXPECT_GE(informer.reflector().stats().list_pages, 30 * pod_bytes / (3000 + pod_bytes));
+  EXPECT_EQ(informer.reflector().stats().lists, 1u);
+}
+
+// A list cut short, or not JSON, is a failed list: nothing of it reaches the cache, and the
+// reflector backs off and lists again.
+TEST(Reflector, AWholeListCutShortLeavesTheCacheAsItWas) {
+  FakeClock clock;
+  ScriptedClient client;
+  ReflectorOptions o = PodReflectorOptions();
+  o.page_bytes = 1;
+  PodInformer informer(client, clock, o);
+  client.lists.push_back(PodList("5", {"a"}));
+  ASSERT_EQ(informer.reflector().Step({}), ReflectorState::kWatching);
+  client.watches.push_back({ApiStatus(410, StatusReason::kGone, "too old"), {}, ApiStatus::Ok()});
+  ASSERT_EQ(informer.reflector().Step({}), ReflectorState::kListing);
+  const std::string whole = PodList("9", {"b", "c", "d"});
+  for (std::size_t cut : {std::size_t{0}, whole.size() / 3, whole.size() - 2}) {
+    client.lists.push_back(whole.substr(0, cut));
+    EXPECT_EQ(informer.reflector().Step({}), ReflectorState::kBackoff) << "cut at " << cut;
+    EXPECT_EQ(informer.size(), 1u);
+    EXPECT_NE(informer.Get("ns", "a"), nullptr);
+    EXPECT_EQ(informer.reflector().resource_version(), "5");
+    ASSERT_EQ(informer.reflector().Step({}), ReflectorState::kListing);
+  }
+  EXPECT_EQ(informer.reflector().stats().decode_errors, 3u);
+  client.lists.push_back(whole);
+  EXPECT_EQ(informer.reflector().Step({}), ReflectorState::kWatching);
+  EXPECT_EQ(informer.size(), 3u);
+  EXPECT_EQ(informer.Get("ns", "a"), nullptr) << "the relist replaced the cache";
+}
+
+// Something between capwatch and the API server that pages on its own: capwatch notices the
+// continue token and pages from then on rather than lose the rest of the list.
+TEST(Reflector, AServerThatPagesAnywayIsPagedThrough) {
+  FakeClock clock;
+  ScriptedClient client;
+  PodInformer informer(client, clock, PodReflectorOptions());
+  client.lists.push_back(PodList("10", {"a"}, "more"));
+  EXPECT_EQ(informer.reflector().Step({}), ReflectorState::kListing);
+  client.lists.push_back(PodList("10", {"a"}, "more"));
+  client.lists.push_back(PodList("10", {"b"}));
+  EXPECT_EQ(informer.reflector().Step({}), ReflectorState::kWatching);
+  EXPECT_EQ(informer.size(), 2u);
+  EXPECT_EQ(client.list_calls.back().continue_token, "more");
 }
 
 TEST(Reflector, BackoffHonoursRetryAfterOfA429) {
