@@ -153,9 +153,18 @@ bool ListSplitter::Feed(std::string_view bytes, const PageSink& page) {
         if (c == '[') {
           where_ = Where::kItems;
           depth_ = 0;
+        } else if (c == 'n') {
+          // An empty list of some kinds (PartialObjectMetadataList) comes as "items": null.
+          where_ = Where::kItemsNull;
+          null_at_ = 1;
         } else if (!IsSpace(c)) {
-          return Fail("items is not an array");
+          return Fail("items is neither an array nor null");
         }
+        ++i;
+        break;
+      case Where::kItemsNull:
+        if (c != "null"[null_at_]) return Fail("items is neither an array nor null");
+        if (++null_at_ == 4) where_ = Where::kAfterValue;
         ++i;
         break;
       case Where::kItems: {

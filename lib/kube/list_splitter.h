@@ -37,7 +37,8 @@ class ListSplitter {
     kKey,         // in a key
     kColon,       // after a key
     kValue,       // in the value of a member other than items, after its ':'
-    kItemsOpen,   // after "items": , before '['
+    kItemsOpen,   // after "items": , before '[' (or null: no items)
+    kItemsNull,   // in the null of "items": null
     kItems,       // in the items array
     kAfterValue,  // after a member, before ',' or '}'
     kDone,        // after the top-level '}'
@@ -54,6 +55,7 @@ class ListSplitter {
   std::string batch_;    // complete and partial items of the next page, as written
   bool batch_has_item_ = false;
   int depth_ = 0;  // inside a value or an item
+  std::size_t null_at_ = 0;  // letters of "null" seen
   bool in_string_ = false, escaped_ = false;
   std::size_t items_seen_ = 0;
   std::string page_;  // reused for each page

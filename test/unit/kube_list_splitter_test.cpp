@@ -103,6 +103,24 @@ TEST(ListSplitter, AnEmptyListIsOnePage) {
   EXPECT_TRUE(json::parse(s.pages[0])["items"].empty());
 }
 
+// The API server writes an empty PartialObjectMetadataList (what a metadata-only list of
+// ReplicaSets or Jobs is) with "items": null.
+TEST(ListSplitter, NullItemsAreAnEmptyList) {
+  const std::string body =
+      R"({"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1","metadata":{"resourceVersion":"7"},"items":null})";
+  for (std::size_t step = 1; step <= body.size(); ++step) {
+    Split s = SplitAll(body, 100, step);
+    ASSERT_TRUE(s.ok) << "step " << step << ": " << s.error;
+    ASSERT_EQ(s.pages.size(), 1u);
+    const json page = json::parse(s.pages[0]);
+    EXPECT_TRUE(page["items"].empty());
+    EXPECT_EQ(page["metadata"]["resourceVersion"], "7");
+  }
+  for (std::size_t cut = 0; cut < body.size(); ++cut) {
+    EXPECT_FALSE(SplitAll(body.substr(0, cut), 100, 5).ok) << "cut at " << cut;
+  }
+}
+
 // A list cut at any byte never passes for a whole one.
 TEST(ListSplitter, AListCutAtEveryByteFails) {
   const std::string body = List(3);
@@ -115,8 +133,12 @@ TEST(ListSplitter, AListCutAtEveryByteFails) {
 
 TEST(ListSplitter, MalformedListsNameWhatIsWrong) {
   EXPECT_NE(SplitAll("[1,2]", 10, 10).error.find("not a JSON object"), std::string::npos);
-  EXPECT_NE(SplitAll(R"({"items":{}})", 10, 10).error.find("items is not an array"),
-            std::string::npos);
+  for (const char* items : {R"({"items":{}})", R"({"items":nul})", R"({"items":nulL})",
+                            R"({"items":true})"}) {
+    EXPECT_NE(SplitAll(items, 10, 10).error.find("items is neither an array nor null"),
+              std::string::npos)
+        << items;
+  }
   EXPECT_NE(SplitAll(R"({"items":[1}]})", 10, 10).error.find("unbalanced"), std::string::npos);
   EXPECT_NE(SplitAll(R"({"items":[]} x)", 10, 10).error.find("after the end"), std::string::npos);
 }
