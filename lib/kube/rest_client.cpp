@@ -1,6 +1,6 @@
 #include "kube/rest_client.h"
 
-#include <cpprest/http_client.h>
+#include <cpprest/uri.h>
 
 #include <charconv>
 #include <deque>
@@ -25,42 +25,20 @@ std::string_view CapwatchUserAgent() {
 
 namespace {
 
-namespace http = web::http;
-namespace client = web::http::client;
-
-client::http_client_config ClientConfig(const std::shared_ptr<TlsSettings>& tls,
-                                        std::chrono::milliseconds timeout) {
-  client::http_client_config cfg;
-  cfg.set_timeout(std::chrono::duration_cast<std::chrono::microseconds>(timeout));
-  cfg.set_validate_certificates(tls->verify);
-  cfg.set_tlsext_sni_enabled(tls->send_sni);
-  cfg.set_ssl_context_callback([tls](boost::asio::ssl::context& ctx) {
-    // cpprestsdk has loaded the system's roots already; ConfigureTls replaces them.
-    if (Status configured = ConfigureTls(ctx.native_handle(), *tls, /*load_system_roots=*/false);
-        !configured.ok()) {
-      // Checked in RestClient::Create; only a rotated exec certificate can get here.
-      const std::string error = configured.error().ToString();
-      spdlog::error("TLS setup failed: {}", error);
-      throw std::runtime_error(error);
-    }
-  });
-  return cfg;
-}
-
-http::method MethodOf(Verb verb) {
+std::string_view MethodOf(Verb verb) {
   switch (verb) {
     case Verb::kGet:
-      return http::methods::GET;
+      return "GET";
     case Verb::kPost:
-      return http::methods::POST;
+      return "POST";
     case Verb::kPut:
-      return http::methods::PUT;
+      return "PUT";
     case Verb::kPatch:
-      return http::methods::PATCH;
+      return "PATCH";
     case Verb::kDelete:
-      return http::methods::DEL;
+      return "DELETE";
   }
-  return http::methods::GET;
+  return "GET";
 }
 
 std::optional<std::chrono::seconds> ParseRetryAfter(std::string_view value) {
@@ -69,13 +47,6 @@ std::optional<std::chrono::seconds> ParseRetryAfter(std::string_view value) {
   // An HTTP date is rare from the API server: our own backoff then.
   if (ec != std::errc() || end != value.data() + value.size() || s < 0) return std::nullopt;
   return std::chrono::seconds(s);
-}
-
-std::optional<std::chrono::seconds> RetryAfterHeader(const http::http_response& response) {
-  const auto& headers = response.headers();
-  auto it = headers.find("Retry-After");
-  if (it == headers.end()) return std::nullopt;
-  return ParseRetryAfter(it->second);
 }
 
 std::optional<std::chrono::seconds> RetryAfterHeader(const ResponseHead& head) {
@@ -87,19 +58,6 @@ std::uint64_t NextSeed() {
   static std::atomic<std::uint64_t> seed{std::random_device{}()};
   return seed.fetch_add(0x9E3779B97F4A7C15ULL);
 }
-
-// Bridges a std::stop_token to a pplx cancellation token for the life of one request.
-class CancelBridge {
- public:
-  explicit CancelBridge(const std::stop_token& stop)
-      : callback_(stop, [this] { source_.cancel(); }) {}
-  pplx::cancellation_token token() const { return source_.get_token(); }
-  void Cancel() { source_.cancel(); }
-
- private:
-  pplx::cancellation_token_source source_;
-  std::stop_callback<std::function<void()>> callback_;
-};
 
 // A watch's response, read on the reflector's thread and split into lines.
 class RestWatchStream final : public WatchStream {
@@ -156,18 +114,18 @@ class RestWatchStream final : public WatchStream {
 
 struct RestClient::Impl {
   std::shared_ptr<TlsSettings> tls = std::make_shared<TlsSettings>();
-  // Writes go through cpprestsdk; reads and watches, the bulk of the bytes, through the
-  // streaming client (one TLS context, kept connections, 64 KiB reads on the caller's thread).
-  std::unique_ptr<client::http_client> http;
+  // Every request goes over one client of our own: one TLS context, kept connections, and
+  // the response read on the caller's thread in 64 KiB reads.
   std::shared_ptr<StreamingHttpClient> streams;
-  std::string host_field;  // the Host field of the streaming client's requests
+  std::string host_field;   // the Host field
+  std::string path_prefix;  // the server URL's path ("/k8s/clusters/c-1"), without a final '/'
   std::unique_ptr<CredentialSource> credentials;
   std::unique_ptr<TokenBucket> limiter;
 
-  static std::string Target(const Request& r) {
+  std::string Target(const Request& r) const {
     web::uri_builder uri(r.path);
     for (const auto& [k, v] : r.query) uri.append_query(k, v, /*do_encoding=*/true);
-    return uri.to_string();
+    return path_prefix + uri.to_string();
   }
 
   // The current bearer token (empty for none), and the exec plugin's client certificate for
@@ -181,33 +139,37 @@ struct RestClient::Impl {
     return ApiStatus::Ok();
   }
 
-  // A GET for the streaming client.
-  std::string PrepareGet(const Request& r, const std::string& user_agent,
-                         const std::string& token) const {
-    std::string out = "GET " + Target(r) + " HTTP/1.1\r\nHost: " + host_field +
-                      "\r\nUser-Agent: " + user_agent + "\r\nAccept: " + r.accept + "\r\n";
-    if (!token.empty()) out += "Authorization: Bearer " + token + "\r\n";
+  // The whole request: line, fields and body. The Host field is tls-server-name when one is
+  // configured (the API server does not route on Host) and "[fd00::1]:6443" for an IPv6
+  // address (RFC 7230).
+  std::string Prepare(const Request& r, const std::string& user_agent,
+                      const std::string& token) const {
+    std::string out(MethodOf(r.verb));
+    out += ' ';
+    out += Target(r);
+    out += " HTTP/1.1\r\nHost: ";
+    out += host_field;
+    out += "\r\nUser-Agent: ";
+    out += user_agent;
+    out += "\r\nAccept: ";
+    out += r.accept;
     out += "\r\n";
-    return out;
-  }
-
-  // The same for cpprestsdk.
-  http::http_request Prepare(const Request& r, const std::string& user_agent,
-                             const std::string& token) const {
-    http::http_request out(MethodOf(r.verb));
-    out.set_request_uri(web::uri(Target(r)));
-    out.headers().add("User-Agent", user_agent);
-    // cpprestsdk takes the TLS server name (SNI) from the Host header when one is set: with
-    // tls-server-name that is how the API server (--tls-sni-cert-key) sees the name we
-    // verify its certificate against. The API server does not route on Host. For an IPv6
-    // address it is "[fd00::1]:6443", and no SNI is sent (RFC 6066 names no addresses).
-    if (!tls->host_header.empty()) out.headers().add("Host", tls->host_header);
-    out.headers().add("Accept", r.accept);
-    if (!token.empty()) out.headers().add("Authorization", "Bearer " + token);
+    if (!token.empty()) {
+      out += "Authorization: Bearer ";
+      out += token;
+      out += "\r\n";
+    }
     if (!r.body.empty() || r.verb == Verb::kPost || r.verb == Verb::kPut ||
         r.verb == Verb::kPatch) {
-      out.set_body(r.body, r.content_type.empty() ? "application/json" : r.content_type);
+      out += "Content-Type: ";
+      out += r.content_type.empty() ? std::string_view("application/json")
+                                    : std::string_view(r.content_type);
+      out += "\r\nContent-Length: ";
+      out += std::to_string(r.body.size());
+      out += "\r\n";
     }
+    out += "\r\n";
+    out += r.body;
     return out;
   }
 };
@@ -236,19 +198,13 @@ Result<std::unique_ptr<RestClient>> RestClient::Make(RestConfig config, Transpor
   if (scheme != "https" && scheme != "http") {
     return bad("server \"" + config.server + "\" must be an https:// URL");
   }
-  // cpprestsdk hands the URL's host to getaddrinfo as written, which takes no "[fd00::1]":
-  // connect to a URI with the bare address, and write the Host header ("[fd00::1]:6443",
-  // RFC 7230) ourselves.
+  // getaddrinfo takes an IPv6 address without its brackets.
   std::string host = uri.host();
   const bool ipv6_literal = host.size() > 2 && host.front() == '[' && host.back() == ']';
   if (ipv6_literal) host = host.substr(1, host.size() - 2);
-  web::uri connect_uri;
-  try {
-    web::uri_builder b(uri);
-    if (ipv6_literal) b.set_host(host);
-    connect_uri = b.to_uri();
-  } catch (const std::exception& e) {
-    return bad("server \"" + config.server + "\" cannot be used: " + e.what());
+  if (host.empty()) return bad("server \"" + config.server + "\" names no host");
+  if (!uri.query().empty() || !uri.fragment().empty()) {
+    return bad("server \"" + config.server + "\" has a query or fragment; it takes neither");
   }
   if (scheme == "http") {
     if (!config.allow_insecure_http) {
@@ -287,6 +243,9 @@ Result<std::unique_ptr<RestClient>> RestClient::Make(RestConfig config, Transpor
                         ? impl.tls->host_header
                         : uri.host() + (uri.port() > 0 ? ":" + std::to_string(uri.port()) : "");
   if (impl.tls->send_sni) target.sni = impl.tls->verify_host;
+  // A server behind a proxy that routes on a path ("https://rancher/k8s/clusters/c-1").
+  impl.path_prefix = uri.path();
+  while (!impl.path_prefix.empty() && impl.path_prefix.back() == '/') impl.path_prefix.pop_back();
   auto streams = StreamingHttpClient::Make(std::move(target), impl.tls);
   if (!streams.ok()) return bad(streams.error().ToString());
   impl.streams = std::move(streams).value();
@@ -296,8 +255,6 @@ Result<std::unique_ptr<RestClient>> RestClient::Make(RestConfig config, Transpor
   }
   impl.credentials = MakeCredentialSource(cfg, clock, c->options_.exec_plugin);
   impl.limiter = std::make_unique<TokenBucket>(clock, c->options_.qps, c->options_.burst);
-  impl.http = std::make_unique<client::http_client>(
-      connect_uri, ClientConfig(impl.tls, c->options_.request_timeout));
   return c;
 }
 
@@ -316,9 +273,7 @@ Result<std::string> RestClient::Send(const Request& request, const std::stop_tok
     if (!status.ok()) return status.WithContext(request.what);
     ++exchanges_;
     bool no_retry = false;
-    status = request.verb == Verb::kGet && request.body.empty()
-                 ? SendGet(request, token, stop, code, body, retry_after, no_retry)
-                 : SendWrite(request, token, stop, code, body, retry_after);
+    status = Exchange(request, token, stop, code, body, retry_after, no_retry);
     if (!status.ok() && no_retry) {
       if (options_.on_response) options_.on_response(request.verb, code);
       return status.WithContext(request.what);
@@ -352,10 +307,10 @@ Result<std::string> RestClient::Send(const Request& request, const std::stop_tok
   }
 }
 
-ApiStatus RestClient::SendGet(const Request& request, const std::string& token,
+ApiStatus RestClient::Exchange(const Request& request, const std::string& token,
                               const std::stop_token& stop, int& code, std::string& body,
                               std::optional<std::chrono::seconds>& retry_after, bool& no_retry) {
-  auto opened = impl_->streams->Open(impl_->PrepareGet(request, options_.user_agent, token),
+  auto opened = impl_->streams->Open(impl_->Prepare(request, options_.user_agent, token),
                                      options_.request_timeout, stop);
   if (!opened.ok()) return ApiStatus::Transport(opened.error().ToString());
   HttpResponseStream& response = *opened.value();
@@ -391,22 +346,6 @@ ApiStatus RestClient::SendGet(const Request& request, const std::string& token,
   return ApiStatus::Ok();
 }
 
-ApiStatus RestClient::SendWrite(const Request& request, const std::string& token,
-                                const std::stop_token& stop, int& code, std::string& body,
-                                std::optional<std::chrono::seconds>& retry_after) {
-  http::http_request req = impl_->Prepare(request, options_.user_agent, token);
-  try {
-    CancelBridge cancel(stop);
-    http::http_response response = impl_->http->request(req, cancel.token()).get();
-    code = response.status_code();
-    body = response.extract_utf8string(true).get();
-    retry_after = RetryAfterHeader(response);
-  } catch (const std::exception& e) {
-    return ApiStatus::Transport(e.what());
-  }
-  return ApiStatus::Ok();
-}
-
 Result<std::unique_ptr<WatchStream>> RestClient::Watch(const ResourceRef& resource,
                                                        const ListOptions& options,
                                                        const std::stop_token& stop) {
@@ -420,7 +359,7 @@ Result<std::unique_ptr<WatchStream>> RestClient::Watch(const ResourceRef& resour
   }
   std::string token;
   if (ApiStatus s = impl_->Credentials(token); !s.ok()) return s.WithContext(request.what);
-  const std::string bytes = impl_->PrepareGet(request, options_.user_agent, token);
+  const std::string bytes = impl_->Prepare(request, options_.user_agent, token);
   // Each read may wait as long as the server-side timeoutSeconds, and a little more.
   const auto server_timeout =
       std::chrono::seconds(options.timeout_seconds > 0 ? options.timeout_seconds : 1800);

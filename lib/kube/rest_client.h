@@ -39,7 +39,7 @@ struct TransportOptions {
   ExecPluginOptions exec_plugin;
 };
 
-// The KubeClient on cpprestsdk: TLS verified against the configured CA (and only that CA),
+// The KubeClient on StreamingHttpClient: TLS verified against the configured CA (and only that CA),
 // client certificates, bearer tokens from a CredentialSource, a token bucket, and retries.
 class RestClient final : public KubeClient {
  public:
@@ -61,16 +61,12 @@ class RestClient final : public KubeClient {
  private:
   struct Impl;
   RestClient(RestConfig config, TransportOptions options, Clock& clock);
-  // One exchange: a GET over the streaming client, anything else over cpprestsdk. A transport
-  // failure is the returned status; otherwise `code`, `body` and `retry_after` are the
-  // server's answer.
+  // One exchange. A transport failure is the returned status; otherwise `code`, `body` and
+  // `retry_after` are the server's answer.
   // `no_retry`: the request's on_body has seen part of the body, so a failure is final.
-  ApiStatus SendGet(const Request& request, const std::string& token, const std::stop_token& stop,
-                    int& code, std::string& body, std::optional<std::chrono::seconds>& retry_after,
-                    bool& no_retry);
-  ApiStatus SendWrite(const Request& request, const std::string& token, const std::stop_token& stop,
-                      int& code, std::string& body,
-                      std::optional<std::chrono::seconds>& retry_after);
+  ApiStatus Exchange(const Request& request, const std::string& token, const std::stop_token& stop,
+                     int& code, std::string& body,
+                     std::optional<std::chrono::seconds>& retry_after, bool& no_retry);
 
   RestConfig config_;
   TransportOptions options_;

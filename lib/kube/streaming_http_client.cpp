@@ -256,7 +256,7 @@ Status StreamingHttpClient::EnsureContext() {
   if (ctx == nullptr) return Error("TLS context: " + OpenSslError("out of memory"));
   // A truncated response is caught by HTTP's own framing and reported as such.
   SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-  if (Status configured = ConfigureTls(ctx, *tls_, /*load_system_roots=*/true); !configured.ok()) {
+  if (Status configured = ConfigureTls(ctx, *tls_); !configured.ok()) {
     SSL_CTX_free(ctx);
     return configured;
   }
@@ -403,8 +403,8 @@ capwatch::Result<std::unique_ptr<HttpResponseStream>> StreamingHttpClient::Open(
       error = stream->error_;
     }
     if (stop.stop_requested()) return Error("cancelled");
-    // The server may close a kept connection just as we send on it: once more on a new one.
-    // Only when it answered nothing, so a request it may have acted on is not repeated.
+    // The server may close a kept connection just as we send on it: once more on a new one,
+    // when it answered nothing (see Open's comment for why writes are included).
     const bool closed_early =
         !sent || !any_byte || error.find("before a response") != std::string::npos;
     if (kept && closed_early && attempt == 0) continue;

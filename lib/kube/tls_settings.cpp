@@ -9,7 +9,7 @@ namespace capwatch::kube {
 
 namespace {
 
-// OpenSSL's own verdict for each certificate, without cpprestsdk's host check on top.
+// OpenSSL's own verdict for each certificate, whatever verify callback the context carries.
 int KeepVerdict(int preverified, X509_STORE_CTX*) { return preverified; }
 
 // Replaces OpenSSL's chain check so that the host is checked against `verify_host` (which
@@ -110,12 +110,12 @@ void TlsSettings::ClientCert(std::string& cert_pem, std::string& key_pem) const 
   }
 }
 
-Status ConfigureTls(SSL_CTX* ctx, const TlsSettings& tls, bool load_system_roots) {
+Status ConfigureTls(SSL_CTX* ctx, const TlsSettings& tls) {
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   if (tls.verify) {
     if (!tls.ca_pem.empty()) {
       if (Status trusted = TrustOnly(ctx, tls.ca_pem); !trusted.ok()) return trusted;
-    } else if (load_system_roots) {
+    } else {
       SSL_CTX_set_default_verify_paths(ctx);
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);

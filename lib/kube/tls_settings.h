@@ -30,8 +30,8 @@ struct TlsSettings {
 };
 
 // Sets up `ctx` for the API server: TLS 1.2 or later, the peer verified against the configured
-// CA only (the system's roots when none is configured and `load_system_roots`), the host
-// checked against verify_host, and the current client certificate.
-Status ConfigureTls(SSL_CTX* ctx, const TlsSettings& tls, bool load_system_roots);
+// CA only (the system's roots when none is configured), the host checked against verify_host,
+// and the current client certificate.
+Status ConfigureTls(SSL_CTX* ctx, const TlsSettings& tls);
 
 }  // namespace capwatch::kube

@@ -447,6 +447,75 @@ TEST(RestClient, AKeptConnectionTheServerClosedIsReplaced) {
   EXPECT_EQ(server.connections(), 3);
 }
 
+// A server URL with a path (a proxy that routes on it, as Rancher's does) keeps it in front of
+// every request; a query or fragment in it is refused.
+TEST(RestClient, TheServerURLsPathPrefixesEveryRequest) {
+  Recorder rec;
+  FakeApiServer server(std::ref(rec));
+  auto client = Client(server.url() + "/k8s/clusters/c-1/");
+  ASSERT_TRUE(client->Get(ResourceRef::Pods("a"), "b").ok());
+  EXPECT_EQ(rec.last().path, "/k8s/clusters/c-1/api/v1/namespaces/a/pods/b");
+  ASSERT_TRUE(client->Create(ResourceRef::Pods("a"), "{}").ok());
+  EXPECT_EQ(rec.last().path, "/k8s/clusters/c-1/api/v1/namespaces/a/pods");
+  for (const char* bad : {"?x=1", "#f"}) {
+    RestConfig config;
+    config.server = server.url() + bad;
+    config.allow_insecure_http = true;
+    auto refused = RestClient::Make(config);
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_NE(refused.error().message().find("query or fragment"), std::string::npos)
+        << refused.error().ToString();
+  }
+}
+
+// The same for writes: after an API server restart every kept connection is dead, and the
+// first write after it must not fail on one (each request is sent to the server once).
+TEST(RestClient, AWriteOnAKeptConnectionTheServerClosedIsSentOnANewOne) {
+  std::mutex mu;
+  std::vector<std::string> seen;
+  FakeApiServer server([&](const HttpRequest& r, Connection& c) {
+    {
+      std::lock_guard lock(mu);
+      seen.push_back(r.method + " " + r.body);
+    }
+    c.Respond(r.method == "POST" ? 201 : 200, R"({"kind":"Thing"})");
+    c.Drop();
+  });
+  auto opts = FastOptions();
+  opts.max_retries = 0;  // no retry hides a failure here
+  auto client = Client(server.url(), opts);
+  ASSERT_TRUE(client->Get(ResourceRef::Pods("a"), "b").ok());
+  const auto ref = ResourceRef::Pods("a");
+  auto created = client->Create(ref, R"({"n":1})");
+  ASSERT_TRUE(created.ok()) << created.error().ToString();
+  auto updated = client->Update(ref, "b", R"({"n":2})");
+  ASSERT_TRUE(updated.ok()) << updated.error().ToString();
+  auto patched = client->Patch(ref, "b", PatchType::kMerge, R"({"n":3})");
+  ASSERT_TRUE(patched.ok()) << patched.error().ToString();
+  auto deleted = client->Delete(ref, "b");
+  ASSERT_TRUE(deleted.ok()) << deleted.error().ToString();
+  std::lock_guard lock(mu);
+  EXPECT_EQ(seen, (std::vector<std::string>{"GET ", R"(POST {"n":1})", R"(PUT {"n":2})",
+                                            R"(PATCH {"n":3})", "DELETE "}));
+}
+
+// A write the server took but never answered is not sent again: only the caller knows
+// whether repeating it is safe.
+TEST(RestClient, AWriteTheServerTookButNeverAnsweredIsNotRepeated) {
+  std::atomic<int> posts{0};
+  FakeApiServer server([&](const HttpRequest& r, Connection& c) {
+    if (r.method == "POST") ++posts;
+    c.Drop();
+  });
+  auto opts = FastOptions();
+  opts.max_retries = 3;
+  auto client = Client(server.url(), opts);
+  auto created = client->Create(ResourceRef::Pods("a"), R"({"n":1})");
+  ASSERT_FALSE(created.ok());
+  EXPECT_EQ(created.error().reason(), StatusReason::kTransport) << created.error().ToString();
+  EXPECT_EQ(posts.load(), 1);
+}
+
 // A body cut short is a transport error, never a shorter body taken as the whole.
 TEST(RestClient, ABodyCutShortIsATransportError) {
   FakeApiServer server([](const HttpRequest& r, Connection& c) {
