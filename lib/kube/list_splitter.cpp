@@ -1,15 +1,41 @@
 #include "kube/list_splitter.h"
 
+#include <cstring>
+
 namespace capwatch::kube {
 
 namespace {
 
 bool IsSpace(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
-// The index of the next '"' or '\\' in s from `from`, or s.size().
-std::size_t NextQuoteOrBackslash(std::string_view s, std::size_t from) {
-  const std::size_t at = s.find_first_of("\"\\", from);
-  return at == std::string_view::npos ? s.size() : at;
+// Moves `i` past the closing quote of the string it is in, or to the end of `s`. `escaped`
+// says on entry whether s[i] is escaped, and on exit whether the next bytes' first one is.
+// True when the string ended. memchr finds each quote; a quote after an odd run of
+// backslashes is escaped and the search goes on.
+bool SkipString(std::string_view s, std::size_t& i, bool& escaped) {
+  const std::size_t n = s.size();
+  if (escaped) {
+    if (i == n) return false;
+    escaped = false;
+    ++i;
+  }
+  const std::size_t from = i;
+  auto backslashes_before = [&s, from](std::size_t at) {
+    std::size_t run = 0;
+    while (run < at - from && s[at - 1 - run] == '\\') ++run;
+    return run;
+  };
+  while (true) {
+    const void* quote = i < n ? std::memchr(s.data() + i, '"', n - i) : nullptr;
+    if (quote == nullptr) {
+      escaped = backslashes_before(n) % 2 == 1;
+      i = n;
+      return false;
+    }
+    const auto at = static_cast<std::size_t>(static_cast<const char*>(quote) - s.data());
+    i = at + 1;
+    if (backslashes_before(at) % 2 == 0) return true;
+  }
 }
 
 std::string Unexpected(char c, std::string_view where) {
@@ -113,19 +139,7 @@ bool ListSplitter::Feed(std::string_view bytes, const PageSink& page) {
         while (i < n) {
           const char v = bytes[i];
           if (in_string_) {
-            if (escaped_) {
-              escaped_ = false;
-              ++i;
-              continue;
-            }
-            i = NextQuoteOrBackslash(bytes, i);
-            if (i == n) break;
-            if (bytes[i] == '\\') {
-              escaped_ = true;
-            } else {
-              in_string_ = false;
-            }
-            ++i;
+            if (SkipString(bytes, i, escaped_)) in_string_ = false;
             continue;
           }
           if (v == '"') {
@@ -173,19 +187,7 @@ bool ListSplitter::Feed(std::string_view bytes, const PageSink& page) {
         while (i < n) {
           const char v = bytes[i];
           if (in_string_) {
-            if (escaped_) {
-              escaped_ = false;
-              ++i;
-              continue;
-            }
-            i = NextQuoteOrBackslash(bytes, i);
-            if (i == n) break;
-            if (bytes[i] == '\\') {
-              escaped_ = true;
-            } else {
-              in_string_ = false;
-            }
-            ++i;
+            if (SkipString(bytes, i, escaped_)) in_string_ = false;
             continue;
           }
           if (v == '"') {

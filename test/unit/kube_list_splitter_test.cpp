@@ -15,12 +15,12 @@ using nlohmann::json;
 // must not take for structure.
 std::string List(int items) {
   std::string out =
-      R"({"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"42"},"items":[)";
+      R"({"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"42","x":"\\\"},\\"},"items":[)";
   for (int i = 0; i < items; ++i) {
     if (i > 0) out += ',';
     out +=
         R"({"metadata":{"name":"p)" + std::to_string(i) +
-        R"(","annotations":{"tricky":"a \"quoted\" ,}]{[ value \\","x":"\\\\"}},"spec":{"containers":[{"name":"c","args":["[","]","{","}",","]}]}})";
+        R"(","annotations":{"tricky":"a \"quoted\" ,}]{[ value \\","x":"\\\\","y":"\\\"],\\"}},"spec":{"containers":[{"name":"c","args":["[","]","{","}",","]}]}})";
   }
   out += "]}";
   return out;
