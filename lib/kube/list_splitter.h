@@ -54,7 +54,7 @@ class ListSplitter {
   std::string members_;  // the finished members other than items, comma-separated
   std::string batch_;    // complete and partial items of the next page, as written
   bool batch_has_item_ = false;
-  int depth_ = 0;  // inside a value or an item
+  int depth_ = 0;            // inside a value or an item
   std::size_t null_at_ = 0;  // letters of "null" seen
   bool in_string_ = false, escaped_ = false;
   std::size_t items_seen_ = 0;

@@ -66,6 +66,14 @@ void Reflector::Run(const std::stop_token& stop) {
   while (!stop.stop_requested()) Step(stop);
 }
 
+ListOptions Reflector::SelectedOptions() const {
+  ListOptions opts;
+  opts.label_selector = options_.label_selector;
+  opts.field_selector = options_.field_selector;
+  opts.metadata_only = options_.metadata_only;
+  return opts;
+}
+
 ReflectorState Reflector::FinishList(std::string resource_version, const std::string& what,
                                      std::uint64_t items, std::uint64_t pages, std::uint64_t bytes,
                                      Clock::TimePoint started) {
@@ -87,10 +95,7 @@ ReflectorState Reflector::FinishList(std::string resource_version, const std::st
 
 ReflectorState Reflector::DoStreamedList(const std::stop_token& stop) {
   const std::string what = "list " + options_.resource.Describe();
-  ListOptions opts;
-  opts.label_selector = options_.label_selector;
-  opts.field_selector = options_.field_selector;
-  opts.metadata_only = options_.metadata_only;
+  ListOptions opts = SelectedOptions();
   const Clock::TimePoint started = clock_.Now();
   store_.BeginList();
   ListSplitter splitter(options_.page_bytes);
@@ -148,11 +153,8 @@ ReflectorState Reflector::DoStreamedList(const std::stop_token& stop) {
 ReflectorState Reflector::DoList(const std::stop_token& stop) {
   if (options_.stream_lists) return DoStreamedList(stop);
   const std::string what = "list " + options_.resource.Describe();
-  ListOptions opts;
-  opts.label_selector = options_.label_selector;
-  opts.field_selector = options_.field_selector;
+  ListOptions opts = SelectedOptions();
   opts.limit = std::max(1, std::min(options_.page_size, options_.first_page_size));
-  opts.metadata_only = options_.metadata_only;
   int restarts = 0;
   std::uint64_t items = 0, pages = 0, bytes = 0;
   const Clock::TimePoint started = clock_.Now();
@@ -215,10 +217,7 @@ int Reflector::NextPageLimit(std::size_t page_bytes, std::uint64_t page_items,
 
 ReflectorState Reflector::DoWatch(const std::stop_token& stop) {
   const std::string what = "watch " + options_.resource.Describe();
-  ListOptions opts;
-  opts.label_selector = options_.label_selector;
-  opts.field_selector = options_.field_selector;
-  opts.metadata_only = options_.metadata_only;
+  ListOptions opts = SelectedOptions();
   opts.allow_watch_bookmarks = true;
   opts.resource_version = resource_version();
   const auto min = options_.min_watch_timeout;

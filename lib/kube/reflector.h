@@ -125,6 +125,8 @@ class Reflector {
 
  private:
   int NextPageLimit(std::size_t page_bytes, std::uint64_t page_items, int last_limit) const;
+  // The selectors and projection every list and watch of this reflector asks for.
+  ListOptions SelectedOptions() const;
   ReflectorState DoList(const std::stop_token& stop);
   ReflectorState DoStreamedList(const std::stop_token& stop);
   // The list is complete: its resourceVersion, the commit, and the watch next.

@@ -308,8 +308,8 @@ Result<std::string> RestClient::Send(const Request& request, const std::stop_tok
 }
 
 ApiStatus RestClient::Exchange(const Request& request, const std::string& token,
-                              const std::stop_token& stop, int& code, std::string& body,
-                              std::optional<std::chrono::seconds>& retry_after, bool& no_retry) {
+                               const std::stop_token& stop, int& code, std::string& body,
+                               std::optional<std::chrono::seconds>& retry_after, bool& no_retry) {
   auto opened = impl_->streams->Open(impl_->Prepare(request, options_.user_agent, token),
                                      options_.request_timeout, stop);
   if (!opened.ok()) return ApiStatus::Transport(opened.error().ToString());
@@ -341,7 +341,7 @@ ApiStatus RestClient::Exchange(const Request& request, const std::string& token,
                                 ", after " + std::to_string(received) +
                                 " bytes): " + response.error());
   }
-  code = response.head().status;
+  code = status;
   retry_after = RetryAfterHeader(response.head());
   return ApiStatus::Ok();
 }

@@ -65,8 +65,8 @@ class RestClient final : public KubeClient {
   // `retry_after` are the server's answer.
   // `no_retry`: the request's on_body has seen part of the body, so a failure is final.
   ApiStatus Exchange(const Request& request, const std::string& token, const std::stop_token& stop,
-                     int& code, std::string& body,
-                     std::optional<std::chrono::seconds>& retry_after, bool& no_retry);
+                     int& code, std::string& body, std::optional<std::chrono::seconds>& retry_after,
+                     bool& no_retry);
 
   RestConfig config_;
   TransportOptions options_;

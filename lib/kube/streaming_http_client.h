@@ -65,9 +65,9 @@ class HttpResponseStream {
 
 // A blocking HTTP/1.1 client for one API server, on plain sockets and OpenSSL, for every
 // request capwatch makes: whole lists of hundreds of megabytes, watches that stream for
-// minutes, and writes. It builds its TLS context once (so the CA is parsed once, not per connection),
-// keeps finished connections for reuse, and reads the response on the calling thread in
-// 64 KiB reads whatever the server's chunk sizes.
+// minutes, and writes. It builds its TLS context once (so the CA is parsed once, not per
+// connection), keeps finished connections for reuse, and reads the response on the calling thread
+// in 64 KiB reads whatever the server's chunk sizes.
 class StreamingHttpClient : public std::enable_shared_from_this<StreamingHttpClient> {
  public:
   struct Target {
@@ -87,8 +87,8 @@ class StreamingHttpClient : public std::enable_shared_from_this<StreamingHttpCli
   // sent once more on a new connection (a server closes idle connections, and every one
   // after it restarts); as in Go's net/http this holds for writes too. The API server's
   // writes are guarded against a repeat anyway: a create meets AlreadyExists, an update
-  // carrying resourceVersion meets Conflict. A request on a new connection is never repeated. Errors name what failed: connect, TLS handshake
-  // (with the verification error), write, or read.
+  // carrying resourceVersion meets Conflict. A request on a new connection is never repeated.
+  // Errors name what failed: connect, TLS handshake (with the verification error), write, or read.
   capwatch::Result<std::unique_ptr<HttpResponseStream>> Open(std::string_view request,
                                                              std::chrono::milliseconds read_timeout,
                                                              const std::stop_token& stop);

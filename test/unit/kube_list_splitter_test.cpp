@@ -133,8 +133,8 @@ TEST(ListSplitter, AListCutAtEveryByteFails) {
 
 TEST(ListSplitter, MalformedListsNameWhatIsWrong) {
   EXPECT_NE(SplitAll("[1,2]", 10, 10).error.find("not a JSON object"), std::string::npos);
-  for (const char* items : {R"({"items":{}})", R"({"items":nul})", R"({"items":nulL})",
-                            R"({"items":true})"}) {
+  for (const char* items :
+       {R"({"items":{}})", R"({"items":nul})", R"({"items":nulL})", R"({"items":true})"}) {
     EXPECT_NE(SplitAll(items, 10, 10).error.find("items is neither an array nor null"),
               std::string::npos)
         << items;
