@@ -31,17 +31,31 @@ struct RuleContext {
 
 std::string Quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
+// Every container finding's message starts here. The room for the rest of it (most messages
+// are 100 to 250 bytes) is taken at once, so the appends that follow do not reallocate.
 std::string Describe(const ContainerFacts& c) {
-  return std::string(ContainerTypeName(c.view->type)) + " " + Quoted(c.view->name);
+  std::string out;
+  out.reserve(256);
+  out += ContainerTypeName(c.view->type);
+  out += " \"";
+  out += c.view->name;
+  out += '"';
+  return out;
 }
 
 std::string NameList(CapabilitySet set) {
+  // Most calls list the same set (the runtime's defaults a container keeps): remember the last.
+  thread_local CapabilitySet last_set = 0;
+  thread_local std::string last_text;
+  if (set == last_set && !last_text.empty()) return last_text;
   std::string out;
   for (int n = 0; n < kCapabilityCount; ++n) {
     if (!Contains(set, n)) continue;
     if (!out.empty()) out += ", ";
     out += CapabilityByNumber(n).name;
   }
+  last_set = set;
+  last_text = out;
   return out;
 }
 
@@ -658,6 +672,8 @@ PodEvaluation Evaluate(const PodView& pod, std::span<const Policy* const> polici
   const CapabilitySet report_defaults = policies.empty() ? RuntimeDefaultSet(Runtime::kContainerd)
                                                          : policies.front()->runtime_defaults;
   result.containers.reserve(pod.containers.size());
+  // Room for the findings of a typical pod, so they are not moved as the vector grows.
+  result.findings.reserve(4 * pod.containers.size() * std::max<std::size_t>(policies.size(), 1));
   for (const auto& c : pod.containers) {
     result.containers.push_back(AnalyzeContainer(c, pod, report_defaults));
   }
@@ -715,11 +731,14 @@ PodEvaluation Evaluate(const PodView& pod, std::span<const Policy* const> polici
     ApplyExemptions(*policy, pod, now, result.findings, first);
   }
 
-  std::stable_sort(result.findings.begin(), result.findings.end(),
-                   [](const Finding& a, const Finding& b) {
-                     return std::tie(a.container_index, a.rule, a.capability_number, a.capability) <
-                            std::tie(b.container_index, b.rule, b.capability_number, b.capability);
-                   });
+  const auto before = [](const Finding& a, const Finding& b) {
+    return std::tie(a.container_index, a.rule, a.capability_number, a.capability) <
+           std::tie(b.container_index, b.rule, b.capability_number, b.capability);
+  };
+  // stable_sort takes a buffer and moves every finding even when they are in order already.
+  if (!std::is_sorted(result.findings.begin(), result.findings.end(), before)) {
+    std::stable_sort(result.findings.begin(), result.findings.end(), before);
+  }
   return result;
 }
 
