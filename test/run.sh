@@ -31,6 +31,11 @@ ctest --test-dir build --output-on-failure -j 2
 echo "run.sh: docs/capabilities.md's catalog table matches capwatch catalog"
 CAPWATCH=build/controller/capwatch bash docs/gen-catalog.sh --check
 
+# The engine beside OPA at its smallest (the full run is `bash test/bench/opa.sh`): both
+# programs build and agree to run on the same Pods file, or this fails.
+echo "run.sh: benchmark smoke, the engine beside OPA on 500 Pods (test/bench/README.md)"
+bash test/bench/opa.sh -pods 500 -min-time 0.2
+
 if [[ "${CAPWATCH_SKIP_SANITIZE:-0}" != "1" ]]; then
   echo "run.sh: unit tests under ASan + UBSan, in build-asan/ (waiting for ${lock})"
   flock "${lock}" cmake -S . -B build-asan -G Ninja -DCAPWATCH_WERROR=ON -DCAPWATCH_SANITIZE=ON \

@@ -9,6 +9,13 @@
 //
 //   capwatch_engine_bench [--benchmark_min_time=0.5] [--benchmark_filter=Decode]
 //   capwatch_engine_bench --print_pod     # the first generated pod
+//   capwatch_engine_bench --write_pods FILE [--pods N]   # the corpus as `kubectl get pods -o json`
+//   capwatch_engine_bench --pods_json FILE               # measure on that file's Pods instead
+//   capwatch_engine_bench ... --decisions FILE           # the guide policy's verdict per Pod
+//
+// With --pods_json the same file can be given to the OPA benchmark (test/bench/opa), which
+// evaluates the capabilities guide's admission policy; BM_DecodeAndEvaluateGuide evaluates the
+// same two rules as a CapabilityPolicy, and the summary prints how many Pods each denies.
 
 #include <benchmark/benchmark.h>
 
@@ -17,6 +24,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -26,6 +34,7 @@
 
 #include "policy/evaluate.h"
 #include "policy/policy.h"
+#include "policy/policy_parser.h"
 #include "report/report_builder.h"
 #include "workload/owner_resolution.h"
 #include "workload/pod_decoder.h"
@@ -36,7 +45,8 @@ namespace {
 // ---- The corpus ------------------------------------------------------------------------------
 
 constexpr std::uint64_t kSeed = 20240514;
-constexpr int kCorpusPods = 20000;  // as in DESIGN §7's measurement (a 134 MB list)
+int g_corpus_pods = 20000;  // as in DESIGN §7's measurement (a 134 MB list); --pods N
+std::string g_pods_json;    // --pods_json FILE: the corpus read from a kubectl dump instead
 
 // Insertion-ordered, so keys come out in the API server's (Go struct) order.
 using Json = nlohmann::ordered_json;
@@ -449,15 +459,49 @@ struct Corpus {
   std::string list_body;      // the same pods as one PodList
 };
 
+[[noreturn]] void Fail(const std::string& what) {
+  std::fprintf(stderr, "capwatch_engine_bench: %s\n", what.c_str());
+  std::exit(1);
+}
+
+// The items of a `kubectl get pods -o json` file (a List or a PodList), each as compact JSON in
+// the order its keys were written.
+std::vector<std::string> ReadPodsFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) Fail(path + ": cannot be read");
+  Json doc;
+  try {
+    doc = Json::parse(in);
+  } catch (const Json::exception& e) {
+    Fail(path + ": not JSON: " + e.what());
+  }
+  const auto items = doc.find("items");
+  if (!doc.is_object() || items == doc.end() || !items->is_array()) {
+    Fail(path + ": not a List of Pods (no items array; write it with kubectl get pods -o json)");
+  }
+  std::vector<std::string> pods;
+  for (std::size_t i = 0; i < items->size(); ++i) {
+    const Json& item = (*items)[i];
+    if (!item.is_object() || item.value("kind", "Pod") != "Pod") {
+      Fail(path + ": items[" + std::to_string(i) + "] is not a Pod");
+    }
+    pods.push_back(item.dump());
+  }
+  if (pods.empty()) Fail(path + ": the list has no items");
+  return pods;
+}
+
 const Corpus& TheCorpus() {
   static const Corpus corpus = [] {
     Corpus c;
-    PodGenerator generator(kSeed);
-    c.pods.reserve(kCorpusPods);
-    for (int i = 0; i < kCorpusPods; ++i) {
-      c.pods.push_back(generator.Next(i));
-      c.pod_bytes += c.pods.back().size();
+    if (!g_pods_json.empty()) {
+      c.pods = ReadPodsFile(g_pods_json);
+    } else {
+      PodGenerator generator(kSeed);
+      c.pods.reserve(static_cast<std::size_t>(g_corpus_pods));
+      for (int i = 0; i < g_corpus_pods; ++i) c.pods.push_back(generator.Next(i));
     }
+    for (const auto& pod : c.pods) c.pod_bytes += pod.size();
     c.list_body.reserve(c.pod_bytes + c.pods.size() + 128);
     c.list_body = R"({"apiVersion":"v1","kind":"PodList","metadata":{"resourceVersion":"123"},)"
                   R"("items":[)";
@@ -479,9 +523,7 @@ const std::vector<PodView>& DecodedCorpus() {
     for (const auto& json : TheCorpus().pods) {
       PodView pod;
       if (Status decoded = decoder.DecodePod(json, pod); !decoded.ok()) {
-        std::fprintf(stderr, "corpus pod does not decode: %s\n",
-                     decoded.error().ToString().c_str());
-        std::exit(1);
+        Fail("corpus pod does not decode: " + decoded.error().ToString());
       }
       out.push_back(std::move(pod));
     }
@@ -493,6 +535,70 @@ const std::vector<PodView>& DecodedCorpus() {
 const Policy& TheDefaultPolicy() {
   static const Policy policy = DefaultPolicy();
   return policy;
+}
+
+// The guide's OPA admission policy (test/bench/opa/guide.rego) as a CapabilityPolicy: every
+// container drops ALL, none holds SYS_ADMIN, SYS_PTRACE, SYS_MODULE or DAC_OVERRIDE. capwatch
+// applies both to init and ephemeral containers too, normalises spellings, and counts a
+// forbidden capability kept from the runtime's defaults, where the Rego checks only what
+// `containers` add, as written.
+constexpr const char* kGuidePolicy = R"(apiVersion: capwatch.io/v1alpha1
+kind: CapabilityPolicy
+metadata:
+  name: guide-admission
+spec:
+  requireDropAll: true
+  forbiddenCapabilities: [SYS_ADMIN, SYS_PTRACE, SYS_MODULE, DAC_OVERRIDE]
+)";
+
+const Policy& TheGuidePolicy() {
+  static const Policy policy = [] {
+    PolicyParseResult parsed = ParsePolicies(kGuidePolicy);
+    if (parsed.policies.size() != 1) Fail("the guide's policy does not parse");
+    return parsed.policies.front();
+  }();
+  return policy;
+}
+
+// What a policy denies on the corpus: Pods with a finding, and (as the guide's Rego looks only
+// at them) Pods with a finding on one of spec.containers.
+struct Denials {
+  std::size_t pods = 0;
+  std::size_t pods_by_app_containers = 0;
+  std::size_t findings = 0;
+};
+
+std::string g_decisions;  // --decisions FILE: what the guide's policy says about each Pod
+
+// With `decisions`, a line per Pod: namespace/name, 1 or 0 for a finding anywhere, 1 or 0 for
+// one on spec.containers, and the first finding's message (tab-separated).
+Denials CountDenials(const Policy& policy, std::FILE* decisions) {
+  const Policy* const policies[] = {&policy};
+  Denials d;
+  for (const PodView& pod : DecodedCorpus()) {
+    const PodEvaluation evaluation = Evaluate(pod, policies, Clock::time_point());
+    bool any = false, app = false;
+    const Finding* first = nullptr;
+    for (const Finding& f : evaluation.findings) {
+      if (f.exempt) continue;
+      any = true;
+      ++d.findings;
+      if (f.container_index >= 0 &&
+          pod.containers[static_cast<std::size_t>(f.container_index)].type ==
+              ContainerType::kContainer) {
+        if (!app) first = &f;
+        app = true;
+      }
+      if (first == nullptr) first = &f;
+    }
+    d.pods += any ? 1 : 0;
+    d.pods_by_app_containers += app ? 1 : 0;
+    if (decisions != nullptr) {
+      std::fprintf(decisions, "%s/%s\t%d\t%d\t%s\n", pod.namespace_name.c_str(), pod.name.c_str(),
+                   any ? 1 : 0, app ? 1 : 0, first != nullptr ? first->message.c_str() : "");
+    }
+  }
+  return d;
 }
 
 // A fixed time: evaluation reads the clock only for exemption expiry.
@@ -601,6 +707,25 @@ void BM_DecodeAndEvaluate(benchmark::State& state) {
 }
 BENCHMARK(BM_DecodeAndEvaluate);
 
+// (e') The same with the guide's two-rule admission policy, beside OPA evaluating its Rego.
+void BM_DecodeAndEvaluateGuide(benchmark::State& state) {
+  const Corpus& corpus = TheCorpus();
+  const Policy* const policies[] = {&TheGuidePolicy()};
+  PodDecoder decoder;
+  std::size_t i = 0, bytes = 0;
+  for (auto _ : state) {
+    const std::string& json = corpus.pods[i];
+    PodView pod;
+    if (!decoder.DecodePod(json, pod).ok()) state.SkipWithError("decode failed");
+    PodEvaluation evaluation = Evaluate(pod, policies, kNow);
+    benchmark::DoNotOptimize(evaluation);
+    bytes += json.size();
+    if (++i == corpus.pods.size()) i = 0;
+  }
+  Account(state, bytes);
+}
+BENCHMARK(BM_DecodeAndEvaluateGuide);
+
 // (f) What the reconciler does per pod before comparing with the stored report.
 void BM_DecodeEvaluateReport(benchmark::State& state) {
   const Corpus& corpus = TheCorpus();
@@ -671,6 +796,7 @@ class SummaryReporter : public benchmark::ConsoleReporter {
         {"BM_DecodePodList", "decode list (DecodePodList)"},
         {"BM_Evaluate", "evaluate (DefaultPolicy)"},
         {"BM_DecodeAndEvaluate", "decode + evaluate"},
+        {"BM_DecodeAndEvaluateGuide", "decode + evaluate, guide policy"},
         {"BM_DecodeEvaluateReport", "decode + evaluate + report"},
     };
     for (const auto& [name, title] : kRows) {
@@ -688,6 +814,16 @@ class SummaryReporter : public benchmark::ConsoleReporter {
           "%s (%.2f us)\n",
           us <= 10.0 ? "met" : "NOT met", us);
     }
+    std::FILE* decisions = nullptr;
+    if (!g_decisions.empty() && (decisions = std::fopen(g_decisions.c_str(), "w")) == nullptr) {
+      Fail(g_decisions + ": cannot be written");
+    }
+    const Denials guide = CountDenials(TheGuidePolicy(), decisions);
+    if (decisions != nullptr) std::fclose(decisions);
+    std::printf(
+        "  guide policy denies %zu of %zu pods (%zu findings); %zu by a finding on "
+        "spec.containers, the part the guide's Rego checks\n",
+        guide.pods, corpus.pods.size(), guide.findings, guide.pods_by_app_containers);
   }
 
  private:
@@ -698,19 +834,66 @@ class SummaryReporter : public benchmark::ConsoleReporter {
 }  // namespace
 }  // namespace capwatch
 
+namespace capwatch {
+namespace {
+
+// Writes the corpus as `kubectl get pods -o json` does (a List), for the OPA benchmark.
+int WritePods(const std::string& path) {
+  const Corpus& corpus = TheCorpus();
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << R"({"apiVersion":"v1","kind":"List","metadata":{"resourceVersion":""},"items":[)";
+  for (std::size_t i = 0; i < corpus.pods.size(); ++i) {
+    out << (i > 0 ? ",\n" : "\n") << corpus.pods[i];
+  }
+  out << "\n]}\n";
+  out.close();
+  if (!out) Fail(path + ": cannot be written");
+  std::printf("wrote %zu pods (%zu bytes of Pod JSON) to %s\n", corpus.pods.size(),
+              corpus.pod_bytes, path.c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace capwatch
+
 int main(int argc, char** argv) {
   // --print_pod: show the first generated pod, to see what the corpus looks like.
   if (argc == 2 && std::string_view(argv[1]) == "--print_pod") {
     std::printf("%s\n", capwatch::PodGenerator(capwatch::kSeed).Next(0).c_str());
     return 0;
   }
+  // Our own flags, taken out before Google Benchmark sees the rest.
+  std::string write_pods;
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    const bool has_value = i + 1 < argc;
+    if (arg == "--write_pods" && has_value) {
+      write_pods = argv[++i];
+    } else if (arg == "--pods_json" && has_value) {
+      capwatch::g_pods_json = argv[++i];
+    } else if (arg == "--decisions" && has_value) {
+      capwatch::g_decisions = argv[++i];
+    } else if (arg == "--pods" && has_value) {
+      capwatch::g_corpus_pods = std::atoi(argv[++i]);
+      if (capwatch::g_corpus_pods <= 0) capwatch::Fail("--pods needs a positive number");
+    } else if (arg == "--write_pods" || arg == "--pods_json" || arg == "--pods" ||
+               arg == "--decisions") {
+      capwatch::Fail(std::string(arg) + " needs a value");
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
+  if (!write_pods.empty()) return capwatch::WritePods(write_pods);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   const capwatch::Corpus& corpus = capwatch::TheCorpus();
   std::printf(
-      "capwatch engine benchmark: %zu generated pods (seed %llu), average Pod JSON "
+      "capwatch engine benchmark: %zu pods (%s), average Pod JSON "
       "%.0f bytes, PodList body %zu bytes\n",
-      corpus.pods.size(), static_cast<unsigned long long>(capwatch::kSeed),
+      corpus.pods.size(),
+      capwatch::g_pods_json.empty() ? "generated" : capwatch::g_pods_json.c_str(),
       static_cast<double>(corpus.pod_bytes) / static_cast<double>(corpus.pods.size()),
       corpus.list_body.size());
   std::fflush(stdout);
