@@ -36,6 +36,11 @@ CAPWATCH=build/controller/capwatch bash docs/gen-catalog.sh --check
 echo "run.sh: benchmark smoke, the engine beside OPA on 500 Pods (test/bench/README.md)"
 bash test/bench/opa.sh -pods 500 -min-time 0.2
 
+# The controller against the simulated API server at 20,000 Pods (the full size is
+# `--pods 1000000`): every workload gets its report, or this fails.
+echo "run.sh: benchmark smoke, the controller against a simulated cluster of 20,000 Pods"
+build/test/bench/capwatch_simulated_cluster_bench --pods 20000
+
 if [[ "${CAPWATCH_SKIP_SANITIZE:-0}" != "1" ]]; then
   echo "run.sh: unit tests under ASan + UBSan, in build-asan/ (waiting for ${lock})"
   flock "${lock}" cmake -S . -B build-asan -G Ninja -DCAPWATCH_WERROR=ON -DCAPWATCH_SANITIZE=ON \
