@@ -482,7 +482,8 @@ std::vector<std::string> ReadPodsFile(const std::string& path) {
   std::vector<std::string> pods;
   for (std::size_t i = 0; i < items->size(); ++i) {
     const Json& item = (*items)[i];
-    if (!item.is_object() || item.value("kind", "Pod") != "Pod") {
+    const auto kind = item.is_object() ? item.find("kind") : item.end();
+    if (!item.is_object() || (kind != item.end() && *kind != "Pod")) {
       Fail(path + ": items[" + std::to_string(i) + "] is not a Pod");
     }
     pods.push_back(item.dump());

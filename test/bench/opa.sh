@@ -9,7 +9,6 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "${root}"
 lock="/tmp/capwatch-build.lock"
 pods=20000
 file=""
@@ -17,14 +16,18 @@ min_time=3
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -pods) pods="$2"; shift 2 ;;
-    -file) file="$2"; shift 2 ;;
+    -file)
+      if [[ ! -r "$2" ]]; then echo "opa.sh: cannot read $2" >&2; exit 2; fi
+      file="$(realpath "$2")"; shift 2 ;;
     -min-time) min_time="$2"; shift 2 ;;
     *) echo "opa.sh: unknown argument $1 (use -pods N, -file FILE, -min-time SECONDS)" >&2; exit 2 ;;
   esac
 done
+cd "${root}"
 
 flock "${lock}" cmake -S . -B build -G Ninja -DCAPWATCH_WERROR=ON >/dev/null
 flock "${lock}" cmake --build build --target capwatch_engine_bench
+# The first build fetches OPA's module and its dependencies through the Go module proxy.
 echo "opa.sh: building the OPA benchmark (test/bench/opa) into build/test/bench/opa-bench"
 (cd test/bench/opa && GOTOOLCHAIN=local flock "${lock}" \
   go build -o "${root}/build/test/bench/opa-bench" .)
