@@ -672,8 +672,10 @@ PodEvaluation Evaluate(const PodView& pod, std::span<const Policy* const> polici
   const CapabilitySet report_defaults = policies.empty() ? RuntimeDefaultSet(Runtime::kContainerd)
                                                          : policies.front()->runtime_defaults;
   result.containers.reserve(pod.containers.size());
-  // Room for the findings of a typical pod, so they are not moved as the vector grows.
-  result.findings.reserve(4 * pod.containers.size() * std::max<std::size_t>(policies.size(), 1));
+  // Room for the findings of a typical pod, so they are not moved as the vector grows; capped,
+  // so a pod of thousands of containers does not reserve megabytes it may never fill.
+  result.findings.reserve(std::min<std::size_t>(
+      64, 4 * pod.containers.size() * std::max<std::size_t>(policies.size(), 1)));
   for (const auto& c : pod.containers) {
     result.containers.push_back(AnalyzeContainer(c, pod, report_defaults));
   }
