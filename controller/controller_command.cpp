@@ -53,6 +53,8 @@ constexpr const char* kUsage =
     "                                    for this long (default 60)\n"
     "  --liveness-stalled-after SECS     /healthz fails when workloads wait and no reconcile\n"
     "                                    finished for this long (default 120)\n"
+    "  --pod-list-encoding protobuf|json how Pods are listed (default protobuf; watches are\n"
+    "                                    JSON either way)\n"
     "  --log-format text|json            (default text)\n"
     "  --log-level debug|info|warn|error (default info)\n";
 
@@ -71,6 +73,7 @@ struct Flags {
   std::string initial_grants = "announce";
   int unsynced_after = 60;
   int stalled_after = 120;
+  std::string pod_list_encoding = "protobuf";
   std::string log_format = "text", log_level = "info";
 };
 
@@ -149,6 +152,12 @@ bool ParseFlags(const std::vector<std::string>& args, Flags& f) {
       ok = number(f.unsynced_after);
     } else if (name == "--liveness-stalled-after") {
       ok = number(f.stalled_after);
+    } else if (name == "--pod-list-encoding") {
+      ok = next(f.pod_list_encoding);
+      if (ok && f.pod_list_encoding != "protobuf" && f.pod_list_encoding != "json") {
+        std::cerr << "capwatch controller: --pod-list-encoding must be protobuf or json\n";
+        ok = false;
+      }
     } else if (name == "--log-format") {
       ok = next(f.log_format);
       if (ok && f.log_format != "text" && f.log_format != "json") {
@@ -276,6 +285,7 @@ int RunController(const std::vector<std::string>& args) {
                                                             : controller::InitialGrants::kAnnounce;
   options.unsynced_after = std::chrono::seconds(flags.unsynced_after);
   options.stalled_after = std::chrono::seconds(flags.stalled_after);
+  options.pod_lists_protobuf = flags.pod_list_encoding == "protobuf";
   controller::Controller ctl(*client.value(), kube::SystemClock(), metrics, options);
 
   controller::HttpEndpoints metrics_server, health_server;
@@ -293,8 +303,7 @@ int RunController(const std::vector<std::string>& args) {
     spdlog::info("metrics over HTTPS ({} certificate), scrapes authorized by the API server",
                  cert->source);
     metrics_serve.tls = std::move(cert).value();
-    metrics_serve.authorize = [&authorizer](std::string_view authorization,
-                                            std::string_view path) {
+    metrics_serve.authorize = [&authorizer](std::string_view authorization, std::string_view path) {
       auto decision = authorizer.Authorize(authorization, path);
       if (decision.code == 503) spdlog::warn("metrics scrape refused: {}", decision.message);
       return decision;
@@ -322,8 +331,7 @@ int RunController(const std::vector<std::string>& args) {
                                      body = healthy ? "ok\n" : why + "\n";
                                      return healthy ? 200 : 503;
                                    }},
-                                  {"/readyz",
-                                   [&](std::string& body, std::string&) {
+                                  {"/readyz", [&](std::string& body, std::string&) {
                                      std::string why;
                                      const bool ready = ctl.Ready(&why);
                                      body = ready ? "ok\n" : why + "\n";
@@ -334,7 +342,8 @@ int RunController(const std::vector<std::string>& args) {
     spdlog::error("{}", served.error().ToString());
     return 1;
   }
-  if (!metrics_server.url().empty()) spdlog::info("serving metrics on {}/metrics", metrics_server.url());
+  if (!metrics_server.url().empty())
+    spdlog::info("serving metrics on {}/metrics", metrics_server.url());
 
   ctl.StartInformers(stop.get_token());
   while (!ctl.WaitForSync(stop.get_token(), std::chrono::seconds(30))) {

@@ -59,4 +59,22 @@ std::string Excerpt(std::string_view text, std::size_t max_bytes) {
   return out;
 }
 
+std::string ValidUtf8(std::string_view bytes) {
+  if (IsUtf8(bytes)) return std::string(bytes);
+  std::string out;
+  out.reserve(bytes.size() + 8);
+  std::size_t i = 0;
+  while (i < bytes.size()) {
+    const std::size_t n = Utf8SequenceLength(bytes.substr(i));
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(bytes.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
 }  // namespace capwatch

@@ -22,4 +22,9 @@ std::size_t Utf8SequenceLength(std::string_view text);
 // True when all of `text` is well-formed UTF-8.
 bool IsUtf8(std::string_view text);
 
+// `bytes` as well-formed UTF-8: each byte that does not begin a well-formed sequence becomes
+// U+FFFD, as Go's JSON encoder writes it (for strings read from protobuf, which the API server
+// does not check).
+std::string ValidUtf8(std::string_view bytes);
+
 }  // namespace capwatch

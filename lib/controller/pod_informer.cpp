@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "base/protobuf_wire.h"
+
 namespace capwatch::controller {
 
 Status PodCodec::DecodeList(std::string_view body, const std::function<void(PodView&&)>& on_pod,
@@ -11,7 +13,10 @@ Status PodCodec::DecodeList(std::string_view body, const std::function<void(PodV
     spdlog::warn("skipping a Pod that cannot be read: {}", e.ToString());
     ++meta.skipped_items;
   };
-  if (Status decoded = decoder_.DecodePodList(body, on_pod, list_meta, skip); !decoded.ok()) {
+  const Status decoded = proto::HasKubernetesMagic(body)
+                             ? proto_decoder_.DecodePodList(body, on_pod, list_meta, skip)
+                             : decoder_.DecodePodList(body, on_pod, list_meta, skip);
+  if (!decoded.ok()) {
     Error error = decoded.error();
     return error.WithContext("pod list");
   }
@@ -22,7 +27,9 @@ Status PodCodec::DecodeList(std::string_view body, const std::function<void(PodV
 
 Result<PodView> PodCodec::Decode(std::string_view object) {
   PodView pod;
-  if (Status decoded = decoder_.DecodePod(object, pod); !decoded.ok()) {
+  const Status decoded = proto::HasKubernetesMagic(object) ? proto_decoder_.DecodePod(object, pod)
+                                                           : decoder_.DecodePod(object, pod);
+  if (!decoded.ok()) {
     Error error = decoded.error();
     return error.WithContext("pod");
   }
@@ -30,9 +37,10 @@ Result<PodView> PodCodec::Decode(std::string_view object) {
   return pod;
 }
 
-kube::ReflectorOptions PodReflectorOptions(std::string namespace_name) {
+kube::ReflectorOptions PodReflectorOptions(std::string namespace_name, bool protobuf) {
   kube::ReflectorOptions o;
   o.resource = kube::ResourceRef::Pods(std::move(namespace_name));
+  o.protobuf = protobuf;
   return o;
 }
 

@@ -4,14 +4,16 @@
 #include <string>
 #include <string_view>
 
-#include "kube/informer.h"
 #include "controller/pod_store.h"
+#include "kube/informer.h"
 #include "workload/pod_decoder.h"
+#include "workload/pod_proto_decoder.h"
 #include "workload/pod_view.h"
 
 namespace capwatch::controller {
 
-// Pods into PodViews with the simdjson decoder (lib/workload): list pages and watch objects.
+// Pods into PodViews with the simdjson decoder (lib/workload), or the protobuf one for a body
+// that starts with "k8s\0": list pages and watch objects.
 // The cache keeps each Pod packed (PackedPod, strings that repeat interned in a StringPool):
 // a PodView costs ~2.4 KB of heap, a PackedPod ~0.2 KB (test/bench/watch_bench.cpp). Views are
 // unpacked when asked for.
@@ -33,13 +35,15 @@ class PodCodec {
 
  private:
   PodDecoder decoder_;
+  PodProtoDecoder proto_decoder_;
   StringPool pool_;
 };
 
 // The Pod cache the controller reads: PodViews keyed by namespace/name.
 using PodInformer = kube::Informer<PodView, PodCodec>;
 
-// Options for watching Pods in `namespace_name` (empty: all namespaces).
-kube::ReflectorOptions PodReflectorOptions(std::string namespace_name = {});
+// Options for watching Pods in `namespace_name` (empty: all namespaces), listed as protobuf
+// when `protobuf` is true.
+kube::ReflectorOptions PodReflectorOptions(std::string namespace_name = {}, bool protobuf = false);
 
 }  // namespace capwatch::controller

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 
+#include "base/protobuf_wire.h"
 #include "base/utf8.h"
 
 namespace capwatch::kube {
@@ -90,13 +91,48 @@ ApiStatus ApiStatus::FromResponse(int http_status, std::string_view body) {
   StatusReason reason = ReasonFromCode(http_status);
   std::string message;
   ApiStatus status(http_status, reason, {});
-  auto doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_object() && Str(doc, "kind") == "Status") {
-    message = Str(doc, "message");
-    const std::string name = Str(doc, "reason");
+  auto set_reason = [&reason](std::string_view name) {
     for (const auto& r : kReasonNames) {
       if (!name.empty() && r.name == name) reason = r.reason;
     }
+  };
+  auto unwrapped = proto::UnwrapKubernetes(body);
+  if (unwrapped.ok() && unwrapped.value().kind == "Status") {
+    // A Status in protobuf, the answer to a request that accepted protobuf: metav1.Status
+    // {message = 3, reason = 4, details = 5 {causes = 4 {reason = 1, message = 2,
+    // field = 3}, retryAfterSeconds = 5}}.
+    proto::Reader r(unwrapped.value().raw);
+    proto::Field f;
+    while (r.Next(f)) {
+      if (f.number == 3 && f.type == proto::WireType::kLen) message = ValidUtf8(f.bytes);
+      if (f.number == 4 && f.type == proto::WireType::kLen) set_reason(f.bytes);
+      if (f.number != 5 || f.type != proto::WireType::kLen) continue;
+      proto::Reader d(f.bytes);
+      proto::Field df;
+      while (d.Next(df)) {
+        if (df.number == 5 && df.type == proto::WireType::kVarint) {
+          const auto seconds = std::clamp<std::int64_t>(
+              static_cast<std::int32_t>(static_cast<std::uint32_t>(df.integer)), 0, 86400);
+          status.set_retry_after(std::chrono::seconds(seconds));
+        }
+        if (df.number != 4 || df.type != proto::WireType::kLen) continue;
+        proto::Reader c(df.bytes);
+        proto::Field cf;
+        StatusCause cause;
+        while (c.Next(cf)) {
+          if (cf.type != proto::WireType::kLen) continue;
+          if (cf.number == 1) cause.reason = ValidUtf8(cf.bytes);
+          if (cf.number == 2) cause.message = ValidUtf8(cf.bytes);
+          if (cf.number == 3) cause.field = ValidUtf8(cf.bytes);
+        }
+        status.add_cause(std::move(cause));
+      }
+    }
+    if (!r.error().empty() && message.empty()) message = "malformed protobuf Status: " + r.error();
+  } else if (auto doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+             doc.is_object() && Str(doc, "kind") == "Status") {
+    message = Str(doc, "message");
+    set_reason(Str(doc, "reason"));
     if (auto details = doc.find("details"); details != doc.end() && details->is_object()) {
       if (auto causes = details->find("causes"); causes != details->end() && causes->is_array()) {
         for (const auto& c : *causes) {

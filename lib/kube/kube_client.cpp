@@ -94,7 +94,11 @@ Result<std::string> KubeClient::List(const ResourceRef& r, const ListOptions& op
                                      const std::stop_token& stop) {
   Request req = Make(Verb::kGet, r.Path(), "list " + r.Describe());
   req.query = ListQuery(options, /*watch=*/false);
-  if (options.metadata_only) req.accept = std::string(kAcceptMetadataList);
+  if (options.metadata_only) {
+    req.accept = std::string(kAcceptMetadataList);
+  } else if (options.protobuf) {
+    req.accept = std::string(kAcceptProtobuf);
+  }
   return Send(req, stop);
 }
 
@@ -103,7 +107,11 @@ ApiStatus KubeClient::ListInto(const ResourceRef& r, const ListOptions& options,
                                const std::stop_token& stop) {
   Request req = Make(Verb::kGet, r.Path(), "list " + r.Describe());
   req.query = ListQuery(options, /*watch=*/false);
-  if (options.metadata_only) req.accept = std::string(kAcceptMetadataList);
+  if (options.metadata_only) {
+    req.accept = std::string(kAcceptMetadataList);
+  } else if (options.protobuf) {
+    req.accept = std::string(kAcceptProtobuf);
+  }
   req.on_body = on_body;
   auto body = Send(req, stop);
   if (!body.ok()) return body.error();

@@ -44,6 +44,11 @@ inline constexpr std::string_view kAcceptMetadataList =
 inline constexpr std::string_view kAcceptMetadata =
     "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
 
+// Accept header for lists that may come as protobuf: the API server answers protobuf for its
+// built-in kinds (Pods) and JSON for custom resources, which have no protobuf encoding.
+inline constexpr std::string_view kAcceptProtobuf =
+    "application/vnd.kubernetes.protobuf, application/json";
+
 enum class Verb { kGet, kPost, kPut, kPatch, kDelete };
 std::string_view VerbName(Verb verb);
 
@@ -75,6 +80,9 @@ struct ListOptions {
   std::string resource_version;
   std::string resource_version_match;
   bool metadata_only = false;  // PartialObjectMetadataList
+  // Lists only (watches are JSON): accept protobuf (kAcceptProtobuf). The body is then
+  // protobuf or JSON, as its first bytes say ("k8s\0").
+  bool protobuf = false;
   // Watch only.
   int timeout_seconds = 0;
   bool allow_watch_bookmarks = true;

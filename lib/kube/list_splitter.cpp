@@ -252,3 +252,203 @@ bool ListSplitter::Finish(const PageSink& page) {
 }
 
 }  // namespace capwatch::kube
+
+namespace capwatch::kube {
+
+namespace {
+constexpr std::string_view kMagic{"k8s\0", 4};
+constexpr std::uint32_t kEnvelopeRaw = 2;  // runtime.Unknown.raw
+constexpr std::uint32_t kListMetadata = 1, kListItems = 2;
+constexpr int kVarintType = 0, kFixed64Type = 1, kLenType = 2, kFixed32Type = 5;
+
+void PutVarint(std::string& out, std::uint64_t v) {
+  while (v >= 0x80) {
+    out += static_cast<char>((v & 0x7f) | 0x80);
+    v >>= 7;
+  }
+  out += static_cast<char>(v);
+}
+}  // namespace
+
+bool ProtoListSplitter::Fail(std::string why) {
+  if (error_.empty()) error_ = std::move(why);
+  return false;
+}
+
+bool ProtoListSplitter::Emit(const PageSink& page) {
+  page_.clear();
+  page_.reserve(kMagic.size() + members_.size() + list_meta_.size() + batch_.size() + 16);
+  page_.append(kMagic);
+  page_ += members_;
+  PutVarint(page_, (std::uint64_t{kEnvelopeRaw} << 3) | kLenType);
+  PutVarint(page_, list_meta_.size() + batch_.size());
+  page_ += list_meta_;
+  page_ += batch_;
+  batch_.clear();
+  batch_items_ = 0;
+  return page(page_);
+}
+
+bool ProtoListSplitter::StartValue() {
+  // The tag is read (its bytes are in field_ for now): where does this field go?
+  std::string header;
+  header.swap(field_);
+  if (!in_list_) {
+    if (number_ == kEnvelopeRaw && wire_type_ == kLenType) {
+      if (seen_list_) return Fail("the protobuf body holds two lists");
+      target_ = nullptr;  // the List is read field by field, not kept whole
+    } else {
+      target_ = &members_;
+    }
+  } else if (number_ == kListItems) {
+    if (wire_type_ != kLenType) return Fail("an item of the protobuf list is not a message");
+    target_ = &batch_;
+  } else if (number_ == kListMetadata && wire_type_ == kLenType) {
+    target_ = &field_;
+  } else {
+    target_ = nullptr;  // another field of the List: skipped
+  }
+  if (target_ != nullptr) target_->append(header);
+  varint_ = 0;
+  varint_shift_ = 0;
+  switch (wire_type_) {
+    case kVarintType:
+      where_ = Where::kVarint;
+      break;
+    case kFixed64Type:
+    case kFixed32Type:
+      where_ = Where::kFixed;
+      value_left_ = wire_type_ == kFixed64Type ? 8 : 4;
+      break;
+    case kLenType:
+      where_ = Where::kLength;
+      break;
+    default:
+      return Fail("field " + std::to_string(number_) + " of the protobuf list has wire type " +
+                  std::to_string(wire_type_) + ", which Kubernetes never sends");
+  }
+  return true;
+}
+
+bool ProtoListSplitter::EndField(const PageSink& page) {
+  if (in_list_ && target_ == &batch_) {
+    ++batch_items_;
+    ++items_seen_;
+  } else if (in_list_ && target_ == &field_) {
+    list_meta_.swap(field_);
+  }
+  field_.clear();
+  target_ = nullptr;
+  where_ = Where::kTag;
+  varint_ = 0;
+  varint_shift_ = 0;
+  if (in_list_ && list_left_ == 0) in_list_ = false;
+  if (batch_items_ > 0 && batch_.size() >= page_bytes_) return Emit(page);
+  return true;
+}
+
+bool ProtoListSplitter::Feed(std::string_view bytes, const PageSink& page) {
+  if (!error_.empty()) return false;
+  std::size_t i = 0;
+  const std::size_t n = bytes.size();
+  while (i < n) {
+    if (where_ == Where::kMagic) {
+      if (bytes[i] != kMagic[magic_seen_]) return Fail("the list is not Kubernetes protobuf");
+      ++i;
+      if (++magic_seen_ == kMagic.size()) where_ = Where::kTag;
+      continue;
+    }
+    // How many of the next bytes belong to this field (in the List: no further than its end).
+    std::size_t avail = n - i;
+    if (in_list_) {
+      if (list_left_ == 0) return Fail("a field runs past the end of the protobuf list");
+      avail = static_cast<std::size_t>(std::min<std::uint64_t>(avail, list_left_));
+    }
+    if (where_ == Where::kValue || where_ == Where::kFixed) {
+      const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(avail, value_left_));
+      if (target_ != nullptr) target_->append(bytes.substr(i, take));
+      i += take;
+      value_left_ -= take;
+      if (in_list_) list_left_ -= take;
+      if (value_left_ == 0 && !EndField(page)) return false;
+      continue;
+    }
+    // A byte of a varint: a tag, a length, or a varint field's value.
+    const auto b = static_cast<std::uint8_t>(bytes[i++]);
+    if (in_list_) --list_left_;
+    if (varint_shift_ >= 70) return Fail("a varint of the protobuf list is longer than 10 bytes");
+    varint_ |= static_cast<std::uint64_t>(b & 0x7f) << varint_shift_;
+    varint_shift_ += 7;
+    if (where_ == Where::kTag) {
+      field_ += static_cast<char>(b);
+    } else if (target_ != nullptr) {
+      target_->push_back(static_cast<char>(b));
+    }
+    if (b & 0x80) continue;
+    switch (where_) {
+      case Where::kTag:
+        number_ = static_cast<std::uint32_t>(varint_ >> 3);
+        wire_type_ = static_cast<int>(varint_ & 7);
+        if ((varint_ >> 3) == 0 || (varint_ >> 3) > 0x1fffffff) {
+          return Fail("a field number of the protobuf list is out of range");
+        }
+        if (!StartValue()) return false;
+        break;
+      case Where::kLength:
+        if (!in_list_ && number_ == kEnvelopeRaw && target_ == nullptr) {
+          // The List begins: its fields are read one by one.
+          in_list_ = true;
+          seen_list_ = true;
+          list_left_ = varint_;
+          field_.clear();
+          where_ = Where::kTag;
+          varint_ = 0;
+          varint_shift_ = 0;
+          if (list_left_ == 0) in_list_ = false;
+          break;
+        }
+        if (in_list_ && varint_ > list_left_) {
+          return Fail("an item says " + std::to_string(varint_) + " bytes, the list has " +
+                      std::to_string(list_left_) + " left");
+        }
+        value_left_ = varint_;
+        where_ = Where::kValue;
+        if (value_left_ == 0 && !EndField(page)) return false;
+        break;
+      case Where::kVarint:
+        if (!EndField(page)) return false;
+        break;
+      default:
+        break;
+    }
+  }
+  return true;
+}
+
+bool ProtoListSplitter::Finish(const PageSink& page) {
+  if (!error_.empty()) return false;
+  if (where_ == Where::kMagic) return Fail("the protobuf list ended in its first bytes");
+  if (in_list_) {
+    return Fail("the protobuf list ended after " + std::to_string(items_seen_) + " items, " +
+                std::to_string(list_left_) + " bytes short");
+  }
+  if (where_ != Where::kTag || varint_shift_ != 0) {
+    return Fail("the protobuf list ended inside a field");
+  }
+  if (!seen_list_) return Fail("the protobuf body holds no list");
+  return Emit(page);
+}
+
+bool AnyListSplitter::Feed(std::string_view bytes, const PageSink& page) {
+  if (!decided_ && !bytes.empty()) {
+    decided_ = true;
+    is_proto_ = bytes[0] == kMagic[0];
+  }
+  return is_proto_ ? proto_.Feed(bytes, page) : json_.Feed(bytes, page);
+}
+
+bool AnyListSplitter::Finish(const PageSink& page) {
+  return is_proto_ ? proto_.Finish(page) : json_.Finish(page);
+}
+
+}  // namespace capwatch::kube

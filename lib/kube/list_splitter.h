@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -60,6 +61,82 @@ class ListSplitter {
   std::size_t items_seen_ = 0;
   std::string page_;  // reused for each page
   std::string error_;
+};
+
+}  // namespace capwatch::kube
+
+namespace capwatch::kube {
+
+// The same for a list in the API server's protobuf ("k8s\0", then a runtime.Unknown whose raw
+// field is the List: its ListMeta and one length-delimited field per item). Pages are
+// protobuf Lists themselves: the envelope's other fields, the ListMeta, and a run of whole
+// items. Items are cut at the lengths that frame them; nothing inside an item is read.
+class ProtoListSplitter {
+ public:
+  using PageSink = ListSplitter::PageSink;
+
+  explicit ProtoListSplitter(std::size_t page_bytes) : page_bytes_(page_bytes) {}
+
+  [[nodiscard]] bool Feed(std::string_view bytes, const PageSink& page);
+  [[nodiscard]] bool Finish(const PageSink& page);
+  const std::string& error() const { return error_; }
+  std::size_t items() const { return items_seen_; }
+
+ private:
+  enum class Where {
+    kMagic,   // the 4 bytes "k8s\0"
+    kTag,     // a field's tag (in the envelope, or in the List when in_list_)
+    kLength,  // a length-delimited field's length
+    kVarint,  // a varint field's value
+    kFixed,   // a fixed-width field's bytes
+    kValue,   // a length-delimited field's bytes
+  };
+  bool Fail(std::string why);
+  bool Emit(const PageSink& page);
+  // A field's header is read: what to do with its value.
+  bool StartValue();
+  // A field ended: where it goes.
+  bool EndField(const PageSink& page);
+
+  std::size_t page_bytes_;
+  Where where_ = Where::kMagic;
+  std::size_t magic_seen_ = 0;
+  bool in_list_ = false;  // inside the envelope's raw field (the List)
+  bool seen_list_ = false;
+  std::uint64_t list_left_ = 0;  // bytes of the List not yet read
+  std::uint64_t varint_ = 0;     // the varint being read
+  int varint_shift_ = 0;
+  std::uint32_t number_ = 0;  // the current field
+  int wire_type_ = 0;
+  std::uint64_t value_left_ = 0;   // bytes of the current value not yet read
+  std::string* target_ = nullptr;  // where the current field's bytes go (null: skipped)
+  std::string field_;              // the current field as written, when it is kept
+  std::string members_;            // the envelope's fields other than raw, as written
+  std::string list_meta_;          // the List's metadata field, as written
+  std::string batch_;              // whole items of the next page, as written
+  std::size_t batch_items_ = 0;
+  std::size_t items_seen_ = 0;
+  std::string page_;
+  std::string error_;
+};
+
+// Either splitter, chosen by the body's first byte: a protobuf body starts with 'k' ("k8s\0"),
+// which no JSON document can.
+class AnyListSplitter {
+ public:
+  using PageSink = ListSplitter::PageSink;
+  explicit AnyListSplitter(std::size_t page_bytes) : json_(page_bytes), proto_(page_bytes) {}
+  [[nodiscard]] bool Feed(std::string_view bytes, const PageSink& page);
+  [[nodiscard]] bool Finish(const PageSink& page);
+  const std::string& error() const { return is_proto_ ? proto_.error() : json_.error(); }
+  std::size_t items() const { return is_proto_ ? proto_.items() : json_.items(); }
+  bool is_proto() const { return is_proto_; }
+
+ private:
+  ListSplitter json_;
+  ProtoListSplitter proto_;
+  bool decided_ = false;
+  bool is_proto_ = false;
 };
 
 }  // namespace capwatch::kube

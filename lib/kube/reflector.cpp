@@ -1,5 +1,7 @@
 #include "kube/reflector.h"
 
+#include "base/protobuf_wire.h"
+
 #include <algorithm>
 #include <optional>
 
@@ -71,14 +73,16 @@ ListOptions Reflector::SelectedOptions() const {
   opts.label_selector = options_.label_selector;
   opts.field_selector = options_.field_selector;
   opts.metadata_only = options_.metadata_only;
+  opts.protobuf = options_.protobuf;
   return opts;
 }
 
 ReflectorState Reflector::FinishList(std::string resource_version, const std::string& what,
                                      std::uint64_t items, std::uint64_t pages, std::uint64_t bytes,
-                                     Clock::TimePoint started) {
+                                     Clock::TimePoint started, bool protobuf) {
   spdlog::debug(
-      "{}: {} items in {} pages ({} bytes) in {} ms", what, items, pages, bytes,
+      "{}: {} items in {} pages ({} bytes of {}) in {} ms", what, items, pages, bytes,
+      protobuf ? "protobuf" : "JSON",
       std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count());
   {
     // Before the commit, which marks the store synced: whoever waits for that sees the
@@ -98,7 +102,7 @@ ReflectorState Reflector::DoStreamedList(const std::stop_token& stop) {
   ListOptions opts = SelectedOptions();
   const Clock::TimePoint started = clock_.Now();
   store_.BeginList();
-  ListSplitter splitter(options_.page_bytes);
+  AnyListSplitter splitter(options_.page_bytes);
   std::string rv;
   std::uint64_t items = 0, pages = 0, bytes = 0;
   std::optional<Error> page_error;
@@ -129,7 +133,9 @@ ReflectorState Reflector::DoStreamedList(const std::stop_token& stop) {
       },
       stop);
   const bool whole = sent.ok() && splitter.Finish(add_page);
-  if (whole && !rv.empty()) return FinishList(std::move(rv), what, items, pages, bytes, started);
+  if (whole && !rv.empty()) {
+    return FinishList(std::move(rv), what, items, pages, bytes, started, splitter.is_proto());
+  }
   need_relist_ = true;
   if (paginated) {
     spdlog::warn("{}: the server paged a list capwatch asked for whole; paging from now on", what);
@@ -200,7 +206,8 @@ ReflectorState Reflector::DoList(const std::stop_token& stop) {
     ++pages;
     bytes += page.value().size();
     if (meta.continue_token.empty()) {
-      return FinishList(std::move(meta.resource_version), what, items, pages, bytes, started);
+      return FinishList(std::move(meta.resource_version), what, items, pages, bytes, started,
+                        proto::HasKubernetesMagic(page.value()));
     }
     opts.continue_token = std::move(meta.continue_token);
     opts.limit = NextPageLimit(page.value().size(), meta.items + meta.skipped_items, opts.limit);

@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/yaml"
+)
+
+// TestControllerPodListEncodings: the controller lists Pods as protobuf by default and as JSON
+// with --pod-list-encoding=json; against the real API server both write the same reports for
+// the guide's Pods and the spellings around them (what a report says must not depend on how
+// its Pods were encoded on the wire), and the debug log says which encoding each list came in.
+func TestControllerPodListEncodings(t *testing.T) {
+	ctx := context.Background()
+	dyn, err := dynamic.NewForConfig(cluster.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := &unstructured.Unstructured{}
+	data, err := os.ReadFile(filepath.Join("..", "..", "docs", "examples", "policies", "default.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &policy.Object); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dyn.Resource(policiesGVR).Create(ctx, policy, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating CapabilityPolicy %s: %v", policy.GetName(), err)
+	}
+	t.Cleanup(func() {
+		_ = dyn.Resource(policiesGVR).Delete(context.Background(), policy.GetName(), metav1.DeleteOptions{})
+	})
+
+	ns := newNamespace(t, "encodings", nil)
+	sc := func(add, drop []corev1.Capability) *corev1.SecurityContext {
+		return &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: add, Drop: drop}}
+	}
+	c := func(name string, s *corev1.SecurityContext) corev1.Container {
+		return corev1.Container{Name: name, Image: "registry.example/" + name + ":1", SecurityContext: s}
+	}
+	root := int64(0)
+	pods := map[string]corev1.PodSpec{
+		// The guide's web server: drop everything, add back the one capability it needs.
+		"nginx": {Containers: []corev1.Container{{
+			Name: "nginx", Image: "nginx:1.27",
+			SecurityContext: &corev1.SecurityContext{
+				Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"NET_BIND_SERVICE"}},
+				RunAsNonRoot:             ptr(true),
+				RunAsUser:                ptr(int64(101)),
+				AllowPrivilegeEscalation: ptr(false),
+			},
+		}}},
+		"sys-admin":  {Containers: []corev1.Container{c("tool", sc([]corev1.Capability{"SYS_ADMIN"}, nil))}},
+		"privileged": {Containers: []corev1.Container{c("p", &corev1.SecurityContext{Privileged: ptr(true)})}},
+		"spellings": {
+			InitContainers: []corev1.Container{c("init", sc([]corev1.Capability{"cap_net_admin", "CAP_SYS_PTRACE"}, nil))},
+			Containers:     []corev1.Container{c("app", sc(nil, []corev1.Capability{"all"})), c("plain", nil)},
+		},
+		"pod-root": {
+			SecurityContext: &corev1.PodSecurityContext{RunAsUser: &root},
+			Containers:      []corev1.Container{c("r", sc([]corev1.Capability{"NET_RAW", "DAC_OVERRIDE"}, []corev1.Capability{"CHOWN"}))},
+		},
+	}
+	for name, spec := range pods {
+		if _, err := clientset.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": name},
+				Annotations: map[string]string{"capwatch.io/justification.SYS_ADMIN": "mounts for the backup"}},
+			Spec: spec,
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The reports of ns as the controller wrote them, without what changes from run to run.
+	reports := func(ctrl *controllerProcess) map[string]string {
+		out := map[string]string{}
+		eventually(t, 2*time.Minute, "a report for each Pod", func(ctx context.Context) (bool, string, error) {
+			list, err := dyn.Resource(reportsGVR).Namespace(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, "", err
+			}
+			for _, r := range list.Items {
+				kept := map[string]any{}
+				for _, k := range []string{"workload", "summary", "containers", "findings", "note"} {
+					if v, ok := r.Object[k]; ok {
+						kept[k] = v
+					}
+				}
+				if w, ok := kept["workload"].(map[string]any); ok {
+					delete(w, "uid") // the Pods are the same, the comparison is of two runs
+				}
+				b, _ := json.Marshal(kept)
+				out[r.GetName()] = string(b)
+			}
+			return len(out) == len(pods), strconv.Itoa(len(out)) + " reports", nil
+		})
+		return out
+	}
+	encodingOf := func(ctrl *controllerProcess) string {
+		m := regexp.MustCompile(`list pods: \d+ items in \d+ pages \(\d+ bytes of (\w+)\)`).FindStringSubmatch(ctrl.log.String())
+		if m == nil {
+			return "no list of Pods logged"
+		}
+		return m[1]
+	}
+
+	first := startController(t, "--log-level", "debug")
+	viaProtobuf := reports(first)
+	if got := encodingOf(first); got != "protobuf" {
+		t.Errorf("by default the Pods were listed as %s, want protobuf", got)
+	}
+	first.stop(t)
+	if err := dyn.Resource(reportsGVR).Namespace(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the reports deleted", func(ctx context.Context) (bool, string, error) {
+		list, err := dyn.Resource(reportsGVR).Namespace(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		return len(list.Items) == 0, strconv.Itoa(len(list.Items)) + " left", nil
+	})
+
+	second := startController(t, "--log-level", "debug", "--pod-list-encoding=json")
+	viaJSON := reports(second)
+	if got := encodingOf(second); got != "JSON" {
+		t.Errorf("with --pod-list-encoding=json the Pods were listed as %s, want JSON", got)
+	}
+	names := make([]string, 0, len(viaJSON))
+	for n := range viaJSON {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if viaProtobuf[n] != viaJSON[n] {
+			t.Errorf("report %s differs:\nprotobuf: %s\nJSON:     %s", n, viaProtobuf[n], viaJSON[n])
+		}
+	}
+	// Both runs saw what the Pods hold (a comparison of two empty reports would prove nothing).
+	for _, want := range []struct{ report, text string }{
+		{"pod-sys-admin", `"capability":"SYS_ADMIN"`},
+		{"pod-spellings", `"container":"init"`},
+		{"pod-privileged", `"privileged"`},
+	} {
+		if !regexp.MustCompile(regexp.QuoteMeta(want.text)).MatchString(viaProtobuf[want.report]) {
+			t.Errorf("report %s (protobuf) lacks %s: %s", want.report, want.text, viaProtobuf[want.report])
+		}
+	}
+}
