@@ -21,7 +21,7 @@ bool Reader::Fail(std::string why) {
   return false;
 }
 
-bool Reader::Next(Field& field) {
+bool Reader::NextSlow(Field& field) {
   if (pos_ >= data_.size()) return false;
   const std::size_t start = pos_;
   std::uint64_t tag = 0;

@@ -56,14 +56,41 @@ class Reader {
  public:
   explicit Reader(std::string_view message) : data_(message) {}
 
-  // The next field, or false at the end of the message or on an error (see error()).
-  [[nodiscard]] bool Next(Field& field);
+  // The next field, or false at the end of the message or on an error (see error()). Inline
+  // for the common field (a one-byte tag, a one-byte length or value); the rest out of line.
+  [[nodiscard]] bool Next(Field& field) {
+    if (pos_ + 1 < data_.size()) {
+      const auto tag = static_cast<std::uint8_t>(data_[pos_]);
+      const auto next = static_cast<std::uint8_t>(data_[pos_ + 1]);
+      if (tag < 0x80 && next < 0x80 && (tag >> 3) != 0) {
+        if ((tag & 7) == static_cast<std::uint8_t>(WireType::kLen) &&
+            next <= data_.size() - pos_ - 2) {
+          field.number = tag >> 3;
+          field.type = WireType::kLen;
+          field.integer = 0;
+          field.bytes = data_.substr(pos_ + 2, next);
+          pos_ += 2 + next;
+          return true;
+        }
+        if ((tag & 7) == static_cast<std::uint8_t>(WireType::kVarint)) {
+          field.number = tag >> 3;
+          field.type = WireType::kVarint;
+          field.integer = next;
+          field.bytes = {};
+          pos_ += 2;
+          return true;
+        }
+      }
+    }
+    return NextSlow(field);
+  }
   // Why Next returned false before the end; empty at a clean end.
   const std::string& error() const { return error_; }
   // Offset of the next field in the message.
   std::size_t offset() const { return pos_; }
 
  private:
+  bool NextSlow(Field& field);
   bool Fail(std::string why);
   std::string_view data_;
   std::size_t pos_ = 0;

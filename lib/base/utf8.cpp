@@ -1,5 +1,8 @@
 #include "base/utf8.h"
 
+#include <cstdint>
+#include <cstring>
+
 namespace capwatch {
 
 std::size_t Utf8SequenceLength(std::string_view text) {
@@ -59,8 +62,24 @@ std::string Excerpt(std::string_view text, std::size_t max_bytes) {
   return out;
 }
 
+namespace {
+// True when every byte is ASCII: eight at a time, the common case of names and images.
+bool IsAscii(std::string_view bytes) {
+  std::size_t i = 0;
+  for (; i + 8 <= bytes.size(); i += 8) {
+    std::uint64_t word;
+    std::memcpy(&word, bytes.data() + i, 8);
+    if ((word & 0x8080808080808080ULL) != 0) return false;
+  }
+  for (; i < bytes.size(); ++i) {
+    if (static_cast<unsigned char>(bytes[i]) >= 0x80) return false;
+  }
+  return true;
+}
+}  // namespace
+
 std::string ValidUtf8(std::string_view bytes) {
-  if (IsUtf8(bytes)) return std::string(bytes);
+  if (IsAscii(bytes) || IsUtf8(bytes)) return std::string(bytes);
   std::string out;
   out.reserve(bytes.size() + 8);
   std::size_t i = 0;

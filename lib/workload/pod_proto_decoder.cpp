@@ -217,10 +217,17 @@ class Decoder {
         case object_meta::kAnnotations: {
           Scope s(*this, "annotations");
           if (!Want(f, WireType::kLen, "an object")) break;
-          auto [key, value] = MapEntry(f.bytes);
+          // Only the justifications are kept: the others (a last-applied configuration of
+          // kilobytes) are not copied, only their keys looked at.
+          std::string_view key, value;
+          ForEach(f.bytes, [&](const Field& e) {
+            if (e.type != WireType::kLen) return;
+            if (e.number == 1) key = e.bytes;
+            if (e.number == 2) value = e.bytes;
+          });
           if (key.starts_with(kJustificationPrefix)) {
-            out.justifications.emplace_back(key.substr(kJustificationPrefix.size()),
-                                            std::move(value));
+            key.remove_prefix(kJustificationPrefix.size());
+            out.justifications.emplace_back(ValidUtf8(key), ValidUtf8(value));
           }
           break;
         }

@@ -12,6 +12,9 @@
 //   capwatch_engine_bench --write_pods FILE [--pods N]   # the corpus as `kubectl get pods -o json`
 //   capwatch_engine_bench --pods_json FILE               # measure on that file's Pods instead
 //   capwatch_engine_bench ... --decisions FILE           # the guide policy's verdict per Pod
+//   capwatch_engine_bench --pods_json FILE --pods_proto FILE.pb  # and the protobuf decoder on
+//                         the same Pods (cd test/e2e && go run ./cmd/pod2proto -in FILE -out
+//                         FILE.pb)
 //
 // With --pods_json the same file can be given to the OPA benchmark (test/bench/opa), which
 // evaluates the capabilities guide's admission policy; BM_DecodeAndEvaluateGuide evaluates the
@@ -32,12 +35,14 @@
 #include <string_view>
 #include <vector>
 
+#include "base/protobuf_wire.h"
 #include "policy/evaluate.h"
 #include "policy/policy.h"
 #include "policy/policy_parser.h"
 #include "report/report_builder.h"
 #include "workload/owner_resolution.h"
 #include "workload/pod_decoder.h"
+#include "workload/pod_proto_decoder.h"
 
 namespace capwatch {
 namespace {
@@ -47,6 +52,9 @@ namespace {
 constexpr std::uint64_t kSeed = 20240514;
 int g_corpus_pods = 20000;  // as in DESIGN §7's measurement (a 134 MB list); --pods N
 std::string g_pods_json;    // --pods_json FILE: the corpus read from a kubectl dump instead
+// --pods_proto FILE: the same Pods as a protobuf PodList (test/e2e/cmd/pod2proto writes it from
+// the --pods_json file), for the decode benchmarks of the protobuf path.
+std::string g_pods_proto;
 
 // Insertion-ordered, so keys come out in the API server's (Go struct) order.
 using Json = nlohmann::ordered_json;
@@ -717,6 +725,59 @@ void BM_DecodeAndEvaluateGuide(benchmark::State& state) {
 }
 BENCHMARK(BM_DecodeAndEvaluateGuide);
 
+// (e'') The same Pods as the API server sends them in protobuf (how the controller lists
+// Pods): each item of the PodList, decoded from the wire. Registered with --pods_proto.
+const std::vector<std::string_view>& ProtoItems() {
+  static const std::string body = [] {
+    std::ifstream in(g_pods_proto, std::ios::binary);
+    if (!in) Fail(g_pods_proto + ": cannot be read");
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }();
+  static const std::vector<std::string_view> items = [] {
+    auto unwrapped = proto::UnwrapKubernetes(body);
+    if (!unwrapped.ok()) Fail(g_pods_proto + ": " + unwrapped.error().ToString());
+    std::vector<std::string_view> out;
+    proto::Reader reader(unwrapped.value().raw);
+    proto::Field f;
+    while (reader.Next(f)) {
+      if (f.number == 2 && f.type == proto::WireType::kLen) out.push_back(f.bytes);
+    }
+    if (!reader.error().empty()) Fail(g_pods_proto + ": " + reader.error());
+    if (out.size() != TheCorpus().pods.size()) {
+      Fail(g_pods_proto + ": " + std::to_string(out.size()) + " Pods, the JSON corpus has " +
+           std::to_string(TheCorpus().pods.size()) + " (write it from the same --pods_json file)");
+    }
+    return out;
+  }();
+  return items;
+}
+
+void DecodeProtoAndEvaluate(benchmark::State& state, const Policy* policy) {
+  const std::vector<std::string_view>& items = ProtoItems();
+  const Policy* const policies[] = {policy};
+  PodProtoDecoder decoder;
+  std::size_t i = 0, bytes = 0;
+  for (auto _ : state) {
+    PodView pod;
+    if (!decoder.DecodePodMessage(items[i], pod).ok()) state.SkipWithError("decode failed");
+    if (policy != nullptr) {
+      PodEvaluation evaluation = Evaluate(pod, policies, kNow);
+      benchmark::DoNotOptimize(evaluation);
+    }
+    benchmark::DoNotOptimize(pod);
+    bytes += items[i].size();
+    if (++i == items.size()) i = 0;
+  }
+  Account(state, bytes);
+}
+void BM_DecodePodProto(benchmark::State& state) { DecodeProtoAndEvaluate(state, nullptr); }
+void BM_DecodeProtoAndEvaluate(benchmark::State& state) {
+  DecodeProtoAndEvaluate(state, &TheDefaultPolicy());
+}
+void BM_DecodeProtoAndEvaluateGuide(benchmark::State& state) {
+  DecodeProtoAndEvaluate(state, &TheGuidePolicy());
+}
+
 // (f) What the reconciler does per pod before comparing with the stored report.
 void BM_DecodeEvaluateReport(benchmark::State& state) {
   const Corpus& corpus = TheCorpus();
@@ -788,6 +849,9 @@ class SummaryReporter : public benchmark::ConsoleReporter {
         {"BM_Evaluate", "evaluate (DefaultPolicy)"},
         {"BM_DecodeAndEvaluate", "decode + evaluate"},
         {"BM_DecodeAndEvaluateGuide", "decode + evaluate, guide policy"},
+        {"BM_DecodePodProto", "decode protobuf (PodProtoDecoder)"},
+        {"BM_DecodeProtoAndEvaluate", "protobuf decode + evaluate"},
+        {"BM_DecodeProtoAndEvaluateGuide", "protobuf decode + evaluate, guide"},
         {"BM_DecodeEvaluateReport", "decode + evaluate + report"},
     };
     for (const auto& [name, title] : kRows) {
@@ -863,13 +927,15 @@ int main(int argc, char** argv) {
       write_pods = argv[++i];
     } else if (arg == "--pods_json" && has_value) {
       capwatch::g_pods_json = argv[++i];
+    } else if (arg == "--pods_proto" && has_value) {
+      capwatch::g_pods_proto = argv[++i];
     } else if (arg == "--decisions" && has_value) {
       capwatch::g_decisions = argv[++i];
     } else if (arg == "--pods" && has_value) {
       capwatch::g_corpus_pods = std::atoi(argv[++i]);
       if (capwatch::g_corpus_pods <= 0) capwatch::Fail("--pods needs a positive number");
     } else if (arg == "--write_pods" || arg == "--pods_json" || arg == "--pods" ||
-               arg == "--decisions") {
+               arg == "--decisions" || arg == "--pods_proto") {
       capwatch::Fail(std::string(arg) + " needs a value");
     } else {
       argv[kept++] = argv[i];
@@ -877,6 +943,12 @@ int main(int argc, char** argv) {
   }
   argc = kept;
   if (!write_pods.empty()) return capwatch::WritePods(write_pods);
+  if (!capwatch::g_pods_proto.empty()) {
+    benchmark::RegisterBenchmark("BM_DecodePodProto", capwatch::BM_DecodePodProto);
+    benchmark::RegisterBenchmark("BM_DecodeProtoAndEvaluate", capwatch::BM_DecodeProtoAndEvaluate);
+    benchmark::RegisterBenchmark("BM_DecodeProtoAndEvaluateGuide",
+                                 capwatch::BM_DecodeProtoAndEvaluateGuide);
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   const capwatch::Corpus& corpus = capwatch::TheCorpus();

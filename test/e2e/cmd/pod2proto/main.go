@@ -20,7 +20,7 @@ import (
 )
 
 func main() {
-	in := flag.String("in", "", "JSON file: a Pod, a PodList or a Status (by its kind)")
+	in := flag.String("in", "", "JSON file: a Pod, a PodList (or kubectl's List of Pods) or a Status, by its kind")
 	out := flag.String("out", "", "protobuf file to write")
 	flag.Parse()
 	if err := run(*in, *out); err != nil {
@@ -45,7 +45,7 @@ func run(in, out string) error {
 	switch meta.Kind {
 	case "Pod":
 		obj = &corev1.Pod{}
-	case "PodList":
+	case "PodList", "List": // kubectl get pods -o json writes a List of Pods
 		obj = &corev1.PodList{}
 	case "Status":
 		obj = &metav1.Status{}
@@ -56,6 +56,9 @@ func run(in, out string) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(obj); err != nil {
 		return fmt.Errorf("%s: %w", in, err)
+	}
+	if list, ok := obj.(*corev1.PodList); ok {
+		list.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "PodList"}
 	}
 	var buf bytes.Buffer
 	if err := protobuf.NewSerializer(scheme.Scheme, scheme.Scheme).Encode(obj, &buf); err != nil {
