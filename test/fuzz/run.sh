@@ -35,12 +35,12 @@ done
 
 # Target → dictionary (test/fuzz/dict/).
 declare -A dict=(
-  [pod_decoder]=pod [pod_codec]=pod [watch_decoder]=pod [manifest_reader]=manifest
+  [pod_decoder]=pod [pod_codec]=pod [pod_proto]=proto [watch_decoder]=pod [manifest_reader]=manifest
   [policy_parser]=policy [policy_codec]=policy [kubeconfig]=kubeconfig
   [metadata_codec]=object [namespace_codec]=object [report_codec]=object [json_log_line]=log
 )
 if [[ ${#targets[@]} -eq 0 ]]; then
-  targets=(pod_decoder pod_codec watch_decoder manifest_reader policy_parser kubeconfig
+  targets=(pod_decoder pod_codec pod_proto watch_decoder manifest_reader policy_parser kubeconfig
            metadata_codec namespace_codec policy_codec report_codec json_log_line)
 fi
 for t in "${targets[@]}"; do
