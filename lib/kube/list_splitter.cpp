@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "base/protobuf_wire.h"
+
 namespace capwatch::kube {
 
 namespace {
@@ -256,18 +258,13 @@ bool ListSplitter::Finish(const PageSink& page) {
 namespace capwatch::kube {
 
 namespace {
-constexpr std::string_view kMagic{"k8s\0", 4};
+constexpr std::string_view kMagic = proto::kKubernetesMagic;
 constexpr std::uint32_t kEnvelopeRaw = 2;  // runtime.Unknown.raw
 constexpr std::uint32_t kListMetadata = 1, kListItems = 2;
-constexpr int kVarintType = 0, kFixed64Type = 1, kLenType = 2, kFixed32Type = 5;
-
-void PutVarint(std::string& out, std::uint64_t v) {
-  while (v >= 0x80) {
-    out += static_cast<char>((v & 0x7f) | 0x80);
-    v >>= 7;
-  }
-  out += static_cast<char>(v);
-}
+constexpr int kVarintType = static_cast<int>(proto::WireType::kVarint);
+constexpr int kFixed64Type = static_cast<int>(proto::WireType::kFixed64);
+constexpr int kLenType = static_cast<int>(proto::WireType::kLen);
+constexpr int kFixed32Type = static_cast<int>(proto::WireType::kFixed32);
 }  // namespace
 
 bool ProtoListSplitter::Fail(std::string why) {
@@ -280,8 +277,8 @@ bool ProtoListSplitter::Emit(const PageSink& page) {
   page_.reserve(kMagic.size() + members_.size() + list_meta_.size() + batch_.size() + 16);
   page_.append(kMagic);
   page_ += members_;
-  PutVarint(page_, (std::uint64_t{kEnvelopeRaw} << 3) | kLenType);
-  PutVarint(page_, list_meta_.size() + batch_.size());
+  proto::AppendTag(page_, kEnvelopeRaw, proto::WireType::kLen);
+  proto::AppendVarint(page_, list_meta_.size() + batch_.size());
   page_ += list_meta_;
   page_ += batch_;
   batch_.clear();

@@ -18,17 +18,6 @@ struct TypeMismatch {
   std::string path_below;  // appended to the decoder's current path
 };
 
-// Why a Pod of a list cannot be filed (its namespace and name are what it is stored under), or
-// null when it can.
-const UnreadableField* UnfiledBecause(const PodView& pod) {
-  for (const auto& u : pod.unreadable) {
-    if (u.path == ".metadata" || u.path == ".metadata.name" || u.path == ".metadata.namespace") {
-      return &u;
-    }
-  }
-  return nullptr;
-}
-
 const char* TypeName(od::json_type type) {
   switch (type) {
     case od::json_type::array:
@@ -55,7 +44,6 @@ std::int64_t UnixSeconds(std::string_view t) {
 }
 
 }  // namespace
-
 
 struct PodDecoder::Impl {
   od::parser parser;
@@ -529,7 +517,7 @@ Status PodDecoder::DecodePodList(std::string_view json,
           if (!is_object) continue;
           PodView pod;
           impl_->PodInto(pod_obj, pod);
-          if (const UnreadableField* why = UnfiledBecause(pod)) {
+          if (const UnreadableField* why = pod.unfiled_because()) {
             if (!on_item_error) throw TypeMismatch{why->reason, why->path};
             on_item_error({impl_->PathString() + why->path, why->reason});
             continue;

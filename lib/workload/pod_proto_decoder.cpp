@@ -413,16 +413,6 @@ class Decoder {
   std::vector<Frame> path_;
 };
 
-// Why a Pod of a list cannot be filed under its namespace and name, or null when it can.
-const UnreadableField* UnfiledBecause(const PodView& pod) {
-  for (const auto& u : pod.unreadable) {
-    if (u.path == ".metadata" || u.path == ".metadata.name" || u.path == ".metadata.namespace") {
-      return &u;
-    }
-  }
-  return nullptr;
-}
-
 Status DecodeInto(std::string_view message, PodView& out) {
   try {
     Decoder(&out.unreadable).Pod(message, out);
@@ -482,7 +472,7 @@ Status PodProtoDecoder::DecodePodList(
         const Error& e = s.error();
         failed = e.fields().empty() ? FieldError{at, e.ToString()}
                                     : FieldError{at + e.fields()[0].field, e.fields()[0].message};
-      } else if (const UnreadableField* why = UnfiledBecause(pod)) {
+      } else if (const UnreadableField* why = pod.unfiled_because()) {
         failed = {at + why->path, why->reason};
       } else {
         on_pod(std::move(pod));

@@ -42,4 +42,13 @@ void PodView::AddContainersOnlyIn(const PodView& other) {
   }
 }
 
+const UnreadableField* PodView::unfiled_because() const {
+  for (const auto& u : unreadable) {
+    if (u.path == ".metadata" || u.path == ".metadata.name" || u.path == ".metadata.namespace") {
+      return &u;
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace capwatch

@@ -69,6 +69,9 @@ struct PodView {
   // Pods of a workload.
   void AddContainersOnlyIn(const PodView& other);
   bool is_windows() const { return os == "windows"; }
+  // Why this Pod of a list cannot be filed under its namespace and name (the unreadable field
+  // that holds them), or null when it can.
+  const UnreadableField* unfiled_because() const;
 };
 
 inline constexpr std::string_view kJustificationPrefix = "capwatch.io/justification.";
