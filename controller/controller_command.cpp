@@ -53,8 +53,7 @@ constexpr const char* kUsage =
     "                                    for this long (default 60)\n"
     "  --liveness-stalled-after SECS     /healthz fails when workloads wait and no reconcile\n"
     "                                    finished for this long (default 120)\n"
-    "  --pod-list-encoding protobuf|json how Pods are listed (default protobuf; watches are\n"
-    "                                    JSON either way)\n"
+    "  --pod-encoding protobuf|json      how Pods are listed and watched (default protobuf)\n"
     "  --log-format text|json            (default text)\n"
     "  --log-level debug|info|warn|error (default info)\n";
 
@@ -73,7 +72,7 @@ struct Flags {
   std::string initial_grants = "announce";
   int unsynced_after = 60;
   int stalled_after = 120;
-  std::string pod_list_encoding = "protobuf";
+  std::string pod_encoding = "protobuf";
   std::string log_format = "text", log_level = "info";
 };
 
@@ -152,10 +151,10 @@ bool ParseFlags(const std::vector<std::string>& args, Flags& f) {
       ok = number(f.unsynced_after);
     } else if (name == "--liveness-stalled-after") {
       ok = number(f.stalled_after);
-    } else if (name == "--pod-list-encoding") {
-      ok = next(f.pod_list_encoding);
-      if (ok && f.pod_list_encoding != "protobuf" && f.pod_list_encoding != "json") {
-        std::cerr << "capwatch controller: --pod-list-encoding must be protobuf or json\n";
+    } else if (name == "--pod-encoding") {
+      ok = next(f.pod_encoding);
+      if (ok && f.pod_encoding != "protobuf" && f.pod_encoding != "json") {
+        std::cerr << "capwatch controller: --pod-encoding must be protobuf or json\n";
         ok = false;
       }
     } else if (name == "--log-format") {
@@ -285,7 +284,7 @@ int RunController(const std::vector<std::string>& args) {
                                                             : controller::InitialGrants::kAnnounce;
   options.unsynced_after = std::chrono::seconds(flags.unsynced_after);
   options.stalled_after = std::chrono::seconds(flags.stalled_after);
-  options.pod_lists_protobuf = flags.pod_list_encoding == "protobuf";
+  options.pods_protobuf = flags.pod_encoding == "protobuf";
   controller::Controller ctl(*client.value(), kube::SystemClock(), metrics, options);
 
   controller::HttpEndpoints metrics_server, health_server;

@@ -63,7 +63,7 @@ Controller::Controller(kube::KubeClient& client, kube::Clock& clock, Metrics& me
       clock_(clock),
       metrics_(metrics),
       options_(std::move(options)),
-      pods_(client, clock, PodReflectorOptions({}, options_.pod_lists_protobuf)),
+      pods_(client, clock, PodReflectorOptions({}, options_.pods_protobuf)),
       replica_sets_(client, clock, MetadataReflectorOptions(kube::ResourceRef::ReplicaSets())),
       jobs_(client, clock, MetadataReflectorOptions(kube::ResourceRef::Jobs())),
       namespaces_(client, clock, Options(Namespaces())),

@@ -52,9 +52,9 @@ struct ControllerOptions {
   std::chrono::seconds unsynced_after{60};
   // /healthz fails when keys wait and no reconcile has finished for this long.
   std::chrono::seconds stalled_after{120};
-  // Pods are listed as protobuf (watches stay JSON): the API server serves it faster and in
-  // fewer bytes than JSON. False: JSON, as for every other kind.
-  bool pod_lists_protobuf = true;
+  // Pods are listed and watched as protobuf: the API server serves it faster and in fewer
+  // bytes than JSON. False: JSON, as for every other kind.
+  bool pods_protobuf = true;
 };
 
 // capwatch's controller (DESIGN §5, STYLE 3, 9): informers keep compact caches; handlers only

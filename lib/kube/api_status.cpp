@@ -157,6 +157,26 @@ ApiStatus ApiStatus::FromResponse(int http_status, std::string_view body) {
   return status;
 }
 
+int ApiStatus::CodeOf(std::string_view body) {
+  if (auto unwrapped = proto::UnwrapKubernetes(body); unwrapped.ok()) {
+    int code = 0;
+    proto::Reader r(unwrapped.value().raw);
+    proto::Field f;
+    while (r.Next(f)) {
+      if (f.number == 6 && f.type == proto::WireType::kVarint) {
+        code = static_cast<std::int32_t>(static_cast<std::uint32_t>(f.integer));
+      }
+    }
+    return code;
+  }
+  auto doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (auto c = doc.is_object() ? doc.find("code") : doc.end();
+      doc.is_object() && c != doc.end() && c->is_number_integer()) {
+    return c->get<int>();
+  }
+  return 0;
+}
+
 ApiStatus& ApiStatus::WithContext(std::string_view context) {
   message_ = std::string(context) + ": " + message_;
   return *this;

@@ -60,6 +60,9 @@ class [[nodiscard]] ApiStatus {
   // From an HTTP error response: its code and body (a metav1.Status when the API server wrote
   // it, anything else when a proxy did).
   static ApiStatus FromResponse(int http_status, std::string_view body);
+  // The code field of a Status body, JSON or protobuf (an ERROR watch event's object); 0 when
+  // it has none.
+  static int CodeOf(std::string_view body);
   static ApiStatus Transport(std::string message) {
     return ApiStatus(0, StatusReason::kTransport, std::move(message));
   }

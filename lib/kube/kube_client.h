@@ -48,6 +48,7 @@ inline constexpr std::string_view kAcceptMetadata =
 // built-in kinds (Pods) and JSON for custom resources, which have no protobuf encoding.
 inline constexpr std::string_view kAcceptProtobuf =
     "application/vnd.kubernetes.protobuf, application/json";
+inline constexpr std::string_view kProtobufMediaType = "application/vnd.kubernetes.protobuf";
 
 enum class Verb { kGet, kPost, kPut, kPatch, kDelete };
 std::string_view VerbName(Verb verb);
@@ -80,8 +81,9 @@ struct ListOptions {
   std::string resource_version;
   std::string resource_version_match;
   bool metadata_only = false;  // PartialObjectMetadataList
-  // Lists only (watches are JSON): accept protobuf (kAcceptProtobuf). The body is then
-  // protobuf or JSON, as its first bytes say ("k8s\0").
+  // Accept protobuf (kAcceptProtobuf): a list's body is then protobuf or JSON, as its first
+  // bytes say ("k8s\0"); a watch's events are length-prefixed frames when the response's
+  // Content-Type is protobuf, JSON lines otherwise.
   bool protobuf = false;
   // Watch only.
   int timeout_seconds = 0;
@@ -106,7 +108,8 @@ struct WriteOptions {
 class WatchStream {
  public:
   virtual ~WatchStream() = default;
-  // Blocks until the next complete line. Returns false at the end of the stream: a clean end
+  // Blocks until the next complete line (of a protobuf watch: the next frame, one event).
+  // Returns false at the end of the stream: a clean end
   // (the server's timeoutSeconds) leaves status() ok, anything else (a dropped connection, a
   // read timeout, a cancel) sets it.
   [[nodiscard]] virtual bool NextLine(std::string& line) = 0;

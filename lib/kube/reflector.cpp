@@ -287,11 +287,7 @@ ReflectorState Reflector::DoWatch(const std::stop_token& stop) {
       }
       case WatchEventType::kError: {
         const ApiStatus s = ApiStatus::FromResponse(0, event.object);
-        auto doc = nlohmann::json::parse(event.object, nullptr, false);
-        int code = 0;
-        if (auto c = doc.find("code"); c != doc.end() && c->is_number_integer()) {
-          code = c->get<int>();
-        }
+        const int code = ApiStatus::CodeOf(event.object);
         {
           std::lock_guard lock(mu_);
           ++stats_.error_events;

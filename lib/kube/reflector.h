@@ -52,9 +52,9 @@ std::string_view ReflectorStateName(ReflectorState state);
 struct ReflectorOptions {
   ResourceRef resource;
   bool metadata_only = false;  // PartialObjectMetadata lists and watches
-  // Ask for lists as protobuf (JSON is accepted too, and watches stay JSON): for the kinds the
-  // API server encodes in protobuf, it serves a list 2.3 times as fast and in 27 % fewer bytes.
-  // The store's AddListPage then gets protobuf pages (see ProtoListSplitter).
+  // Ask for lists and watches as protobuf (JSON is accepted too): for the kinds the API
+  // server encodes in protobuf, it serves a list 2.3 times as fast and in 27 % fewer bytes.
+  // The store's AddListPage and ApplyEvent then get protobuf (see ProtoListSplitter).
   bool protobuf = false;
   std::string label_selector;
   std::string field_selector;

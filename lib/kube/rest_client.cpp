@@ -62,8 +62,10 @@ std::uint64_t NextSeed() {
 // A watch's response, read on the reflector's thread and split into lines.
 class RestWatchStream final : public WatchStream {
  public:
-  RestWatchStream(std::unique_ptr<HttpResponseStream> response, std::stop_token stop)
-      : response_(std::move(response)), stop_(std::move(stop)) {}
+  // `framed`: a protobuf watch, whose events are length-prefixed frames, not lines.
+  RestWatchStream(std::unique_ptr<HttpResponseStream> response, std::stop_token stop,
+                  bool framed)
+      : response_(std::move(response)), stop_(std::move(stop)), framed_(framed) {}
 
   // Dropping the response early closes its connection rather than wait for the server.
   ~RestWatchStream() override = default;
@@ -85,14 +87,25 @@ class RestWatchStream final : public WatchStream {
  private:
   // Reads what has arrived (waiting for at least one byte) and splits it into lines.
   bool ReadMore() {
-    const bool more = response_->Read([this](std::string_view bytes) {
-      splitter_.Feed(bytes, [this](std::string_view l) { lines_.emplace_back(l); });
+    bool frames_ok = true;
+    const bool more = response_->Read([this, &frames_ok](std::string_view bytes) {
+      auto take = [this](std::string_view l) { lines_.emplace_back(l); };
+      if (framed_) {
+        frames_ok = frames_.Feed(bytes, take) && frames_ok;
+      } else {
+        splitter_.Feed(bytes, take);
+      }
     });
+    if (!frames_ok) {
+      status_ = ApiStatus::Transport("watch stream: " + frames_.error());
+      return false;
+    }
     if (more) return true;
+    const std::size_t pending = framed_ ? frames_.pending_bytes() : splitter_.pending_bytes();
     if (response_->done()) {
-      if (splitter_.pending_bytes() > 0) {
+      if (pending > 0) {
         status_ = ApiStatus::Transport("watch stream ended in the middle of an event (" +
-                                       std::to_string(splitter_.pending_bytes()) + " bytes)");
+                                       std::to_string(pending) + " bytes)");
       }
     } else if (response_->cancelled() || stop_.stop_requested()) {
       status_ = ApiStatus(0, StatusReason::kCancelled, "watch stopped");
@@ -104,7 +117,9 @@ class RestWatchStream final : public WatchStream {
 
   std::unique_ptr<HttpResponseStream> response_;
   std::stop_token stop_;
+  bool framed_ = false;
   LineSplitter splitter_;
+  FrameSplitter frames_;
   std::deque<std::string> lines_;
   ApiStatus status_;
   bool done_ = false;
@@ -353,7 +368,11 @@ Result<std::unique_ptr<WatchStream>> RestClient::Watch(const ResourceRef& resour
   request.path = resource.Path();
   request.query = ListQuery(options, /*watch=*/true);
   request.what = "watch " + resource.Describe();
-  if (options.metadata_only) request.accept = std::string(kAcceptMetadata);
+  if (options.metadata_only) {
+    request.accept = std::string(kAcceptMetadata);
+  } else if (options.protobuf) {
+    request.accept = std::string(kAcceptProtobuf);
+  }
   if (!impl_->limiter->Wait(stop)) {
     return ApiStatus(0, StatusReason::kCancelled, request.what + ": cancelled");
   }
@@ -391,7 +410,13 @@ Result<std::unique_ptr<WatchStream>> RestClient::Watch(const ResourceRef& resour
     if (code == 401 && impl_->credentials) impl_->credentials->Invalidate();
     return status.WithContext(request.what);
   }
-  return std::unique_ptr<WatchStream>(new RestWatchStream(std::move(response), stop));
+  // The API server answers a protobuf watch with application/vnd.kubernetes.protobuf;
+  // stream=watch, and a kind it has no protobuf for with JSON lines.
+  const auto type = response->head().Find("content-type");
+  const bool framed =
+      type && type->substr(0, kProtobufMediaType.size()) == kProtobufMediaType;
+  spdlog::debug("{}: {} events", request.what, framed ? "protobuf" : "JSON");
+  return std::unique_ptr<WatchStream>(new RestWatchStream(std::move(response), stop, framed));
 }
 
 }  // namespace capwatch::kube

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/protobuf_wire.h"
 #include "base/utf8.h"
 
 namespace capwatch::kube {
@@ -36,7 +37,40 @@ std::string_view WatchEventTypeName(WatchEventType type) {
   return "UNKNOWN";
 }
 
+namespace {
+// metav1.WatchEvent {type = 1, object = 2 (runtime.RawExtension {raw = 1})}.
+capwatch::Result<WatchEvent> DecodeProtoEvent(std::string_view frame) {
+  proto::Reader reader(frame);
+  proto::Field f;
+  std::string_view type_name, object;
+  bool has_object = false;
+  while (reader.Next(f)) {
+    if (f.type != proto::WireType::kLen) continue;
+    if (f.number == 1) type_name = f.bytes;
+    if (f.number != 2) continue;
+    proto::Reader raw(f.bytes);
+    proto::Field r;
+    while (raw.Next(r)) {
+      if (r.number == 1 && r.type == proto::WireType::kLen) {
+        object = r.bytes;
+        has_object = true;
+      }
+    }
+    if (!raw.error().empty()) return Error("protobuf watch event's object: " + raw.error());
+  }
+  if (!reader.error().empty()) return Error("protobuf watch event: " + reader.error());
+  const std::optional<WatchEventType> type = TypeFromName(type_name);
+  if (!type) return Error("protobuf watch event has no known type: " + Excerpt(type_name, 40));
+  if (!has_object || object.empty()) {
+    return Error("protobuf watch event " + std::string(type_name) + " has no object");
+  }
+  return WatchEvent{*type, object};
+}
+}  // namespace
+
 capwatch::Result<WatchEvent> WatchEventDecoder::Decode(std::string_view line) {
+  // A protobuf frame: its first field's tag (type = 1 or object = 2, length-delimited).
+  if (!line.empty() && (line[0] == '\x0a' || line[0] == '\x12')) return DecodeProtoEvent(line);
   // Fast path: {"type":"<T>","object":<object>}
   constexpr std::string_view kPrefix = R"({"type":")";
   constexpr std::string_view kObject = R"(","object":)";
@@ -75,6 +109,23 @@ capwatch::Result<WatchEvent> WatchEventDecoder::Decode(std::string_view line) {
 }
 
 std::string ResourceVersionOf(std::string_view object_json) {
+  if (proto::HasKubernetesMagic(object_json)) {
+    // Any object: metadata = 1 (ObjectMeta), resourceVersion = 6.
+    auto unwrapped = proto::UnwrapKubernetes(object_json);
+    if (!unwrapped.ok()) return {};
+    proto::Reader reader(unwrapped.value().raw);
+    proto::Field f;
+    std::string rv;
+    while (reader.Next(f)) {
+      if (f.number != 1 || f.type != proto::WireType::kLen) continue;
+      proto::Reader meta(f.bytes);
+      proto::Field m;
+      while (meta.Next(m)) {
+        if (m.number == 6 && m.type == proto::WireType::kLen) rv = ValidUtf8(m.bytes);
+      }
+    }
+    return rv;
+  }
   auto doc = nlohmann::json::parse(object_json, nullptr, false);
   if (!doc.is_object()) return {};
   auto md = doc.find("metadata");

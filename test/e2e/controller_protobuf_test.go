@@ -18,11 +18,12 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// TestControllerPodListEncodings: the controller lists Pods as protobuf by default and as JSON
-// with --pod-list-encoding=json; against the real API server both write the same reports for
-// the guide's Pods and the spellings around them (what a report says must not depend on how
-// its Pods were encoded on the wire), and the debug log says which encoding each list came in.
-func TestControllerPodListEncodings(t *testing.T) {
+// TestControllerPodEncodings: the controller lists and watches Pods as protobuf by default and
+// as JSON with --pod-encoding=json; against the real API server both write the same reports
+// for the guide's Pods and the spellings around them (what a report says must not depend on
+// how its Pods were encoded on the wire), whether a Pod came in the list or as a watch event,
+// and the debug log says which encoding the list and the watch came in.
+func TestControllerPodEncodings(t *testing.T) {
 	ctx := context.Background()
 	dyn, err := dynamic.NewForConfig(cluster.Config)
 	if err != nil {
@@ -73,13 +74,24 @@ func TestControllerPodListEncodings(t *testing.T) {
 			Containers:      []corev1.Container{c("r", sc([]corev1.Capability{"NET_RAW", "DAC_OVERRIDE"}, []corev1.Capability{"CHOWN"}))},
 		},
 	}
-	for name, spec := range pods {
+	// Made after the first controller is watching: it reaches that one as a watch event.
+	late := "late"
+	pods[late] = corev1.PodSpec{
+		InitContainers: []corev1.Container{c("migrate", sc([]corev1.Capability{"SYS_ADMIN", "net_raw"}, nil))},
+		Containers:     []corev1.Container{c("app", sc([]corev1.Capability{"NET_BIND_SERVICE"}, []corev1.Capability{"ALL"}))},
+	}
+	create := func(name string) {
 		if _, err := clientset.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": name},
 				Annotations: map[string]string{"capwatch.io/justification.SYS_ADMIN": "mounts for the backup"}},
-			Spec: spec,
+			Spec: pods[name],
 		}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
+		}
+	}
+	for name := range pods {
+		if name != late {
+			create(name)
 		}
 	}
 
@@ -108,18 +120,22 @@ func TestControllerPodListEncodings(t *testing.T) {
 		})
 		return out
 	}
-	encodingOf := func(ctrl *controllerProcess) string {
-		m := regexp.MustCompile(`list pods: \d+ items in \d+ pages \(\d+ bytes of (\w+)\)`).FindStringSubmatch(ctrl.log.String())
-		if m == nil {
-			return "no list of Pods logged"
+	encodingOf := func(ctrl *controllerProcess) (list, watch string) {
+		list, watch = "no list of Pods logged", "no watch of Pods logged"
+		if m := regexp.MustCompile(`list pods: \d+ items in \d+ pages \(\d+ bytes of (\w+)\)`).FindStringSubmatch(ctrl.log.String()); m != nil {
+			list = m[1]
 		}
-		return m[1]
+		if m := regexp.MustCompile(`watch pods: (\w+) events`).FindStringSubmatch(ctrl.log.String()); m != nil {
+			watch = m[1]
+		}
+		return list, watch
 	}
 
 	first := startController(t, "--log-level", "debug")
+	create(late)
 	viaProtobuf := reports(first)
-	if got := encodingOf(first); got != "protobuf" {
-		t.Errorf("by default the Pods were listed as %s, want protobuf", got)
+	if list, watch := encodingOf(first); list != "protobuf" || watch != "protobuf" {
+		t.Errorf("by default the Pods were listed as %s and watched as %s, want protobuf", list, watch)
 	}
 	first.stop(t)
 	if err := dyn.Resource(reportsGVR).Namespace(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
@@ -133,10 +149,10 @@ func TestControllerPodListEncodings(t *testing.T) {
 		return len(list.Items) == 0, strconv.Itoa(len(list.Items)) + " left", nil
 	})
 
-	second := startController(t, "--log-level", "debug", "--pod-list-encoding=json")
+	second := startController(t, "--log-level", "debug", "--pod-encoding=json")
 	viaJSON := reports(second)
-	if got := encodingOf(second); got != "JSON" {
-		t.Errorf("with --pod-list-encoding=json the Pods were listed as %s, want JSON", got)
+	if list, watch := encodingOf(second); list != "JSON" || watch != "JSON" {
+		t.Errorf("with --pod-encoding=json the Pods were listed as %s and watched as %s, want JSON", list, watch)
 	}
 	names := make([]string, 0, len(viaJSON))
 	for n := range viaJSON {
@@ -153,6 +169,7 @@ func TestControllerPodListEncodings(t *testing.T) {
 		{"pod-sys-admin", `"capability":"SYS_ADMIN"`},
 		{"pod-spellings", `"container":"init"`},
 		{"pod-privileged", `"privileged"`},
+		{"pod-late", `"container":"migrate"`},
 	} {
 		if !regexp.MustCompile(regexp.QuoteMeta(want.text)).MatchString(viaProtobuf[want.report]) {
 			t.Errorf("report %s (protobuf) lacks %s: %s", want.report, want.text, viaProtobuf[want.report])

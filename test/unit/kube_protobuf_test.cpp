@@ -3,7 +3,9 @@
 // beside them by test/e2e/cmd/pod2proto), the list splitter cut at every byte, a protobuf
 // Status, and a Pod informer whose list comes as protobuf.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
+#include <deque>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -14,6 +16,7 @@
 #include "kube/api_status.h"
 #include "kube/clock.h"
 #include "kube/list_splitter.h"
+#include "kube/watch_decoder.h"
 #include "workload/pod_decoder.h"
 #include "workload/pod_proto_decoder.h"
 
@@ -340,9 +343,95 @@ TEST(ApiStatusProtobuf, AProtobufStatusIsReadLikeAJsonOne) {
 
 // The Pod informer asks for protobuf and files the Pods of a protobuf list, streamed in
 // pieces, as it does those of the JSON list of the same Pods.
+std::vector<std::string> Frames(std::string_view stream, std::size_t cut, std::size_t step,
+                                std::size_t* pending = nullptr) {
+  kube::FrameSplitter splitter;
+  std::vector<std::string> out;
+  auto take = [&out](std::string_view f) { out.emplace_back(f); };
+  for (std::string_view part : {stream.substr(0, cut), stream.substr(cut)}) {
+    for (std::size_t at = 0; at < part.size(); at += step) {
+      EXPECT_TRUE(splitter.Feed(part.substr(at, step), take));
+    }
+  }
+  if (pending != nullptr) *pending = splitter.pending_bytes();
+  return out;
+}
+
+TEST(ProtobufWatch, FramesAreTheSameWhereverTheStreamIsCut) {
+  const std::string stream = Testdata("watch-events.pb");
+  const auto whole = Frames(stream, 0, stream.size());
+  ASSERT_EQ(whole.size(), 5u);
+  for (std::size_t cut = 0; cut <= stream.size(); ++cut) {
+    ASSERT_EQ(Frames(stream, cut, cut % 3 == 0 ? 1 : 4096), whole) << "cut at " << cut;
+  }
+  // A stream that ends inside a frame leaves its bytes pending: the event is not made up.
+  for (std::size_t len : {std::size_t{2}, std::size_t{5}, stream.size() - 1}) {
+    std::size_t pending = 0;
+    const auto frames = Frames(std::string_view(stream).substr(0, len), 0, 64, &pending);
+    EXPECT_LT(frames.size(), 5u);
+    EXPECT_GT(pending, 0u) << len;
+  }
+  kube::FrameSplitter huge;
+  EXPECT_FALSE(huge.Feed(std::string_view("\x7f\xff\xff\xff", 4), [](std::string_view) {}));
+  EXPECT_NE(huge.error().find("more than"), std::string::npos);
+}
+
+// Each event as the API server frames it (written by k8s.io/apimachinery's own framer and
+// serializer) decodes to the type and object the JSON events hold.
+TEST(ProtobufWatch, EventsDecodeAsTheirJsonEvents) {
+  const std::string stream = Testdata("watch-events.pb");
+  const auto frames = Frames(stream, 0, stream.size());
+  const auto json = nlohmann::json::parse(Testdata("watch-events.json"));
+  ASSERT_EQ(frames.size(), json.size());
+  kube::WatchEventDecoder decoder;
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    auto event = decoder.Decode(frames[i]);
+    ASSERT_TRUE(event.ok()) << event.error().ToString();
+    EXPECT_EQ(kube::WatchEventTypeName(event.value().type), json[i]["type"].get<std::string>());
+    const std::string object_json = json[i]["object"].dump();
+    if (i < 3) {
+      PodView from_proto, from_json;
+      ASSERT_TRUE(PodProtoDecoder().DecodePod(event.value().object, from_proto).ok());
+      ASSERT_TRUE(PodDecoder().DecodePod(object_json, from_json).ok());
+      EXPECT_EQ(Dump(from_proto), Dump(from_json));
+    }
+    EXPECT_EQ(kube::ResourceVersionOf(event.value().object), kube::ResourceVersionOf(object_json));
+  }
+  EXPECT_EQ(decoder.slow_path_count(), 0u);
+  auto bookmark = decoder.Decode(frames[3]);
+  EXPECT_EQ(kube::ResourceVersionOf(bookmark.value().object), "5000");
+  auto error = decoder.Decode(frames[4]);
+  const kube::ApiStatus status = kube::ApiStatus::FromResponse(0, error.value().object);
+  EXPECT_TRUE(status.IsGone());
+  EXPECT_EQ(status.message(), "too old resource version: 4000 (4300)");
+  EXPECT_EQ(kube::ApiStatus::CodeOf(error.value().object), 410);
+  EXPECT_EQ(kube::ApiStatus::CodeOf(json[4]["object"].dump()), 410);
+  // A frame that is no WatchEvent is refused with a reason.
+  EXPECT_FALSE(decoder.Decode(std::string_view("\x0a\x03" "BAD\x12\x00", 7)).ok());
+  EXPECT_FALSE(decoder.Decode(std::string_view("\x0a\x05" "ADDED", 7)).ok());  // no object
+  EXPECT_FALSE(decoder.Decode(std::string_view("\x0a\x09" "ADDED", 7)).ok());  // cut
+}
+
+class FramesStream final : public kube::WatchStream {
+ public:
+  explicit FramesStream(std::vector<std::string> frames) : frames_(frames.begin(), frames.end()) {}
+  bool NextLine(std::string& line) override {
+    if (frames_.empty()) return false;
+    line = std::move(frames_.front());
+    frames_.pop_front();
+    return true;
+  }
+  const kube::ApiStatus& status() const override { return status_; }
+
+ private:
+  std::deque<std::string> frames_;
+  kube::ApiStatus status_;
+};
+
 class ProtobufListClient final : public kube::KubeClient {
  public:
-  explicit ProtobufListClient(std::string body) : body_(std::move(body)) {}
+  explicit ProtobufListClient(std::string body, std::vector<std::string> frames = {})
+      : body_(std::move(body)), frames_(std::move(frames)) {}
   kube::Result<std::string> Send(const kube::Request& r, const std::stop_token&) override {
     accepts.push_back(r.accept);
     if (!r.on_body) return body_;
@@ -352,14 +441,20 @@ class ProtobufListClient final : public kube::KubeClient {
     return std::string();
   }
   kube::Result<std::unique_ptr<kube::WatchStream>> Watch(const kube::ResourceRef&,
-                                                         const kube::ListOptions&,
+                                                         const kube::ListOptions& options,
                                                          const std::stop_token&) override {
-    return kube::ApiStatus(0, kube::StatusReason::kCancelled, "no watch in this test");
+    watch_protobuf.push_back(options.protobuf);
+    if (frames_.empty()) {
+      return kube::ApiStatus(0, kube::StatusReason::kCancelled, "no watch in this test");
+    }
+    return std::unique_ptr<kube::WatchStream>(new FramesStream(frames_));
   }
   std::vector<std::string> accepts;
+  std::vector<bool> watch_protobuf;
 
  private:
   std::string body_;
+  std::vector<std::string> frames_;
 };
 
 std::vector<std::string> InformerPods(const std::string& body, bool stream, bool protobuf,
@@ -392,6 +487,32 @@ TEST(PodInformerProtobuf, FilesTheSamePodsFromAProtobufListAsFromJson) {
   }
   // A server that answers JSON to a protobuf request (a kind without protobuf) is read too.
   EXPECT_EQ(InformerPods(Testdata("pods.json"), true, true, accepts), json);
+}
+
+// A protobuf list, then a protobuf watch: the events change the cache as their JSON would,
+// the bookmark moves the resourceVersion, and the ERROR 410 sends the reflector back to listing.
+TEST(PodInformerProtobuf, AppliesTheEventsOfAProtobufWatch) {
+  const std::string stream = Testdata("watch-events.pb");
+  ProtobufListClient client(Testdata("pods.pb"), Frames(stream, 0, stream.size()));
+  controller::PodInformer informer(client, kube::SystemClock(),
+                                   controller::PodReflectorOptions({}, true));
+  std::stop_source stop;
+  EXPECT_EQ(informer.reflector().Step(stop.get_token()), kube::ReflectorState::kWatching);
+  ASSERT_EQ(informer.size(), 6u);
+  EXPECT_EQ(informer.reflector().Step(stop.get_token()), kube::ReflectorState::kListing);
+  ASSERT_EQ(client.watch_protobuf, std::vector<bool>{true});
+  EXPECT_EQ(informer.size(), 6u);  // one added, one deleted
+  EXPECT_NE(informer.Get("prod", "new-pod"), nullptr);
+  EXPECT_EQ(informer.Get("prod", "bare"), nullptr);
+  auto web = informer.Get("prod", "web-7d9f-abcde");
+  ASSERT_NE(web, nullptr);
+  EXPECT_EQ(web->resource_version, "4301");
+  EXPECT_EQ(web->containers[0].add, (std::vector<std::string>{"NET_BIND_SERVICE", "SYS_ADMIN"}));
+  const kube::ReflectorStats stats = informer.reflector().stats();
+  EXPECT_EQ(stats.events, 3u);
+  EXPECT_EQ(stats.bookmarks, 1u);
+  EXPECT_EQ(stats.relists_gone, 1u);
+  EXPECT_EQ(stats.decode_errors, 0u);
 }
 
 }  // namespace
