@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -13,9 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
-	"sigs.k8s.io/yaml"
 )
 
 // TestControllerPodEncodings: the controller lists and watches Pods as protobuf by default and
@@ -29,20 +25,7 @@ func TestControllerPodEncodings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	policy := &unstructured.Unstructured{}
-	data, err := os.ReadFile(filepath.Join("..", "..", "docs", "examples", "policies", "default.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(data, &policy.Object); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := dyn.Resource(policiesGVR).Create(ctx, policy, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating CapabilityPolicy %s: %v", policy.GetName(), err)
-	}
-	t.Cleanup(func() {
-		_ = dyn.Resource(policiesGVR).Delete(context.Background(), policy.GetName(), metav1.DeleteOptions{})
-	})
+	applyDefaultPolicy(t, dyn)
 
 	ns := newNamespace(t, "encodings", nil)
 	sc := func(add, drop []corev1.Capability) *corev1.SecurityContext {

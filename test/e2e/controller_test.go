@@ -7,9 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,7 +20,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
-	"sigs.k8s.io/yaml"
 )
 
 // controllerProcess is a `capwatch controller` running against the control plane.
@@ -188,20 +185,7 @@ func TestControllerSmoke(t *testing.T) {
 
 	// The controller evaluates the CapabilityPolicy objects in the cluster; the chart ships the
 	// default one, which docs/examples/policies/default.yaml holds.
-	policy := &unstructured.Unstructured{}
-	data, err := os.ReadFile(filepath.Join("..", "..", "docs", "examples", "policies", "default.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(data, &policy.Object); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := dyn.Resource(policiesGVR).Create(ctx, policy, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating CapabilityPolicy %s: %v", policy.GetName(), err)
-	}
-	t.Cleanup(func() {
-		_ = dyn.Resource(policiesGVR).Delete(context.Background(), policy.GetName(), metav1.DeleteOptions{})
-	})
+	applyDefaultPolicy(t, dyn)
 
 	ctrl := startController(t)
 

@@ -3,7 +3,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -12,7 +14,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/yaml"
 )
 
 // newNamespace creates a namespace with a name derived from prefix and deletes it when the
@@ -103,3 +108,23 @@ func kubectl(t *testing.T, args ...string) []byte {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// applyDefaultPolicy creates the CapabilityPolicy the chart ships (docs/examples/policies/
+// default.yaml) and deletes it when the test ends.
+func applyDefaultPolicy(t *testing.T, dyn dynamic.Interface) {
+	t.Helper()
+	policy := &unstructured.Unstructured{}
+	data, err := os.ReadFile(filepath.Join("..", "..", "docs", "examples", "policies", "default.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &policy.Object); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dyn.Resource(policiesGVR).Create(context.Background(), policy, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating CapabilityPolicy %s: %v", policy.GetName(), err)
+	}
+	t.Cleanup(func() {
+		_ = dyn.Resource(policiesGVR).Delete(context.Background(), policy.GetName(), metav1.DeleteOptions{})
+	})
+}
