@@ -18,6 +18,7 @@ constexpr const char* kUsage =
     "commands:\n"
     "  controller run the in-cluster controller (capwatch controller --help)\n"
     "  audit      evaluate manifests offline (capwatch audit --help)\n"
+    "  enforce    print the admission policies that enforce a policy (capwatch enforce --help)\n"
     "  catalog    print the capability catalog\n"
     "  version    print the version\n";
 
@@ -47,6 +48,7 @@ int main(int argc, char** argv) {
     return capwatch::RunController(args);
   }
   if (command == "audit") return capwatch::RunAudit(args, io);
+  if (command == "enforce") return capwatch::RunEnforce(args, io);
   if (command == "catalog") return capwatch::RunCatalog(args, io);
   if (command == "version" || command == "--version") return capwatch::RunVersion(args, io);
   if (command == "-h" || command == "--help" || command == "help") {

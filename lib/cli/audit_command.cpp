@@ -6,6 +6,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "base/read_file.h"
 #include "base/result.h"
 #include "cli/audit_result.h"
 #include "cli/commands.h"
@@ -123,14 +124,6 @@ bool ParseArgs(const std::vector<std::string>& args, AuditOptions& o, std::ostre
   return true;
 }
 
-Result<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error(path + ": cannot open: " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 bool IsManifestFile(const fs::path& p) {
   const auto ext = p.extension().string();
   return ext == ".yaml" || ext == ".yml" || ext == ".json";
@@ -174,7 +167,7 @@ bool CollectInputs(const AuditOptions& o, std::vector<std::string>& files, std::
 bool LoadPolicies(const AuditOptions& o, std::vector<Policy>& policies, std::ostream& err) {
   bool ok = true;
   for (const auto& file : o.policy_files) {
-    auto content = ReadFile(file);
+    auto content = ReadWholeFile(file);
     if (!content.ok()) {
       err << "capwatch audit: policy " << content.error().ToString() << "\n";
       ok = false;
@@ -222,7 +215,7 @@ int RunAudit(const std::vector<std::string>& args, CommandIo& io) {
       std::ostringstream ss;
       ss << io.in.rdbuf();
       content = ss.str();
-    } else if (auto read = ReadFile(file); read.ok()) {
+    } else if (auto read = ReadWholeFile(file); read.ok()) {
       content = std::move(read).value();
     } else {
       io.err << "capwatch audit: " << read.error().ToString() << "\n";

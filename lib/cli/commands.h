@@ -20,6 +20,7 @@ inline constexpr int kExitFindings = 1;
 inline constexpr int kExitBadInput = 2;
 
 int RunAudit(const std::vector<std::string>& args, CommandIo& io);
+int RunEnforce(const std::vector<std::string>& args, CommandIo& io);
 int RunCatalog(const std::vector<std::string>& args, CommandIo& io);
 int RunVersion(const std::vector<std::string>& args, CommandIo& io);
 

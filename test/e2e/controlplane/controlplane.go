@@ -28,7 +28,8 @@ import (
 const AssetsEnv = "CAPWATCH_E2E_ASSETS"
 
 // Controllers are the kube-controller-manager controllers the control plane runs: the ones
-// that turn workloads into Pods and clean up after owners, nothing that needs nodes.
+// that turn workloads into Pods and clean up after owners, nothing that needs nodes, and the
+// one that type-checks ValidatingAdmissionPolicies (their status.typeChecking).
 var Controllers = []string{
 	"deployment-controller",
 	"replicaset-controller",
@@ -38,6 +39,7 @@ var Controllers = []string{
 	"garbage-collector-controller",
 	"namespace-controller",
 	"serviceaccount-controller",
+	"validatingadmissionpolicy-status-controller",
 }
 
 // Options configures Start.
