@@ -49,9 +49,7 @@ std::string Normalised(std::string_view list) {
 
 // The same for one name `n`, an expression of a string.
 std::string NormalisedName(std::string_view n) {
-  const std::string u = std::string(n) + ".find('[^ \\t\\r\\n](?s:.*[^ \\t\\r\\n])?').upperAscii()";
-  return "(" + u + ".size() > 4 && " + u + ".startsWith('CAP_') ? " + u + ".substring(4) : " + u +
-         ")";
+  return Normalised("[" + std::string(n) + "]") + "[0]";
 }
 
 std::string Join(const std::vector<std::string>& parts, std::string_view separator,
@@ -517,10 +515,13 @@ GeneratedAdmission GenerateAdmission(const Policy& policy, EnforcementAction act
       expression = "!(" + check.pod_level + ") && " + expression;
       offenders = "(" + check.pod_level + " ? 'the pod' : " + offenders + ")";
     }
+    // The API server evaluates every messageExpression on every request, allowed or not: the
+    // guard keeps the filter and the join off the requests that pass.
+    std::string message_expression = "(" + expression + ") ? '' : " + CelString(head) + " + " +
+                                     offenders + " + ' ' + " + CelString(Remedy(check.rule));
     validations.push_back({{"expression", std::move(expression)},
                            {"message", head + "a container " + std::string(Remedy(check.rule))},
-                           {"messageExpression", CelString(head) + " + " + offenders + " + ' ' + " +
-                                                     CelString(Remedy(check.rule))},
+                           {"messageExpression", std::move(message_expression)},
                            {"reason", "Forbidden"}});
   }
 

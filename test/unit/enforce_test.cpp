@@ -58,6 +58,9 @@ TEST(Enforce, OneValidationPerEnabledRuleInTheRuleTablesOrder) {
     EXPECT_EQ(v["reason"], "Forbidden");
     EXPECT_EQ(std::string(v["message"]).find('\n'), std::string::npos);
     EXPECT_TRUE(std::string(v["expression"]).starts_with("!variables.facts.exists(f, "));
+    // Every messageExpression runs on every request: it builds its message only on a denial.
+    EXPECT_TRUE(std::string(v["messageExpression"])
+                    .starts_with("(" + std::string(v["expression"]) + ") ? '' : "));
   }
 }
 
