@@ -20,14 +20,15 @@ constexpr std::string_view kEnforceUsage =
     "ValidatingAdmissionPolicyBinding that make the API server enforce each CapabilityPolicy.\n"
     "\n"
     "  -f, --filename FILE  a file of CapabilityPolicy objects (- for standard input)\n"
-    "  --action ACTION      Deny (default), Warn or Audit: the binding's validationActions\n"
+    "  --action ACTION      Deny, Warn or Audit: the binding's validationActions (default: the\n"
+    "                       policy's spec.enforcement.action, else Deny)\n"
     "  --now TIME           RFC 3339; exemptions that expire by then are left out (default: now)\n";
 
 }  // namespace
 
 int RunEnforce(const std::vector<std::string>& args, CommandIo& io) {
   std::vector<std::string> files;
-  EnforcementAction action = EnforcementAction::kDeny;
+  std::optional<EnforcementAction> action;
   Clock::time_point now = Clock::now();
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -98,7 +99,8 @@ int RunEnforce(const std::vector<std::string>& args, CommandIo& io) {
       bad = true;
     }
     for (const auto& policy : parsed.policies) {
-      GeneratedAdmission generated = GenerateAdmission(policy, action, now);
+      GeneratedAdmission generated = GenerateAdmission(
+          policy, action.value_or(policy.enforcement.value_or(EnforcementAction::kDeny)), now);
       items.push_back(std::move(generated.policy));
       items.push_back(std::move(generated.binding));
     }

@@ -393,25 +393,6 @@ std::uint32_t Fnv1a(std::string_view s) {
 
 }  // namespace
 
-std::string_view EnforcementActionName(EnforcementAction action) {
-  switch (action) {
-    case EnforcementAction::kDeny:
-      return "Deny";
-    case EnforcementAction::kWarn:
-      return "Warn";
-    case EnforcementAction::kAudit:
-      return "Audit";
-  }
-  return "Deny";
-}
-
-std::optional<EnforcementAction> ParseEnforcementAction(std::string_view name) {
-  for (auto a : {EnforcementAction::kDeny, EnforcementAction::kWarn, EnforcementAction::kAudit}) {
-    if (EnforcementActionName(a) == name) return a;
-  }
-  return std::nullopt;
-}
-
 std::string CelString(std::string_view text) {
   std::string out = "'";
   for (char c : text) {

@@ -10,12 +10,6 @@
 
 namespace capwatch {
 
-// spec.enforcement.action: what the API server does with a Pod or workload that breaks the
-// policy (admissionregistration.k8s.io/v1 validationActions).
-enum class EnforcementAction { kDeny, kWarn, kAudit };
-std::string_view EnforcementActionName(EnforcementAction action);
-std::optional<EnforcementAction> ParseEnforcementAction(std::string_view name);
-
 // The ValidatingAdmissionPolicy and its Binding that make the API server refuse (or warn
 // about, or audit) what `capwatch audit --policy` would report for this policy, in CEL.
 struct GeneratedAdmission {

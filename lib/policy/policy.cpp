@@ -23,6 +23,25 @@ std::optional<Profile> ParseProfile(std::string_view name) {
   return std::nullopt;
 }
 
+std::string_view EnforcementActionName(EnforcementAction action) {
+  switch (action) {
+    case EnforcementAction::kDeny:
+      return "Deny";
+    case EnforcementAction::kWarn:
+      return "Warn";
+    case EnforcementAction::kAudit:
+      return "Audit";
+  }
+  return "Deny";
+}
+
+std::optional<EnforcementAction> ParseEnforcementAction(std::string_view name) {
+  for (auto a : {EnforcementAction::kDeny, EnforcementAction::kWarn, EnforcementAction::kAudit}) {
+    if (EnforcementActionName(a) == name) return a;
+  }
+  return std::nullopt;
+}
+
 bool LabelSelector::Matches(const std::vector<std::pair<std::string, std::string>>& labels) const {
   auto find = [&](const std::string& key) -> const std::string* {
     for (const auto& [k, v] : labels) {

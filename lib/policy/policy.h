@@ -18,6 +18,12 @@ enum class Profile { kNone, kBaseline, kRestricted };
 std::string_view ProfileName(Profile profile);
 std::optional<Profile> ParseProfile(std::string_view name);
 
+// spec.enforcement.action: what the API server does with a Pod or workload that breaks the
+// policy (admissionregistration.k8s.io/v1 validationActions), spelt as the API server spells it.
+enum class EnforcementAction { kDeny, kWarn, kAudit };
+std::string_view EnforcementActionName(EnforcementAction action);
+std::optional<EnforcementAction> ParseEnforcementAction(std::string_view name);
+
 // A Kubernetes label selector (matchLabels + matchExpressions).
 struct LabelSelector {
   struct Requirement {
@@ -76,6 +82,9 @@ struct Policy {
   bool require_run_as_non_root = false;
   bool require_justification = false;
   std::vector<Exemption> exemptions;
+  // spec.enforcement: the controller keeps a ValidatingAdmissionPolicy for the policy (unset:
+  // audit only, nothing generated).
+  std::optional<EnforcementAction> enforcement;
   // Built by ProfileOnlyPolicy: exactly the Pod Security profile, no rule of capwatch's own.
   bool profile_only = false;
 

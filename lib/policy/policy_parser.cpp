@@ -64,7 +64,8 @@ class Parser {
                                                  "requireNoPrivilegeEscalation",
                                                  "requireRunAsNonRoot",
                                                  "requireJustification",
-                                                 "exemptions"};
+                                                 "exemptions",
+                                                 "enforcement"};
     for (const auto& kv : spec) {
       const std::string key = kv.first.Scalar();
       if (kKnown.count(key) == 0) Error(".spec." + key, "unknown field");
@@ -96,6 +97,7 @@ class Parser {
     }
     Severities(spec["severities"]);
     Exemptions(spec["exemptions"]);
+    Enforcement(spec["enforcement"]);
     return errors_;
   }
 
@@ -339,6 +341,27 @@ class Parser {
         }
       }
       policy_.exemptions.push_back(std::move(ex));
+    }
+  }
+
+  // enforcement: {action: Deny|Warn|Audit}; absent or null: audit only.
+  void Enforcement(const YAML::Node& node) {
+    if (!node || node.IsNull()) return;
+    if (!node.IsMap()) {
+      Error(".spec.enforcement", "must be an object such as {action: Warn}");
+      return;
+    }
+    for (const auto& kv : node) {
+      const std::string key = kv.first.Scalar();
+      if (key != "action") Error(".spec.enforcement." + key, "unknown field");
+    }
+    const std::string action = Scalar(node["action"], ".spec.enforcement.action");
+    if (action.empty()) {
+      Error(".spec.enforcement.action", "missing: one of Deny, Warn, Audit");
+    } else if (auto parsed = ParseEnforcementAction(action)) {
+      policy_.enforcement = *parsed;
+    } else {
+      Error(".spec.enforcement.action", "must be one of Deny, Warn, Audit; got \"" + action + "\"");
     }
   }
 

@@ -311,3 +311,27 @@ TEST(CatalogCommand, PrintsAll41InTableAndJson) {
 
 }  // namespace
 }  // namespace capwatch
+
+namespace capwatch {
+namespace {
+
+// capwatch enforce: the binding's action is --action, else the policy's spec.enforcement.
+TEST(EnforceCommand, TheActionComesFromTheFlagElseThePolicy) {
+  const std::string policy =
+      "apiVersion: capwatch.io/v1alpha1\nkind: CapabilityPolicy\nmetadata: {name: p}\n"
+      "spec: {enforcement: {action: Audit}}\n";
+  auto action = [&](std::vector<std::string> args) {
+    std::istringstream in(policy);
+    std::ostringstream out, err;
+    CommandIo io{in, out, err, false};
+    args.insert(args.begin(), {"-f", "-"});
+    EXPECT_EQ(RunEnforce(args, io), 0) << err.str();
+    const json list = json::parse(out.str());
+    return list["items"][1]["spec"]["validationActions"][0].get<std::string>();
+  };
+  EXPECT_EQ(action({}), "Audit");
+  EXPECT_EQ(action({"--action", "Deny"}), "Deny");
+}
+
+}  // namespace
+}  // namespace capwatch

@@ -39,6 +39,7 @@ spec:
     capabilities: [NET_RAW, NET_ADMIN]
     reason: network diagnostics
     expires: "2027-01-31T00:00:00Z"
+  enforcement: {action: Warn}
 )";
   const auto parsed = ParsePolicy(YAML::Load(yaml));
   ASSERT_TRUE(parsed.ok()) << parsed.error().ToString();
@@ -59,17 +60,15 @@ spec:
   ASSERT_EQ(p.exemptions.size(), 1u);
   ASSERT_TRUE(p.exemptions[0].expires);
   EXPECT_EQ(Clock::to_time_t(*p.exemptions[0].expires), 1801353600);
+  EXPECT_EQ(p.enforcement, EnforcementAction::kWarn);
 }
 
 // What RFC 3339 allows besides the canonical form: lower-case t and z, fractions, offsets.
 TEST(PolicyParser, ExpiresAcceptsEveryRfc3339Spelling) {
   const std::pair<const char*, std::time_t> cases[] = {
-      {"2027-01-31T00:00:00Z", 1801353600},
-      {"2027-01-31t00:00:00z", 1801353600},
-      {"2027-01-31T00:00:00.250Z", 1801353600},
-      {"2027-01-31T01:30:00+01:30", 1801353600},
-      {"2027-01-30T19:00:00-05:00", 1801353600},
-      {"2028-02-29T00:00:00Z", 1835395200},
+      {"2027-01-31T00:00:00Z", 1801353600},      {"2027-01-31t00:00:00z", 1801353600},
+      {"2027-01-31T00:00:00.250Z", 1801353600},  {"2027-01-31T01:30:00+01:30", 1801353600},
+      {"2027-01-30T19:00:00-05:00", 1801353600}, {"2028-02-29T00:00:00Z", 1835395200},
   };
   for (const auto& [text, want] : cases) {
     const auto parsed = ParsePolicy(
@@ -86,13 +85,14 @@ TEST(PolicyParser, ExpiresAcceptsEveryRfc3339Spelling) {
 }
 
 TEST(PolicyParser, DefaultsToTheDangerousSetAndContainerd) {
-  const auto parsed = ParsePolicy(
-      YAML::Load("{apiVersion: capwatch.io/v1alpha1, kind: CapabilityPolicy, metadata: {name: a}}"));
+  const auto parsed = ParsePolicy(YAML::Load(
+      "{apiVersion: capwatch.io/v1alpha1, kind: CapabilityPolicy, metadata: {name: a}}"));
   ASSERT_TRUE(parsed.ok());
   const Policy& p = parsed.value();
   EXPECT_EQ(p.forbidden.set, DangerousSet());
   EXPECT_EQ(p.runtime_defaults, RuntimeDefaultSet(Runtime::kContainerd));
   EXPECT_FALSE(p.allowed);
+  EXPECT_FALSE(p.enforcement) << "audit only unless asked";
 }
 
 struct BadPolicy {
@@ -157,6 +157,14 @@ INSTANTIATE_TEST_SUITE_P(
         BadPolicy{"exemption_expires_junk",
                   "{exemptions: [{name: x, reason: y, expires: \"2027-01-31T00:00:00Z junk\"}]}",
                   ".spec.exemptions[0].expires", "\"2027-01-31T00:00:00Z junk\""},
+        BadPolicy{"enforcement_action", "{enforcement: {action: deny}}", ".spec.enforcement.action",
+                  "Deny, Warn, Audit; got \"deny\""},
+        BadPolicy{"enforcement_missing_action", "{enforcement: {}}", ".spec.enforcement.action",
+                  "missing"},
+        BadPolicy{"enforcement_field", "{enforcement: {action: Deny, mode: strict}}",
+                  ".spec.enforcement.mode", "unknown field"},
+        BadPolicy{"enforcement_type", "{enforcement: Deny}", ".spec.enforcement",
+                  "must be an object"},
         BadPolicy{"exemption_duplicate",
                   "{exemptions: [{name: x, reason: y}, {name: x, reason: z}]}",
                   ".spec.exemptions[1].name", "duplicate"}),
