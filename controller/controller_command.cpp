@@ -54,6 +54,8 @@ constexpr const char* kUsage =
     "  --liveness-stalled-after SECS     /healthz fails when workloads wait and no reconcile\n"
     "                                    finished for this long (default 120)\n"
     "  --pod-encoding protobuf|json      how Pods are listed and watched (default protobuf)\n"
+    "  --enforcement true|false          keep a ValidatingAdmissionPolicy and Binding for each\n"
+    "                                    policy with spec.enforcement (default true)\n"
     "  --log-format text|json            (default text)\n"
     "  --log-level debug|info|warn|error (default info)\n";
 
@@ -73,6 +75,7 @@ struct Flags {
   int unsynced_after = 60;
   int stalled_after = 120;
   std::string pod_encoding = "protobuf";
+  bool enforcement = true;
   std::string log_format = "text", log_level = "info";
 };
 
@@ -125,6 +128,10 @@ bool ParseFlags(const std::vector<std::string>& args, Flags& f) {
       ok = !has_eq || value == "true" || value == "false";
       f.metrics_secure = !has_eq || value == "true";
       if (!ok) std::cerr << "capwatch controller: --metrics-secure must be true or false\n";
+    } else if (name == "--enforcement") {
+      ok = !has_eq || value == "true" || value == "false";
+      f.enforcement = !has_eq || value == "true";
+      if (!ok) std::cerr << "capwatch controller: --enforcement must be true or false\n";
     } else if (name == "--metrics-cert-dir") {
       ok = next(f.metrics_cert_dir);
     } else if (name == "--health-probe-bind-address") {
@@ -285,6 +292,7 @@ int RunController(const std::vector<std::string>& args) {
   options.unsynced_after = std::chrono::seconds(flags.unsynced_after);
   options.stalled_after = std::chrono::seconds(flags.stalled_after);
   options.pods_protobuf = flags.pod_encoding == "protobuf";
+  options.admission.enabled = flags.enforcement;
   controller::Controller ctl(*client.value(), kube::SystemClock(), metrics, options);
 
   controller::HttpEndpoints metrics_server, health_server;

@@ -47,6 +47,7 @@ Status FromPolicy(const json& o, PolicyView& out) {
   if (Status meta = Meta(o, out.namespace_name, out.name, out.resource_version); !meta.ok()) {
     return meta;
   }
+  out.uid = Str(o["metadata"], "uid");
   // An integer or absent: value() would convert a float such as 4.4e91 to int64 (undefined).
   if (auto g = o["metadata"].find("generation"); g != o["metadata"].end() && !g->is_null()) {
     if (!g->is_number_integer()) {

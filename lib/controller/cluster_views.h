@@ -31,6 +31,7 @@ struct PolicyView {
   std::string namespace_name;
   std::string name;
   std::string resource_version;
+  std::string uid;
   std::int64_t generation = 0;
   std::shared_ptr<const Policy> policy;  // null when the policy is invalid
   std::vector<FieldError> errors;        // why it is invalid

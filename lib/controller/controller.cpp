@@ -71,7 +71,8 @@ Controller::Controller(kube::KubeClient& client, kube::Clock& clock, Metrics& me
       reports_(client, clock, Options(CapabilityReports())),
       owner_lookup_(MakeOwnerLookup(replica_sets_, jobs_)),
       events_(client, clock, metrics, options_.events),
-      statuses_(client, policies_),
+      admission_(client, clock, policies_, options_.admission),
+      statuses_(client, policies_, &admission_),
       reconciler_(client, clock, metrics,
                   ClusterCaches{pods_, owner_lookup_, namespaces_, policies_, reports_}, index_,
                   ledger_, events_, statuses_,
@@ -323,7 +324,11 @@ void Controller::LeaderTick(const std::stop_token& stop) {
       write_status = true;
     }
   }
-  if (write_status && Synced()) statuses_.WriteChanged(stop, may_write_);
+  if (!Synced()) return;
+  admission_.Tick(stop, may_write_);
+  // After the first sync of the admission policies, so that a restart finds the statuses as
+  // they were and writes none.
+  if (write_status && admission_.synced_once()) statuses_.WriteChanged(stop, may_write_);
 }
 
 void Controller::RunWorkers(std::stop_token stop) {

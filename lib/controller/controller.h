@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "controller/admission_sync.h"
 #include "controller/cluster_views.h"
 #include "controller/event_recorder.h"
 #include "controller/grant_ledger.h"
@@ -55,6 +56,8 @@ struct ControllerOptions {
   // Pods are listed and watched as protobuf: the API server serves it faster and in fewer
   // bytes than JSON. False: JSON, as for every other kind.
   bool pods_protobuf = true;
+  // Generated ValidatingAdmissionPolicies for policies with spec.enforcement.
+  AdmissionSyncOptions admission;
 };
 
 // capwatch's controller (DESIGN §5, STYLE 3, 9): informers keep compact caches; handlers only
@@ -100,6 +103,7 @@ class Controller {
   const EventRecorder& events() const { return events_; }
   const Reconciler& reconciler() const { return reconciler_; }
   const PolicyStatusWriter& statuses() const { return statuses_; }
+  const AdmissionSync& admission() const { return admission_; }
   const kube::WorkQueue& queue() const { return queue_; }
   bool initial_pass_done() const;
   // Per-key state the controller itself keeps (initial pass, given-up keys): for the
@@ -131,6 +135,7 @@ class Controller {
   WorkloadIndex index_;
   GrantLedger ledger_;
   EventRecorder events_;
+  AdmissionSync admission_;
   PolicyStatusWriter statuses_;
   Reconciler reconciler_;
   kube::WorkQueue queue_;

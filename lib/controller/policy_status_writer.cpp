@@ -9,8 +9,9 @@ namespace capwatch::controller {
 
 using nlohmann::json;
 
-PolicyStatusWriter::PolicyStatusWriter(kube::KubeClient& client, const PolicyInformer& policies)
-    : client_(client), policies_(policies) {}
+PolicyStatusWriter::PolicyStatusWriter(kube::KubeClient& client, const PolicyInformer& policies,
+                                       const AdmissionSync* admission)
+    : client_(client), policies_(policies), admission_(admission) {}
 
 void PolicyStatusWriter::SetTally(const WorkloadKey& key, std::map<std::string, int> tally) {
   std::lock_guard lock(mu_);
@@ -65,7 +66,16 @@ int PolicyStatusWriter::WriteChanged(const std::stop_token& stop,
                    {"conditions", json::array({condition})},
                    {"workloads", workloads},
                    {"violations", violations}};
+    if (admission_ != nullptr) {
+      const json enforced = admission_->StatusOf(*view);
+      if (enforced.is_object()) {
+        status["conditions"].push_back(enforced["condition"]);
+        if (!enforced["enforcement"].empty()) status["enforcement"] = enforced["enforcement"];
+      }
+    }
+    // Compared as the API server stores it (no nulls); a merge patch removes what is gone.
     const std::string text = status.dump();
+    if (!status.contains("enforcement")) status["enforcement"] = nullptr;
     {
       std::lock_guard lock(mu_);
       if (written_[view->name] == text) continue;

@@ -6,6 +6,7 @@
 #include <stop_token>
 #include <string>
 
+#include "controller/admission_sync.h"
 #include "controller/cluster_views.h"
 #include "controller/workload_key.h"
 #include "kube/kube_client.h"
@@ -18,7 +19,10 @@ namespace capwatch::controller {
 // a policy edit shows in its status within seconds under constant Pod churn.
 class PolicyStatusWriter {
  public:
-  PolicyStatusWriter(kube::KubeClient& client, const PolicyInformer& policies);
+  // `admission`, when given, adds each policy's enforcement (status.enforcement and the
+  // Enforced condition).
+  PolicyStatusWriter(kube::KubeClient& client, const PolicyInformer& policies,
+                     const AdmissionSync* admission = nullptr);
 
   // The workload's failing findings per matching policy (0 for a policy it passes).
   void SetTally(const WorkloadKey& key, std::map<std::string, int> violations_by_policy);
@@ -31,6 +35,7 @@ class PolicyStatusWriter {
  private:
   kube::KubeClient& client_;
   const PolicyInformer& policies_;
+  const AdmissionSync* admission_;
   mutable std::mutex mu_;
   std::map<WorkloadKey, std::map<std::string, int>> tally_;
   std::map<std::string, std::string> written_;  // policy → status JSON last written

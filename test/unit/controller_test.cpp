@@ -7,13 +7,17 @@
 
 #include <spdlog/spdlog.h>
 
+#include <yaml-cpp/yaml.h>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "capabilities/catalog.h"
 #include "controller/controller.h"
+#include "enforce/admission_policy.h"
 #include "fake_clock.h"
 #include "fake_kube_client.h"
+#include "kube/time_format.h"
+#include "policy/policy_parser.h"
 #include "report/dangerous_grants.h"
 #include "report/report_builder.h"
 
@@ -355,9 +359,9 @@ TEST_F(ControllerTest, ManyNewGrantsOfOneWorkloadAreOneEvent) {
   EXPECT_EQ(api.Count(Verb::kPost, "events"), 1);
   const json event = api.Objects(kEvents).front();
   const std::string message = event["message"];
-  for (const char* cap : {"BPF", "DAC_OVERRIDE", "DAC_READ_SEARCH", "MAC_ADMIN", "MAC_OVERRIDE",
-                          "NET_ADMIN", "PERFMON", "SYS_ADMIN", "SYS_BOOT", "SYS_MODULE",
-                          "SYS_PTRACE", "SYS_RAWIO"}) {
+  for (const char* cap :
+       {"BPF", "DAC_OVERRIDE", "DAC_READ_SEARCH", "MAC_ADMIN", "MAC_OVERRIDE", "NET_ADMIN",
+        "PERFMON", "SYS_ADMIN", "SYS_BOOT", "SYS_MODULE", "SYS_PTRACE", "SYS_RAWIO"}) {
     EXPECT_THAT(message, HasSubstr(cap));
   }
   EXPECT_THAT(message, HasSubstr("100 containers"));
@@ -703,6 +707,218 @@ TEST_F(ControllerTest, APodWithAnUnreadableFieldIsStillAuditedWithACriticalFindi
   EXPECT_THAT(rules, HasSubstr("unreadable-field/critical"));
   EXPECT_THAT(rules, HasSubstr("dangerous-capability/critical")) << "what could be read counts";
   EXPECT_EQ(Counted("SYS_ADMIN"), 1);
+}
+
+// spec.enforcement: the ValidatingAdmissionPolicy and Binding the controller keeps per policy.
+class EnforcementTest : public ControllerTest {
+ protected:
+  const ResourceRef kVaps = ValidatingAdmissionPolicies();
+  const ResourceRef kBindings = ValidatingAdmissionPolicyBindings();
+
+  // The default policy, enforced with `action`, plus `spec` merged in.
+  json Enforce(const std::string& action, const json& spec = json::object()) {
+    json policy = *api.Object(CapabilityPolicies(), "default");
+    policy["spec"]["enforcement"] = {{"action", action}};
+    policy["spec"]["forbiddenCapabilities"] = {"SYS_ADMIN"};
+    policy["spec"].update(spec);
+    return api.Put(CapabilityPolicies(), policy);
+  }
+
+  // As the API server's validatingadmissionpolicy-status controller writes it.
+  void TypeCheck(json warnings = json::array()) {
+    json vap = *api.Object(kVaps, "capwatch-default");
+    vap["status"] = {{"observedGeneration", vap["metadata"]["generation"]},
+                     {"typeChecking", {{"expressionWarnings", std::move(warnings)}}}};
+    api.Put(kVaps, vap);
+  }
+
+  json Enforced() {
+    const json policy = *api.Object(CapabilityPolicies(), "default");
+    for (const auto& c : policy["status"].value("conditions", json::array())) {
+      if (c["type"] == "Enforced") return c;
+    }
+    return nullptr;
+  }
+
+  int AdmissionWrites() {
+    int n = 0;
+    for (const auto& a : api.actions()) {
+      if ((a.resource == kVaps.resource || a.resource == kBindings.resource) &&
+          a.verb != Verb::kGet) {
+        ++n;
+      }
+    }
+    return n;
+  }
+
+  // Past the resync, then one leader tick.
+  void Resync() {
+    clock.Advance(std::chrono::seconds(61));
+    ctl->StepInformers(stop.get_token());
+    ctl->LeaderTick(stop.get_token());
+  }
+};
+
+TEST_F(EnforcementTest, APolicyWithEnforcementGetsTheGeneratedObjectsOwnedByIt) {
+  const json policy = Enforce("Warn");
+  Settle();
+  auto vap = api.Object(kVaps, "capwatch-default");
+  auto binding = api.Object(kBindings, "capwatch-default");
+  ASSERT_TRUE(vap && binding);
+  for (const json* o : {&*vap, &*binding}) {
+    const json& owner = (*o)["metadata"]["ownerReferences"][0];
+    EXPECT_EQ(owner["kind"], "CapabilityPolicy");
+    EXPECT_EQ(owner["uid"], policy["metadata"]["uid"]) << "deleted with the policy";
+    EXPECT_EQ((*o)["metadata"]["labels"]["app.kubernetes.io/managed-by"], "capwatch");
+  }
+  // What capwatch enforce prints for the same policy.
+  auto parsed = ParsePolicy(YAML::Load(policy.dump()));
+  ASSERT_TRUE(parsed.ok());
+  const auto offline = GenerateAdmission(parsed.value(), EnforcementAction::kWarn, clock.WallNow());
+  EXPECT_EQ((*vap)["spec"], offline.policy["spec"]);
+  EXPECT_EQ((*binding)["spec"]["validationActions"], json::array({"Warn"}));
+  const json status = (*api.Object(CapabilityPolicies(), "default"))["status"];
+  EXPECT_EQ(status["enforcement"]["validatingAdmissionPolicy"], "capwatch-default");
+  EXPECT_EQ(status["enforcement"]["action"], "Warn");
+  EXPECT_EQ(Enforced()["status"], "True");
+  EXPECT_EQ(Enforced()["reason"], "Written") << "not yet type-checked";
+  // The API server's type checking warns: the status says of what.
+  TypeCheck({{{"fieldRef", "spec.validations[0].expression"}, {"warning", "no such key"}}});
+  clock.Advance(std::chrono::seconds(3));
+  ctl->StepInformers(stop.get_token());
+  ctl->LeaderTick(stop.get_token());
+  EXPECT_EQ(Enforced()["status"], "False");
+  EXPECT_EQ(Enforced()["reason"], "TypeCheckWarnings");
+  EXPECT_THAT(Enforced()["message"].get<std::string>(),
+              HasSubstr("spec.validations[0].expression: no such key"));
+}
+
+TEST_F(EnforcementTest, ARestartOverEnforcedPoliciesWritesNothing) {
+  Enforce("Deny");
+  Settle();
+  TypeCheck();
+  clock.Advance(std::chrono::seconds(3));
+  Settle();
+  ASSERT_EQ(Enforced()["reason"], "InForce");
+  api.ClearActions();
+  Start();
+  Settle();
+  Resync();
+  EXPECT_EQ(AdmissionWrites(), 0);
+  EXPECT_EQ(api.Count(Verb::kPatch, "capabilitypolicies"), 0) << "the statuses are unchanged";
+}
+
+TEST_F(EnforcementTest, AnObjectEditedOrDeletedByHandIsRestoredOnTheResync) {
+  Enforce("Deny");
+  Settle();
+  json vap = *api.Object(kVaps, "capwatch-default");
+  vap["spec"]["failurePolicy"] = "Ignore";  // the hash annotation kept
+  api.Put(kVaps, vap);
+  api.Remove(kBindings, "capwatch-default");
+  Resync();
+  EXPECT_EQ((*api.Object(kVaps, "capwatch-default"))["spec"]["failurePolicy"], "Fail");
+  EXPECT_TRUE(api.Object(kBindings, "capwatch-default"));
+}
+
+TEST_F(EnforcementTest, AnEditMadeWhileCapwatchWasDownIsRestoredAtStart) {
+  Enforce("Deny");
+  Settle();
+  ctl.reset();
+  json vap = *api.Object(kVaps, "capwatch-default");
+  vap["spec"]["failurePolicy"] = "Ignore";
+  vap["metadata"]["managedFields"] = {{{"manager", "capwatch"}, {"operation", "Update"}},
+                                      {{"manager", "kubectl-edit"}, {"operation", "Update"}}};
+  api.Put(kVaps, vap);
+  Start();
+  Settle();
+  EXPECT_EQ((*api.Object(kVaps, "capwatch-default"))["spec"]["failurePolicy"], "Fail");
+}
+
+TEST_F(EnforcementTest, AnInvalidEditKeepsTheLastObjectsAndRemovingEnforcementDeletesThem) {
+  Enforce("Deny");
+  Settle();
+  const json before = *api.Object(kVaps, "capwatch-default");
+  json policy = *api.Object(CapabilityPolicies(), "default");
+  policy["spec"]["allowedCapabilities"] = {"NET_BIND"};  // a typo: the policy is invalid
+  api.Put(CapabilityPolicies(), policy);
+  Settle();
+  EXPECT_EQ((*api.Object(kVaps, "capwatch-default"))["spec"], before["spec"]) << "still enforced";
+  EXPECT_EQ(Enforced()["reason"], "InvalidPolicy");
+  EXPECT_THAT(Enforced()["message"].get<std::string>(), HasSubstr("enforce generation 2"));
+  policy = *api.Object(CapabilityPolicies(), "default");
+  policy["spec"].erase("allowedCapabilities");
+  policy["spec"].erase("enforcement");
+  api.Put(CapabilityPolicies(), policy);
+  Settle();
+  EXPECT_FALSE(api.Object(kVaps, "capwatch-default"));
+  EXPECT_FALSE(api.Object(kBindings, "capwatch-default"));
+  const json status = (*api.Object(CapabilityPolicies(), "default"))["status"];
+  EXPECT_FALSE(status.contains("enforcement")) << status.dump();
+  EXPECT_TRUE(Enforced().is_null());
+}
+
+TEST_F(EnforcementTest, AnExemptionIsLeftOutOfTheObjectsAtItsExpiry) {
+  const auto expires =
+      std::chrono::floor<std::chrono::seconds>(clock.WallNow()) + std::chrono::hours(1);
+  const std::string text = kube::FormatTime(expires);
+  Enforce("Deny", {{"exemptions",
+                    {{{"name", "debug"},
+                      {"capabilities", {"SYS_ADMIN"}},
+                      {"reason", "profiling"},
+                      {"expires", text}}}}});
+  Settle();
+  auto has_exemption = [&] {
+    return api.Object(kVaps, "capwatch-default")->dump().find("variables.exemption0") !=
+           std::string::npos;
+  };
+  EXPECT_TRUE(has_exemption());
+  EXPECT_EQ((*api.Object(CapabilityPolicies(), "default"))["status"]["enforcement"]["nextChange"],
+            text);
+  clock.Advance(std::chrono::minutes(59));
+  ctl->LeaderTick(stop.get_token());
+  EXPECT_TRUE(has_exemption());
+  clock.Advance(std::chrono::minutes(1));  // nothing changes in the cluster
+  ctl->LeaderTick(stop.get_token());
+  EXPECT_FALSE(has_exemption()) << "expired: the API server denies again";
+}
+
+TEST_F(EnforcementTest, AnObjectOfSomeoneElsesIsNotOverwritten) {
+  const json theirs = api.Put(kVaps, {{"metadata", {{"name", "capwatch-default"}}},
+                                      {"spec", {{"failurePolicy", "Ignore"}}}});
+  Enforce("Deny");
+  Settle();
+  EXPECT_EQ((*api.Object(kVaps, "capwatch-default"))["spec"], theirs["spec"]);
+  EXPECT_FALSE(api.Object(kBindings, "capwatch-default"));
+  EXPECT_EQ(Enforced()["reason"], "WriteFailed");
+  EXPECT_THAT(Enforced()["message"].get<std::string>(), HasSubstr("is not capwatch's"));
+  Resync();
+  EXPECT_TRUE(api.Object(kVaps, "capwatch-default")) << "nor deleted";
+}
+
+TEST_F(EnforcementTest, AFailedWriteIsRetriedAndShownMeanwhile) {
+  api.FailNext(Verb::kPost, "validatingadmissionpolicies",
+               ApiStatus(503, StatusReason::kServiceUnavailable, "etcd is down"));
+  Enforce("Deny");
+  Settle();
+  EXPECT_EQ(Enforced()["reason"], "WriteFailed");
+  EXPECT_THAT(Enforced()["message"].get<std::string>(), HasSubstr("etcd is down"));
+  clock.Advance(std::chrono::seconds(6));
+  Settle();
+  EXPECT_TRUE(api.Object(kVaps, "capwatch-default"));
+  EXPECT_EQ(Enforced()["reason"], "Written");
+}
+
+TEST_F(EnforcementTest, TurnedOffItReadsAndWritesNothingAndSaysSo) {
+  ControllerOptions options;
+  options.admission.enabled = false;
+  Start(options);
+  api.ClearActions();
+  Enforce("Deny");
+  Settle();
+  Resync();
+  EXPECT_EQ(api.Count(Verb::kGet, "validatingadmissionpolicies", false), 0);
+  EXPECT_FALSE(api.Object(kVaps, "capwatch-default"));
+  EXPECT_EQ(Enforced()["reason"], "EnforcementDisabled");
 }
 
 }  // namespace
