@@ -183,3 +183,126 @@ TEST(DangerousGrants, OnlyWhatTheStoredReportDidNotAlreadyHaveIsNew) {
 
 }  // namespace
 }  // namespace capwatch
+
+#include <yaml-cpp/yaml.h>
+
+#include "policy/policy_parser.h"
+#include "report/policy_report.h"
+
+namespace capwatch {
+namespace {
+
+// The projection into the shared formats (openreports.io Report, wgpolicyk8s.io PolicyReport).
+class PolicyReportProjection : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto parsed = ParsePolicy(YAML::Load(R"(
+apiVersion: capwatch.io/v1alpha1
+kind: CapabilityPolicy
+metadata: {name: web-rules}
+spec:
+  forbiddenCapabilities: [SYS_ADMIN, NET_BIND_SERVICE]
+  exemptions:
+  - {name: binds-80, containers: [nginx], capabilities: [NET_BIND_SERVICE], reason: "port 80",
+     expires: "2099-01-01T00:00:00Z"}
+)"));
+    ASSERT_TRUE(parsed.ok()) << parsed.error().ToString();
+    policy_ = parsed.value();
+    built_ = Build(kDeployment, policy_);
+  }
+
+  json Project(PolicyReportFormat format, std::vector<std::string> policies = {"web-rules"},
+               Clock::time_point now = Clock::from_time_t(1'800'000'000)) {
+    return ProjectPolicyReport(built_.report, policies, format, "report-uid-1", now);
+  }
+
+  Policy policy_;
+  Built built_;
+};
+
+TEST_F(PolicyReportProjection, OneResultPerFindingWithItsContainerAndCapability) {
+  const json r = Project(PolicyReportFormat::kOpenReports);
+  EXPECT_EQ(r["apiVersion"], "openreports.io/v1alpha1");
+  EXPECT_EQ(r["kind"], "Report");
+  EXPECT_EQ(r["source"], "capwatch");
+  EXPECT_EQ(r["metadata"]["name"], "capwatch-deployment-webserver");
+  EXPECT_EQ(r["metadata"]["namespace"], "web");
+  EXPECT_EQ(r["metadata"]["ownerReferences"][0]["kind"], "CapabilityReport");
+  EXPECT_EQ(r["metadata"]["ownerReferences"][0]["uid"], "report-uid-1");
+  EXPECT_EQ(r["scope"], json({{"apiVersion", "apps/v1"},
+                              {"kind", "Deployment"},
+                              {"name", "webserver"},
+                              {"namespace", "web"},
+                              {"uid", "d-1"}}));
+  ASSERT_EQ(r["results"].size(), built_.report["findings"].size());
+  bool sys_admin = false, exempt = false;
+  for (const auto& res : r["results"]) {
+    EXPECT_EQ(res["source"], "capwatch");
+    EXPECT_EQ(res["policy"], "web-rules");
+    EXPECT_TRUE(res["timestamp"].contains("seconds"));
+    const json& p = res["properties"];
+    if (p.value("capability", "") == "SYS_ADMIN" && p.value("container", "") == "nginx") {
+      sys_admin = true;
+      EXPECT_EQ(res["result"], "fail");
+      EXPECT_EQ(res["rule"], "dangerous-capability");
+      EXPECT_EQ(res["severity"], "critical");
+      EXPECT_FALSE(p.value("remediation", "").empty());
+    }
+    if (p.value("capability", "") == "NET_BIND_SERVICE" && p.value("container", "") == "nginx") {
+      exempt = true;
+      EXPECT_EQ(res["result"], "skip") << "an exempted finding";
+      EXPECT_EQ(p["exemption"], "binds-80");
+      EXPECT_EQ(p["exemptionReason"], "port 80");
+      EXPECT_EQ(p["exemptionExpires"], "2099-01-01T00:00:00Z");
+    }
+  }
+  EXPECT_TRUE(sys_admin && exempt) << r.dump(2);
+  const int violations = built_.report["summary"]["violations"];
+  EXPECT_EQ(r["summary"]["fail"], violations);
+  EXPECT_EQ(r["summary"]["skip"], built_.report["summary"]["exempted"]);
+  EXPECT_EQ(r["summary"]["pass"], 0) << "web-rules fails";
+}
+
+TEST_F(PolicyReportProjection, AMatchingPolicyWithoutAFailureIsOnePass) {
+  const json r = Project(PolicyReportFormat::kOpenReports, {"web-rules", "quiet"});
+  EXPECT_EQ(r["summary"]["pass"], 1);
+  const json& last = r["results"].back();
+  EXPECT_EQ(last["policy"], "quiet");
+  EXPECT_EQ(last["result"], "pass");
+}
+
+TEST_F(PolicyReportProjection, TheOlderFormatCarriesTheSourceInEachResult) {
+  const json r = Project(PolicyReportFormat::kWgPolicy);
+  EXPECT_EQ(r["apiVersion"], "wgpolicyk8s.io/v1alpha2");
+  EXPECT_EQ(r["kind"], "PolicyReport");
+  EXPECT_FALSE(r.contains("source"));
+  for (const auto& res : r["results"]) EXPECT_EQ(res["source"], "capwatch");
+}
+
+TEST_F(PolicyReportProjection, TheHashIgnoresTheTimeAndFollowsTheContent) {
+  const json a = Project(PolicyReportFormat::kOpenReports);
+  const json b =
+      Project(PolicyReportFormat::kOpenReports, {"web-rules"}, Clock::from_time_t(1'900'000'000));
+  const auto hash = [](const json& r) {
+    return r["metadata"]["annotations"][std::string(kContentHashAnnotation)];
+  };
+  EXPECT_NE(a["results"][0]["timestamp"], b["results"][0]["timestamp"]);
+  EXPECT_EQ(hash(a), hash(b)) << "written only on change, not on every evaluation";
+  EXPECT_NE(hash(a), hash(Project(PolicyReportFormat::kOpenReports, {"web-rules", "quiet"})));
+  EXPECT_NE(hash(a),
+            hash(ProjectPolicyReport(built_.report, {"web-rules"}, PolicyReportFormat::kOpenReports,
+                                     "report-uid-2", Clock::from_time_t(1'800'000'000))))
+      << "a recreated report is a new owner";
+}
+
+TEST(PolicyReportName, ALongNameIsShortenedToAValidName) {
+  EXPECT_EQ(PolicyReportName("deployment-web"), "capwatch-deployment-web");
+  const std::string long_name = "deployment-" + std::string(242, 'a');
+  const std::string a = PolicyReportName(long_name);
+  EXPECT_LE(a.size(), 253u);
+  EXPECT_NE(a, PolicyReportName(long_name + "b")) << "two long names stay apart";
+  EXPECT_TRUE(a.starts_with("capwatch-deployment-aaa"));
+}
+
+}  // namespace
+}  // namespace capwatch
