@@ -56,6 +56,9 @@ constexpr const char* kUsage =
     "  --pod-encoding protobuf|json      how Pods are listed and watched (default protobuf)\n"
     "  --enforcement true|false          keep a ValidatingAdmissionPolicy and Binding for each\n"
     "                                    policy with spec.enforcement (default true)\n"
+    "  --policy-reports MODE             also write each report as an OpenReports Report or a\n"
+    "                                    wgpolicyk8s.io PolicyReport: off (default), auto (the\n"
+    "                                    one whose CRD is installed), openreports, wgpolicyk8s\n"
     "  --log-format text|json            (default text)\n"
     "  --log-level debug|info|warn|error (default info)\n";
 
@@ -76,6 +79,7 @@ struct Flags {
   int stalled_after = 120;
   std::string pod_encoding = "protobuf";
   bool enforcement = true;
+  std::string policy_reports = "off";
   std::string log_format = "text", log_level = "info";
 };
 
@@ -132,6 +136,13 @@ bool ParseFlags(const std::vector<std::string>& args, Flags& f) {
       ok = !has_eq || value == "true" || value == "false";
       f.enforcement = !has_eq || value == "true";
       if (!ok) std::cerr << "capwatch controller: --enforcement must be true or false\n";
+    } else if (name == "--policy-reports") {
+      ok = next(f.policy_reports);
+      if (ok && !controller::ParsePolicyReportMode(f.policy_reports)) {
+        std::cerr << "capwatch controller: --policy-reports must be off, auto, openreports or "
+                     "wgpolicyk8s\n";
+        ok = false;
+      }
     } else if (name == "--metrics-cert-dir") {
       ok = next(f.metrics_cert_dir);
     } else if (name == "--health-probe-bind-address") {
@@ -293,6 +304,7 @@ int RunController(const std::vector<std::string>& args) {
   options.stalled_after = std::chrono::seconds(flags.stalled_after);
   options.pods_protobuf = flags.pod_encoding == "protobuf";
   options.admission.enabled = flags.enforcement;
+  options.policy_reports = *controller::ParsePolicyReportMode(flags.policy_reports);
   controller::Controller ctl(*client.value(), kube::SystemClock(), metrics, options);
 
   controller::HttpEndpoints metrics_server, health_server;

@@ -73,10 +73,12 @@ Controller::Controller(kube::KubeClient& client, kube::Clock& clock, Metrics& me
       events_(client, clock, metrics, options_.events),
       admission_(client, clock, policies_, options_.admission),
       statuses_(client, policies_, &admission_),
+      policy_reports_(client, clock, options_.policy_reports),
       reconciler_(client, clock, metrics,
                   ClusterCaches{pods_, owner_lookup_, namespaces_, policies_, reports_}, index_,
                   ledger_, events_, statuses_,
-                  ReconcilerOptions{options_.pod_count_refresh, options_.identity}),
+                  ReconcilerOptions{options_.pod_count_refresh, options_.identity},
+                  &policy_reports_),
       queue_(clock, options_.queue) {
   last_progress_ = clock_.Now();
   pods_.AddHandlers({

@@ -58,6 +58,8 @@ struct ControllerOptions {
   bool pods_protobuf = true;
   // Generated ValidatingAdmissionPolicies for policies with spec.enforcement.
   AdmissionSyncOptions admission;
+  // Each CapabilityReport projected into a shared report format (--policy-reports).
+  PolicyReportMode policy_reports = PolicyReportMode::kOff;
 };
 
 // capwatch's controller (DESIGN §5, STYLE 3, 9): informers keep compact caches; handlers only
@@ -104,6 +106,7 @@ class Controller {
   const Reconciler& reconciler() const { return reconciler_; }
   const PolicyStatusWriter& statuses() const { return statuses_; }
   const AdmissionSync& admission() const { return admission_; }
+  const PolicyReportWriter& policy_reports() const { return policy_reports_; }
   const kube::WorkQueue& queue() const { return queue_; }
   bool initial_pass_done() const;
   // Per-key state the controller itself keeps (initial pass, given-up keys): for the
@@ -137,6 +140,7 @@ class Controller {
   EventRecorder events_;
   AdmissionSync admission_;
   PolicyStatusWriter statuses_;
+  PolicyReportWriter policy_reports_;
   Reconciler reconciler_;
   kube::WorkQueue queue_;
   std::vector<std::jthread> threads_;

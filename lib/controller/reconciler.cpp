@@ -44,7 +44,7 @@ constexpr const char* kUnmatchedNote =
 Reconciler::Reconciler(kube::KubeClient& client, kube::Clock& clock, Metrics& metrics,
                        ClusterCaches caches, WorkloadIndex& index, GrantLedger& ledger,
                        EventRecorder& events, PolicyStatusWriter& statuses,
-                       ReconcilerOptions options)
+                       ReconcilerOptions options, PolicyReportWriter* policy_reports)
     : client_(client),
       clock_(clock),
       metrics_(metrics),
@@ -53,7 +53,8 @@ Reconciler::Reconciler(kube::KubeClient& client, kube::Clock& clock, Metrics& me
       ledger_(ledger),
       events_(events),
       statuses_(statuses),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      policy_reports_(policy_reports) {}
 
 WorkloadKey Reconciler::KeyOf(const PodView& pod, WorkloadRef* ref) const {
   if (OwnerUnknown(pod)) {
@@ -94,6 +95,8 @@ bool Reconciler::MayWrite() const {
 }
 
 void Reconciler::ReportDeleted(const WorkloadKey& key) {
+  // The garbage collector takes the report's projection with it.
+  if (policy_reports_ != nullptr) policy_reports_->Forget(key);
   std::lock_guard lock(mu_);
   if (auto it = written_.find(key); it != written_.end()) it->second.hash.clear();
 }
@@ -233,7 +236,20 @@ ReconcileOutcome Reconciler::Reconcile(const WorkloadKey& key, const std::stop_t
   if (!matching.empty()) ledger_.Plan(key, desired, known);
   index_.MarkEvaluated(key, seen, entry->departed.size());
 
-  auto result = Write(key, ref, std::move(report), stored, encoded, stop);
+  const bool project = policy_reports_ != nullptr && policy_reports_->enabled();
+  const json projected = project ? report : json();
+  std::string report_uid;
+  auto result = Write(key, ref, std::move(report), stored, encoded, stop, report_uid);
+  if (project && result.kind != ReconcileOutcome::Kind::kRetry &&
+      result.kind != ReconcileOutcome::Kind::kGiveUp && !report_uid.empty()) {
+    // The report is in step: its projection follows it.
+    std::vector<std::string> names;
+    for (const Policy* p : matching) names.push_back(p->name);
+    if (std::string error = policy_reports_->Sync(key, projected, names, report_uid, stop);
+        !error.empty()) {
+      result = ReconcileOutcome::Retry(error);
+    }
+  }
   result.enqueue.insert(result.enqueue.end(), outcome.enqueue.begin(), outcome.enqueue.end());
   if (result.kind == ReconcileOutcome::Kind::kDone && live > 0) {
     // An exemption that expires turns its finding back on with no event to say so: look again
@@ -302,18 +318,18 @@ ReconcileOutcome Reconciler::DeleteOrphan(const WorkloadKey& key, const ReportVi
   auto r = client_.Delete(CapabilityReports(key.namespace_name), key.report_name, options, stop);
   if (r.ok() || r.error().IsNotFound()) {
     metrics_.ReportWrite("deleted");
+    if (policy_reports_ != nullptr) policy_reports_->Forget(key);
     spdlog::info("deleted report {}: it has no owner and no Pods", key.ToString());
     if (index_.EraseIfEmpty(key)) Forget(key);
     return ReconcileOutcome::Done();
   }
   metrics_.ReportWrite(r.error().IsConflict() ? "conflict" : "error");
-  return ReconcileOutcome::Retry("deleting report " + key.ToString() + ": " +
-                                 r.error().ToString());
+  return ReconcileOutcome::Retry("deleting report " + key.ToString() + ": " + r.error().ToString());
 }
 
 ReconcileOutcome Reconciler::Write(const WorkloadKey& key, const WorkloadRef& ref, json report,
                                    const ReportView* stored, const std::string& grants,
-                                   const std::stop_token& stop) {
+                                   const std::stop_token& stop, std::string& report_uid) {
   const std::string hash =
       report["metadata"]["annotations"][std::string(kContentHashAnnotation)].get<std::string>();
   const int pods = report["workload"]["pods"].get<int>();
@@ -327,6 +343,7 @@ ReconcileOutcome Reconciler::Write(const WorkloadKey& key, const WorkloadRef& re
   // Written by us already; the report cache has not caught up yet.
   const bool cache_behind = !stored_same && last && last->hash == hash;
   if (stored_same || cache_behind) {
+    report_uid = cache_behind ? last->report_uid : stored->uid;
     const bool same_pods = stored == nullptr || stored->pods == pods || cache_behind;
     if (same_pods) {
       Announce(ref, key, ledger_.Confirm(key), stop);
@@ -340,24 +357,22 @@ ReconcileOutcome Reconciler::Write(const WorkloadKey& key, const WorkloadRef& re
   }
   if (!MayWrite()) return ReconcileOutcome::Retry("not the leader");
 
-  kube::ApiStatus status;
-  const char* result = "created";
-  if (stored != nullptr) {
-    report["metadata"]["resourceVersion"] = stored->resource_version;
-    status =
-        client_
-            .Update(CapabilityReports(key.namespace_name), key.report_name, report.dump(), {}, stop)
-            .error();
-    result = "updated";
-  } else {
-    status =
-        client_.Create(CapabilityReports(key.namespace_name), report.dump(), {}, stop).error();
-  }
+  const char* result = stored != nullptr ? "updated" : "created";
+  if (stored != nullptr) report["metadata"]["resourceVersion"] = stored->resource_version;
+  auto answer = stored != nullptr ? client_.Update(CapabilityReports(key.namespace_name),
+                                                   key.report_name, report.dump(), {}, stop)
+                                  : client_.Create(CapabilityReports(key.namespace_name),
+                                                   report.dump(), {}, stop);
+  const kube::ApiStatus status = answer.error();
   if (status.ok()) {
     metrics_.ReportWrite(result);
+    const json written = json::parse(answer.value(), nullptr, /*allow_exceptions=*/false);
+    if (written.is_object() && written["metadata"].is_object()) {
+      report_uid = written["metadata"].value("uid", "");
+    }
     {
       std::lock_guard lock(mu_);
-      written_[key] = {hash, now, ref.uid, grants};
+      written_[key] = {hash, now, ref.uid, grants, report_uid};
     }
     spdlog::info("{} report {}: {} violation(s)", result, key.ToString(),
                  report["summary"]["violations"].get<int>());

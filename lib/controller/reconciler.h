@@ -11,13 +11,14 @@
 #include "controller/cluster_views.h"
 #include "controller/event_recorder.h"
 #include "controller/grant_ledger.h"
+#include "controller/metadata_informer.h"
+#include "controller/pod_informer.h"
+#include "controller/policy_report_writer.h"
 #include "controller/policy_status_writer.h"
 #include "controller/workload_index.h"
 #include "controller/workload_key.h"
 #include "kube/clock.h"
 #include "kube/kube_client.h"
-#include "controller/metadata_informer.h"
-#include "controller/pod_informer.h"
 #include "metrics/metrics.h"
 
 namespace capwatch::controller {
@@ -78,7 +79,8 @@ class Reconciler {
  public:
   Reconciler(kube::KubeClient& client, kube::Clock& clock, Metrics& metrics, ClusterCaches caches,
              WorkloadIndex& index, GrantLedger& ledger, EventRecorder& events,
-             PolicyStatusWriter& statuses, ReconcilerOptions options);
+             PolicyStatusWriter& statuses, ReconcilerOptions options,
+             PolicyReportWriter* policy_reports = nullptr);
 
   ReconcileOutcome Reconcile(const WorkloadKey& key, const std::stop_token& stop);
 
@@ -109,12 +111,13 @@ class Reconciler {
     // a report deleted behind our back (by hand, or by the garbage collector while the
     // workload's Pods still terminate).
     std::string grants;
+    std::string report_uid;  // the uid the API server gave the report we wrote
   };
   ReconcileOutcome WithoutPods(const WorkloadKey& key, const ReportView* stored,
                                const std::stop_token& stop);
   ReconcileOutcome Write(const WorkloadKey& key, const WorkloadRef& ref, nlohmann::json report,
                          const ReportView* stored, const std::string& grants,
-                         const std::stop_token& stop);
+                         const std::stop_token& stop, std::string& report_uid);
   // No Pod of the workload runs now: it leaves the metrics and the policy statuses, and the
   // index once nothing is left there; its report and grant memory stay.
   void NothingRuns(const WorkloadKey& key);
@@ -133,6 +136,7 @@ class Reconciler {
   EventRecorder& events_;
   PolicyStatusWriter& statuses_;
   ReconcilerOptions options_;
+  PolicyReportWriter* policy_reports_;
 
   mutable std::mutex mu_;  // guards the members below
   bool announce_ = true;

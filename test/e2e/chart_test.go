@@ -175,16 +175,33 @@ func dryRunApply(t *testing.T, rendered []byte) {
 
 // The ClusterRole the controller uses, and nothing more (DESIGN §5): the RBAC audit of the
 // whole suite (identity_test.go) proves it against the API server's audit log.
-var wantClusterRules = []rbacv1.PolicyRule{
-	{APIGroups: []string{""}, Resources: []string{"pods", "namespaces"}, Verbs: []string{"list", "watch"}},
-	{APIGroups: []string{"apps"}, Resources: []string{"replicasets"}, Verbs: []string{"list", "watch"}},
-	{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"list", "watch"}},
-	{APIGroups: []string{"capwatch.io"}, Resources: []string{"capabilitypolicies"}, Verbs: []string{"list", "watch"}},
-	{APIGroups: []string{"capwatch.io"}, Resources: []string{"capabilitypolicies/status"}, Verbs: []string{"patch"}},
-	{APIGroups: []string{"capwatch.io"}, Resources: []string{"capabilityreports"}, Verbs: []string{"list", "watch", "create", "update", "patch", "delete"}},
-	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create"}},
-	{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
-	{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}},
+var wantClusterRules = clusterRules(true, "off")
+
+// clusterRules are the ClusterRole's rules with enforcement.enabled and policyReports as given.
+func clusterRules(enforcement bool, policyReports string) []rbacv1.PolicyRule {
+	rules := []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods", "namespaces"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"replicasets"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{"capwatch.io"}, Resources: []string{"capabilitypolicies"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{"capwatch.io"}, Resources: []string{"capabilitypolicies/status"}, Verbs: []string{"patch"}},
+		{APIGroups: []string{"capwatch.io"}, Resources: []string{"capabilityreports"}, Verbs: []string{"list", "watch", "create", "update", "patch", "delete"}},
+	}
+	if enforcement {
+		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{"admissionregistration.k8s.io"},
+			Resources: []string{"validatingadmissionpolicies", "validatingadmissionpolicybindings"},
+			Verbs:     []string{"list", "create", "update", "delete"}})
+	}
+	if policyReports == "auto" || policyReports == "openreports" {
+		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{"openreports.io"}, Resources: []string{"reports"}, Verbs: []string{"list", "create", "patch"}})
+	}
+	if policyReports == "auto" || policyReports == "wgpolicyk8s" {
+		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{"wgpolicyk8s.io"}, Resources: []string{"policyreports"}, Verbs: []string{"list", "create", "patch"}})
+	}
+	return append(rules,
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create"}},
+		rbacv1.PolicyRule{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
+		rbacv1.PolicyRule{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}})
 }
 
 // The role a scraper is bound to.
@@ -337,6 +354,7 @@ func TestHelmTemplate(t *testing.T) {
 		replicas int32
 		saName   string
 		rbac     bool
+		rules    []rbacv1.PolicyRule
 		policy   string
 		fullname string
 	}{
@@ -344,7 +362,14 @@ func TestHelmTemplate(t *testing.T) {
 			name: "defaults",
 			kinds: []string{"CapabilityPolicy", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "Deployment",
 				"Role", "RoleBinding", "Service", "ServiceAccount"},
-			replicas: 1, saName: "capwatch", rbac: true, policy: "default", fullname: "capwatch",
+			replicas: 1, saName: "capwatch", rbac: true, rules: wantClusterRules, policy: "default", fullname: "capwatch",
+		},
+		{
+			name: "audit only with PolicyReports",
+			args: []string{"--set", "enforcement.enabled=false", "--set", "policyReports=wgpolicyk8s"},
+			kinds: []string{"CapabilityPolicy", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "Deployment",
+				"Role", "RoleBinding", "Service", "ServiceAccount"},
+			replicas: 1, saName: "capwatch", rbac: true, rules: clusterRules(false, "wgpolicyk8s"), policy: "default", fullname: "capwatch",
 		},
 		{
 			name: "everything",
@@ -352,7 +377,7 @@ func TestHelmTemplate(t *testing.T) {
 			kinds: []string{"CapabilityPolicy", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
 				"Deployment", "NetworkPolicy", "PrometheusRule", "Role", "RoleBinding", "Service", "ServiceAccount",
 				"ServiceMonitor"},
-			replicas: 3, saName: "capwatch-auditor", rbac: true, policy: "production", fullname: "capwatch-audit",
+			replicas: 3, saName: "capwatch-auditor", rbac: true, rules: clusterRules(true, "auto"), policy: "production", fullname: "capwatch-audit",
 		},
 		{
 			name: "bring your own service account and policies",
@@ -386,8 +411,8 @@ func TestHelmTemplate(t *testing.T) {
 			}
 			if c.rbac {
 				cr := fromUnstructured[rbacv1.ClusterRole](t, findNamed(t, objs, "ClusterRole", c.fullname))
-				if !reflect.DeepEqual(cr.Rules, wantClusterRules) {
-					t.Errorf("ClusterRole rules:\n%+v\nwant exactly:\n%+v", cr.Rules, wantClusterRules)
+				if !reflect.DeepEqual(cr.Rules, c.rules) {
+					t.Errorf("ClusterRole rules:\n%+v\nwant exactly:\n%+v", cr.Rules, c.rules)
 				}
 				reader := fromUnstructured[rbacv1.ClusterRole](t, findNamed(t, objs, "ClusterRole", c.fullname+"-metrics-reader"))
 				if !reflect.DeepEqual(reader.Rules, wantMetricsReaderRules) {

@@ -34,27 +34,11 @@ func TestControllerEnforcement(t *testing.T) {
 	t.Cleanup(func() {
 		_ = dyn.Resource(vapBindingGVR).Delete(context.Background(), objectName, metav1.DeleteOptions{})
 		_ = dyn.Resource(vapGVR).Delete(context.Background(), objectName, metav1.DeleteOptions{})
-		_ = dyn.Resource(policiesGVR).Delete(context.Background(), policyName, metav1.DeleteOptions{})
 	})
 	// The exemption lets container tools add NET_RAW for another 40 s.
 	expires := time.Now().Add(40 * time.Second).UTC().Truncate(time.Second)
-	policy := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "capwatch.io/v1alpha1",
-		"kind":       "CapabilityPolicy",
-		"metadata":   map[string]any{"name": policyName},
-		"spec": map[string]any{
-			"match":                 map[string]any{"namespaces": []any{"ctlenforce-*"}},
-			"forbiddenCapabilities": []any{"SYS_ADMIN", "NET_RAW"},
-			"exemptions": []any{map[string]any{
-				"name": "tools-net-raw", "containers": []any{"tools"}, "capabilities": []any{"NET_RAW"},
-				"reason": "network diagnostics", "expires": expires.Format(time.RFC3339)}},
-			"enforcement": map[string]any{"action": "Warn"},
-		},
-	}}
-	created, err := dyn.Resource(policiesGVR).Create(ctx, policy, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("creating CapabilityPolicy %s: %v", policyName, err)
-	}
+	created := toolsPolicy(t, dyn, policyName, "ctlenforce-*", &expires,
+		map[string]any{"enforcement": map[string]any{"action": "Warn"}})
 	ctl := startController(t)
 
 	enforced := func(ctx context.Context) (map[string]any, map[string]any, error) {

@@ -128,3 +128,37 @@ func applyDefaultPolicy(t *testing.T, dyn dynamic.Interface) {
 		_ = dyn.Resource(policiesGVR).Delete(context.Background(), policy.GetName(), metav1.DeleteOptions{})
 	})
 }
+
+// toolsPolicy creates CapabilityPolicy `name` for the namespaces matching `namespaces`: SYS_ADMIN
+// and NET_RAW forbidden, NET_RAW exempted for container tools (until `expires`, when given),
+// with `extra` merged into its spec. It is deleted when the test ends.
+func toolsPolicy(t *testing.T, dyn dynamic.Interface, name, namespaces string, expires *time.Time, extra map[string]any) *unstructured.Unstructured {
+	t.Helper()
+	exemption := map[string]any{"name": "tools-net-raw", "containers": []any{"tools"},
+		"capabilities": []any{"NET_RAW"}, "reason": "network diagnostics"}
+	if expires != nil {
+		exemption["expires"] = expires.Format(time.RFC3339)
+	}
+	spec := map[string]any{
+		"match":                 map[string]any{"namespaces": []any{namespaces}},
+		"forbiddenCapabilities": []any{"SYS_ADMIN", "NET_RAW"},
+		"exemptions":            []any{exemption},
+	}
+	for k, v := range extra {
+		spec[k] = v
+	}
+	policy := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "capwatch.io/v1alpha1",
+		"kind":       "CapabilityPolicy",
+		"metadata":   map[string]any{"name": name},
+		"spec":       spec,
+	}}
+	created, err := dyn.Resource(policiesGVR).Create(context.Background(), policy, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating CapabilityPolicy %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_ = dyn.Resource(policiesGVR).Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	return created
+}

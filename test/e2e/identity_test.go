@@ -69,6 +69,8 @@ func installControllerIdentity(ctx context.Context, dir string) error {
 	}
 	rendered, err := runTool(ctx, cluster.HelmPath(), nil, "template", controllerRelease, chart,
 		"--namespace", controllerNamespace,
+		// TestControllerPolicyReports writes both shared report formats.
+		"--set", "policyReports=auto",
 		"--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml")
 	if err != nil {
 		return fmt.Errorf("helm template of the chart's ServiceAccount and RBAC: %w", err)

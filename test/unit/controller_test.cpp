@@ -921,5 +921,114 @@ TEST_F(EnforcementTest, TurnedOffItReadsAndWritesNothingAndSaysSo) {
   EXPECT_EQ(Enforced()["reason"], "EnforcementDisabled");
 }
 
+// --policy-reports: each CapabilityReport projected into a shared format.
+class PolicyReportsTest : public ControllerTest {
+ protected:
+  const ResourceRef kReports{"openreports.io", "v1alpha1", "reports", "prod"};
+  const ResourceRef kPolicyReports{"wgpolicyk8s.io", "v1alpha2", "policyreports", "prod"};
+
+  void SetUp() override {
+    ControllerTest::SetUp();
+    StartProjecting();
+  }
+  void StartProjecting() {
+    ControllerOptions options;
+    options.policy_reports = PolicyReportMode::kAuto;
+    Start(options);
+  }
+  // Creates and server-side applies.
+  int Writes(const std::string& resource = "reports") {
+    return api.Count(Verb::kPost, resource) + api.Count(Verb::kPatch, resource);
+  }
+};
+
+TEST_F(PolicyReportsTest, TheReportAppearsInTheSharedFormatOwnedByTheCapabilityReport) {
+  DeploymentPod("web", "web-1", {"SYS_ADMIN"});
+  Settle();
+  auto capability_report = Report("deployment-web");
+  auto shared = api.Object(kReports, "capwatch-deployment-web");
+  ASSERT_TRUE(capability_report && shared);
+  EXPECT_EQ((*shared)["source"], "capwatch");
+  EXPECT_EQ((*shared)["scope"]["kind"], "Deployment");
+  EXPECT_EQ((*shared)["scope"]["name"], "web");
+  EXPECT_EQ((*shared)["metadata"]["ownerReferences"][0]["uid"],
+            (*capability_report)["metadata"]["uid"]);
+  bool found = false;
+  for (const auto& r : (*shared)["results"]) {
+    found = found || (r["result"] == "fail" && r["properties"]["capability"] == "SYS_ADMIN" &&
+                      r["properties"]["container"] == "app" && r["policy"] == "default");
+  }
+  EXPECT_TRUE(found) << shared->dump(2);
+  EXPECT_EQ((*shared)["summary"]["fail"], (*capability_report)["summary"]["violations"]);
+}
+
+TEST_F(PolicyReportsTest, WrittenOnlyOnChangeAndNotAtAllOnARestart) {
+  DeploymentPod("web", "web-1", {"SYS_ADMIN"});
+  Settle();
+  ASSERT_EQ(Writes(), 1);
+  DeploymentPod("web", "web-2", {"SYS_ADMIN"});  // the same content
+  Settle();
+  EXPECT_EQ(Writes(), 1);
+  api.ClearActions();
+  StartProjecting();
+  Settle();
+  EXPECT_EQ(Writes(), 0) << "a restart finds them as they should be";
+  // The report follows the newest Pod (here, with equal times, the first by name).
+  DeploymentPod("web", "web-0", {"SYS_ADMIN", "NET_ADMIN"});
+  Settle();
+  EXPECT_EQ(Writes(), 1) << "a new finding";
+}
+
+TEST_F(PolicyReportsTest, WithoutTheOpenReportsCrdTheOlderPolicyReportIsWritten) {
+  api.FailNext(Verb::kGet, "reports", ApiStatus(404, StatusReason::kNotFound, "not found"), 100);
+  StartProjecting();
+  DeploymentPod("web", "web-1", {"SYS_ADMIN"});
+  Settle();
+  EXPECT_FALSE(api.Object(kReports, "capwatch-deployment-web"));
+  auto shared = api.Object(kPolicyReports, "capwatch-deployment-web");
+  ASSERT_TRUE(shared);
+  EXPECT_EQ((*shared)["kind"], "PolicyReport");
+  EXPECT_FALSE(shared->contains("source"));
+  EXPECT_EQ((*shared)["results"][0]["source"], "capwatch");
+}
+
+TEST_F(PolicyReportsTest, WithNeitherCrdTheReportIsStillWrittenAndTheProjectionRetried) {
+  api.FailNext(Verb::kGet, "reports", ApiStatus(404, StatusReason::kNotFound, "not found"), 2);
+  api.FailNext(Verb::kGet, "policyreports", ApiStatus(404, StatusReason::kNotFound, "nf"), 2);
+  StartProjecting();
+  DeploymentPod("web", "web-1", {"SYS_ADMIN"});
+  Settle();
+  EXPECT_TRUE(Report("deployment-web")) << "the CapabilityReport does not wait for it";
+  EXPECT_THAT(metrics->Render(), HasSubstr("capwatch_reconciles_total{outcome=\"retry\"}"));
+  clock.Advance(std::chrono::seconds(30));  // past the backoff; the CRD installed meanwhile
+  Settle();
+  EXPECT_TRUE(api.Object(kReports, "capwatch-deployment-web"));
+}
+
+TEST_F(PolicyReportsTest, AReportDeletedWithItsProjectionBringsBothBack) {
+  DeploymentPod("web", "web-1", {"SYS_ADMIN"});
+  Settle();
+  // kubectl delete caprep: the garbage collector deletes the projection it owns.
+  api.Remove(CapabilityReports("prod"), "deployment-web");
+  api.Remove(kReports, "capwatch-deployment-web");
+  Settle();
+  auto capability_report = Report("deployment-web");
+  auto shared = api.Object(kReports, "capwatch-deployment-web");
+  ASSERT_TRUE(capability_report && shared);
+  EXPECT_EQ((*shared)["metadata"]["ownerReferences"][0]["uid"],
+            (*capability_report)["metadata"]["uid"])
+      << "owned by the new report";
+}
+
+TEST_F(PolicyReportsTest, OffWritesNoneAndListsNone) {
+  Start();
+  api.ClearActions();
+  DeploymentPod("web", "web-1", {"SYS_ADMIN"});
+  Settle();
+  EXPECT_EQ(api.Count(Verb::kGet, "reports", false) + api.Count(Verb::kGet, "policyreports", false),
+            0);
+  EXPECT_FALSE(api.Object(kReports, "capwatch-deployment-web"));
+}
+
 }  // namespace
 }  // namespace capwatch::controller

@@ -283,6 +283,18 @@ kube::Result<std::string> FakeKubeClient::Handle(const kube::Request& request, c
     case Verb::kPut:
     case Verb::kPatch: {
       auto it = bucket.find(key);
+      // Server-side apply creates what is not there (and here replaces the fields it names,
+      // a merge patch being close enough for one field manager).
+      const bool apply = request.content_type == "application/apply-patch+yaml";
+      if (it == bucket.end() && apply) {
+        json o = json::parse(request.body, nullptr, false);
+        if (!o.is_object()) return ApiStatus(400, StatusReason::kBadRequest, "body is not JSON");
+        if (!p.namespace_name.empty()) o["metadata"]["namespace"] = p.namespace_name;
+        o["metadata"]["uid"] = "uid-" + std::to_string(++uid_);
+        o["metadata"]["generation"] = 1;
+        o["metadata"]["creationTimestamp"] = "2026-11-29T10:00:00Z";
+        return StoreLocked(p.group_resource, std::move(o), "ADDED").dump();
+      }
       if (it == bucket.end()) return not_found();
       const json& old = it->second;
       json body = json::parse(request.body, nullptr, false);

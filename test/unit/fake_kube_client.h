@@ -3,7 +3,8 @@
 // An in-memory API server behind the KubeClient interface, shared by every controller test
 // (client-go's fake clientset and object tracker, STYLE 10): objects with resourceVersions,
 // uids and generations; list and watch from a resourceVersion; create (generateName), update
-// with optimistic concurrency, merge patch (and the status subresource), delete with uid and
+// with optimistic concurrency, merge patch (and the status subresource), server-side apply
+// (create, or merge), delete with uid and
 // resourceVersion preconditions; every request recorded; faults injected per verb and resource,
 // including a write that commits and then fails as a timeout would.
 

@@ -1,0 +1,165 @@
+#include "controller/policy_report_writer.h"
+
+#include <spdlog/spdlog.h>
+
+#include "controller/api_outcomes.h"
+#include "report/report_builder.h"
+
+namespace capwatch::controller {
+namespace {
+
+using nlohmann::json;
+
+std::string AnnotationOf(const json& object, std::string_view key) {
+  auto m = object.find("metadata");
+  if (m == object.end() || !m->is_object()) return "";
+  auto a = m->find("annotations");
+  if (a == m->end() || !a->is_object()) return "";
+  auto v = a->find(std::string(key));
+  return v != a->end() && v->is_string() ? v->get<std::string>() : "";
+}
+
+kube::ResourceRef ResourceOf(PolicyReportFormat format, std::string ns = {}) {
+  const std::string_view api = PolicyReportApiVersion(format);
+  const auto slash = api.find('/');
+  return {std::string(api.substr(0, slash)), std::string(api.substr(slash + 1)),
+          std::string(PolicyReportResource(format)), std::move(ns)};
+}
+
+}  // namespace
+
+std::optional<PolicyReportMode> ParsePolicyReportMode(std::string_view text) {
+  if (text == "off") return PolicyReportMode::kOff;
+  if (text == "auto") return PolicyReportMode::kAuto;
+  if (text == "openreports") return PolicyReportMode::kOpenReports;
+  if (text == "wgpolicyk8s") return PolicyReportMode::kWgPolicy;
+  return std::nullopt;
+}
+
+PolicyReportWriter::PolicyReportWriter(kube::KubeClient& client, kube::Clock& clock,
+                                       PolicyReportMode mode)
+    : client_(client), clock_(clock), mode_(mode) {
+  if (mode == PolicyReportMode::kOpenReports) format_ = PolicyReportFormat::kOpenReports;
+  if (mode == PolicyReportMode::kWgPolicy) format_ = PolicyReportFormat::kWgPolicy;
+}
+
+std::size_t PolicyReportWriter::tracked() const {
+  std::lock_guard lock(mu_);
+  return written_.size();
+}
+
+void PolicyReportWriter::Forget(const WorkloadKey& key) {
+  std::lock_guard lock(mu_);
+  written_.erase(key);
+}
+
+std::string PolicyReportWriter::Load(const std::stop_token& stop) {
+  std::vector<PolicyReportFormat> candidates;
+  {
+    std::lock_guard lock(mu_);
+    if (loaded_) return "";
+    if (format_) {
+      candidates = {*format_};
+    } else {
+      candidates = {PolicyReportFormat::kOpenReports, PolicyReportFormat::kWgPolicy};
+    }
+  }
+  std::string missing;
+  for (const PolicyReportFormat format : candidates) {
+    std::map<WorkloadKey, std::string> found;
+    kube::ListOptions options;
+    options.label_selector = "app.kubernetes.io/managed-by=capwatch";
+    options.limit = 500;
+    bool served = true;
+    std::string error;
+    do {
+      auto page = client_.List(ResourceOf(format), options, stop);
+      if (!page.ok()) {
+        if (page.error().IsNotFound()) {
+          served = false;
+        } else {
+          error = "listing " + std::string(PolicyReportResource(format)) + ": " +
+                  page.error().ToString();
+        }
+        break;
+      }
+      const json list = json::parse(page.value(), nullptr, /*allow_exceptions=*/false);
+      if (!list.is_object() || !list.contains("items") || !list["items"].is_array()) {
+        error = "listing " + std::string(PolicyReportResource(format)) + ": not a list";
+        break;
+      }
+      for (const auto& item : list["items"]) {
+        if (!item.is_object() || !item["metadata"].is_object()) continue;
+        // The projection names its CapabilityReport as owner: that is the workload's key.
+        const json refs = item["metadata"].value("ownerReferences", json::array());
+        const std::string ns = item["metadata"].value("namespace", "");
+        for (const auto& ref : refs.is_array() ? refs : json::array()) {
+          if (ref.is_object() && ref.value("kind", "") == "CapabilityReport") {
+            found[{ns, ref.value("name", "")}] = AnnotationOf(item, kContentHashAnnotation);
+          }
+        }
+      }
+      options.continue_token = list["metadata"].value("continue", "");
+    } while (!options.continue_token.empty() && !stop.stop_requested());
+    if (!error.empty()) return error;
+    if (!served) {
+      missing += (missing.empty() ? "" : " nor ") + std::string(PolicyReportApiVersion(format)) +
+                 " " + std::string(PolicyReportKind(format));
+      continue;
+    }
+    std::lock_guard lock(mu_);
+    format_ = format;
+    loaded_ = true;
+    for (auto& [key, hash] : found) written_.try_emplace(key, std::move(hash));
+    spdlog::info("policy reports: writing {} {} ({} found)", PolicyReportApiVersion(format),
+                 PolicyReportKind(format), found.size());
+    return "";
+  }
+  return "the API server serves neither " + missing + ": install the CRD of one (--policy-reports)";
+}
+
+std::string PolicyReportWriter::Sync(const WorkloadKey& key, const json& capability_report,
+                                     const std::vector<std::string>& policies,
+                                     const std::string& report_uid, const std::stop_token& stop) {
+  if (!enabled()) return "";
+  if (report_uid.empty()) return "policy report of " + key.ToString() + ": report uid unknown";
+  if (std::string error = Load(stop); !error.empty()) return "policy reports: " + error;
+  PolicyReportFormat format;
+  {
+    std::lock_guard lock(mu_);
+    format = *format_;
+  }
+  json projection =
+      ProjectPolicyReport(capability_report, policies, format, report_uid, clock_.WallNow());
+  const std::string hash = AnnotationOf(projection, kContentHashAnnotation);
+  bool exists = false;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = written_.find(key); it != written_.end()) {
+      if (it->second == hash) return "";
+      exists = true;
+    }
+  }
+  const std::string name = projection["metadata"]["name"];
+  const kube::ResourceRef resource = ResourceOf(format, key.namespace_name);
+  // Created when capwatch knows of none; otherwise (or when one turns out to exist) applied,
+  // taking every field back (capwatch owns what it projects).
+  auto r = exists ? kube::Result<std::string>(kube::ApiStatus::Ok())
+                  : client_.Create(resource, projection.dump(), {}, stop);
+  if (exists || (!r.ok() && r.error().IsAlreadyExists())) {
+    kube::WriteOptions options;
+    options.force = true;
+    r = client_.Patch(resource, name, kube::PatchType::kApply, projection.dump(), options, stop);
+  }
+  if (!r.ok() && NamespaceTerminating(r.error())) return "";  // going away with its workload
+  if (!r.ok()) {
+    return "writing " + std::string(PolicyReportKind(format)) + " " + key.namespace_name + "/" +
+           name + ": " + r.error().ToString();
+  }
+  spdlog::debug("wrote {} {}/{}", PolicyReportKind(format), key.namespace_name, name);
+  std::lock_guard lock(mu_);
+  written_[key] = hash;
+  return "";
+}
+
+}  // namespace capwatch::controller
