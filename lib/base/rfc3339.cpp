@@ -1,6 +1,7 @@
 #include "base/rfc3339.h"
 
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 
 namespace capwatch {
@@ -104,6 +105,26 @@ std::optional<system_clock::time_point> ParseRfc3339(std::string_view s, std::st
   if (unix_seconds < kMinSeconds) return system_clock::time_point::min();
   return system_clock::time_point(duration_cast<Duration>(seconds(unix_seconds)) +
                                   duration_cast<Duration>(nanoseconds(nanos)));
+}
+
+std::string FormatRfc3339(system_clock::time_point t) {
+  const auto day = floor<days>(t);
+  const year_month_day ymd{day};
+  const hh_mm_ss hms{floor<nanoseconds>(t - day)};
+  char buf[48];
+  int n = std::snprintf(
+      buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d", int(ymd.year()), unsigned(ymd.month()),
+      unsigned(ymd.day()), static_cast<int>(hms.hours().count()),
+      static_cast<int>(hms.minutes().count()), static_cast<int>(hms.seconds().count()));
+  std::string out(buf, static_cast<std::size_t>(n));
+  if (auto nanos = hms.subseconds().count(); nanos != 0) {
+    char frac[16];
+    std::snprintf(frac, sizeof frac, ".%09lld", static_cast<long long>(nanos));
+    std::string f = frac;
+    while (f.back() == '0') f.pop_back();
+    out += f;
+  }
+  return out + "Z";
 }
 
 }  // namespace capwatch

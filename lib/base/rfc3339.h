@@ -22,4 +22,8 @@ namespace capwatch {
 std::optional<std::chrono::system_clock::time_point> ParseRfc3339(std::string_view text,
                                                                   std::string* why = nullptr);
 
+// The canonical form in UTC: 2026-11-29T13:51:30Z, with the fraction (up to nanoseconds, no
+// trailing zeros) when there is one. ParseRfc3339 reads it back to the same time.
+std::string FormatRfc3339(std::chrono::system_clock::time_point t);
+
 }  // namespace capwatch

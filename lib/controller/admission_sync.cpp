@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "base/rfc3339.h"
 #include "base/text_hash.h"
 #include "enforce/admission_policy.h"
-#include "kube/time_format.h"
 #include "report/report_builder.h"
 
 namespace capwatch::controller {
@@ -353,7 +353,7 @@ json AdmissionSync::StatusOf(const PolicyView& view) const {
                    {"validatingAdmissionPolicy", name},
                    {"binding", name},
                    {"generation", s.generation}};
-    if (s.next_change) enforcement["nextChange"] = kube::FormatTime(*s.next_change);
+    if (s.next_change) enforcement["nextChange"] = FormatRfc3339(*s.next_change);
   }
   const std::string in_force = "ValidatingAdmissionPolicy " + name + " and its binding " +
                                (s.hash.empty() ? "" : "(" + s.action + ") ") +

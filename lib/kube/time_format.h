@@ -7,8 +7,6 @@ namespace capwatch::kube {
 
 // metav1.MicroTime as the API server writes it: 2026-11-29T13:51:30.123456Z.
 std::string FormatMicroTime(std::chrono::system_clock::time_point t);
-// metav1.Time: 2026-11-29T13:51:30Z (whole seconds, rounded down).
-std::string FormatTime(std::chrono::system_clock::time_point t);
 // Parsing is capwatch::ParseRfc3339 (base/rfc3339.h), one parser for every module.
 
 }  // namespace capwatch::kube

@@ -105,3 +105,20 @@ TEST(Rfc3339Range, YearsTheClockCannotHoldSaturate) {
 
 }  // namespace
 }  // namespace capwatch
+
+namespace capwatch {
+namespace {
+
+TEST(FormatRfc3339, WritesTheCanonicalFormThatReadsBack) {
+  for (const char* text :
+       {"2026-11-29T13:51:30Z", "2024-02-29T00:00:00.5Z", "1999-12-31T23:59:59.123456789Z"}) {
+    const auto t = ParseRfc3339(text);
+    ASSERT_TRUE(t) << text;
+    EXPECT_EQ(FormatRfc3339(*t), text);
+  }
+  EXPECT_EQ(FormatRfc3339(*ParseRfc3339("2026-11-29t15:51:30.250+02:00")),
+            "2026-11-29T13:51:30.25Z");
+}
+
+}  // namespace
+}  // namespace capwatch

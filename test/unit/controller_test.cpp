@@ -11,12 +11,12 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "base/rfc3339.h"
 #include "capabilities/catalog.h"
 #include "controller/controller.h"
 #include "enforce/admission_policy.h"
 #include "fake_clock.h"
 #include "fake_kube_client.h"
-#include "kube/time_format.h"
 #include "policy/policy_parser.h"
 #include "report/dangerous_grants.h"
 #include "report/report_builder.h"
@@ -860,7 +860,7 @@ TEST_F(EnforcementTest, AnInvalidEditKeepsTheLastObjectsAndRemovingEnforcementDe
 TEST_F(EnforcementTest, AnExemptionIsLeftOutOfTheObjectsAtItsExpiry) {
   const auto expires =
       std::chrono::floor<std::chrono::seconds>(clock.WallNow()) + std::chrono::hours(1);
-  const std::string text = kube::FormatTime(expires);
+  const std::string text = FormatRfc3339(expires);
   Enforce("Deny", {{"exemptions",
                     {{{"name", "debug"},
                       {"capabilities", {"SYS_ADMIN"}},
