@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/rfc3339.h"
 #include "capabilities/catalog.h"
 #include "policy/finding.h"
 #include "workload/pod_view.h"
@@ -200,9 +201,23 @@ class Generator {
                      ".?runAsUser.or(" + pod_sc + ".?runAsUser).orValue(0)), 'nonRoot': dyn(" + sc +
                      ".?runAsNonRoot.or(" + pod_sc + ".?runAsNonRoot).orValue(false))})");
     add("known", NameMap(kAllCapabilities));
+    // When the object was created, for a CREATE (the API server stamps it before admission):
+    // an exemption whose expiry has passed while nobody regenerated the policy (the controller
+    // down) still ends for new objects. CEL has no clock; this is the request's own time.
+    bool expiring = false;
+    for (const Exemption* ex : live_) expiring = expiring || ex->expires.has_value();
+    if (expiring) {
+      add("created",
+          "request.operation == 'CREATE' && has(object.metadata.creationTimestamp) ? "
+          "dyn(timestamp(string(object.metadata.creationTimestamp))) : dyn(null)");
+    }
     for (std::size_t i = 0; i < live_.size(); ++i) {
       const Exemption& ex = *live_[i];
       std::vector<std::string> parts;
+      if (ex.expires) {
+        parts.push_back("(variables.created == null || variables.created < timestamp(" +
+                        CelString(FormatRfc3339(*ex.expires)) + "))");
+      }
       if (!ex.namespaces.empty()) {
         parts.push_back("request.namespace.matches(" + CelString(GlobsRegex(ex.namespaces)) + ")");
       }
@@ -458,6 +473,7 @@ GeneratedAdmission GenerateAdmission(const Policy& policy, EnforcementAction act
                                 : json::object()},
       {"resourceRules",
        {rule({""}, {"pods"}, {"CREATE"}), rule({""}, {"pods/ephemeralcontainers"}, {"UPDATE"}),
+        rule({""}, {"replicationcontrollers"}, {"CREATE", "UPDATE"}),
         rule({"apps"}, {"deployments", "statefulsets", "daemonsets", "replicasets"},
              {"CREATE", "UPDATE"}),
         rule({"batch"}, {"jobs", "cronjobs"}, {"CREATE", "UPDATE"})}}};

@@ -40,12 +40,13 @@ spec:
     expires: "2099-01-01T00:00:00Z"
 `
 
-// applyEnforcement runs `capwatch enforce` on policyYAML and creates what it prints. It waits
-// until the API server has type-checked the policy, and fails on any expression warning.
-func applyEnforcement(t *testing.T, dyn dynamic.Interface, policyFile string) string {
+// applyEnforcement runs `capwatch enforce` on policyYAML (with extra flags) and creates what
+// it prints. It waits until the API server has type-checked the policy, and fails on any
+// expression warning.
+func applyEnforcement(t *testing.T, dyn dynamic.Interface, policyFile string, flags ...string) string {
 	t.Helper()
 	ctx := context.Background()
-	out, _ := runCapwatch(t, nil, "enforce", "-f", policyFile)
+	out, _ := runCapwatch(t, nil, append([]string{"enforce", "-f", policyFile}, flags...)...)
 	var list struct {
 		Items []map[string]any `json:"items"`
 	}
@@ -157,14 +158,22 @@ func TestEnforceAdmissionPolicy(t *testing.T) {
 			Spec: appsv1.DeploymentSpec{
 				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": tc.name}},
 				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": tc.name}}, Spec: tc.spec}}}
-		for _, kind := range []string{"Pod", "Deployment"} {
+		rc := &corev1.ReplicationController{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ReplicationController"},
+			ObjectMeta: metav1.ObjectMeta{Name: tc.name, Namespace: tc.namespace},
+			Spec: corev1.ReplicationControllerSpec{Selector: map[string]string{"app": tc.name},
+				Template: &corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": tc.name}}, Spec: tc.spec}}}
+		for _, kind := range []string{"Pod", "Deployment", "ReplicationController"} {
 			var err error
 			var obj any = pod
-			if kind == "Pod" {
+			switch kind {
+			case "Pod":
 				_, err = clientset.CoreV1().Pods(tc.namespace).Create(ctx, pod, dryRun)
-			} else {
+			case "Deployment":
 				obj = deploy
 				_, err = clientset.AppsV1().Deployments(tc.namespace).Create(ctx, deploy, dryRun)
+			default:
+				obj = rc
+				_, err = clientset.CoreV1().ReplicationControllers(tc.namespace).Create(ctx, rc, dryRun)
 			}
 			denied := err != nil
 			if denied && !apierrors.IsForbidden(err) {
@@ -194,5 +203,54 @@ func TestEnforceAdmissionPolicy(t *testing.T) {
 	_, err = clientset.CoreV1().Pods(ns).UpdateEphemeralContainers(ctx, "target", created, metav1.UpdateOptions{})
 	if err == nil || !strings.Contains(err.Error(), "(dangerous-capability)") {
 		t.Errorf("an ephemeral container adding SYS_ADMIN: err = %v, want a denial naming dangerous-capability", err)
+	}
+}
+
+// TestEnforceExpiredExemptionEndsAtCreation: an exemption whose expiry has passed but which is
+// still in the generated policy (generated before the expiry, and not regenerated since: the
+// controller was down) no longer covers an object created after the expiry, because the API
+// server stamps creationTimestamp before admission. One that has not expired still covers.
+func TestEnforceExpiredExemptionEndsAtCreation(t *testing.T) {
+	ctx := context.Background()
+	dyn, err := dynamic.NewForConfig(cluster.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
+	policy := `apiVersion: capwatch.io/v1alpha1
+kind: CapabilityPolicy
+metadata:
+  name: e2e-expired-exemption
+spec:
+  match:
+    namespaces: ["expiry-*"]
+  forbiddenCapabilities: [NET_RAW, SYS_PTRACE]
+  exemptions:
+  - {name: expired, containers: [tools], capabilities: [NET_RAW], reason: "was allowed", expires: "` + expired.Format(time.RFC3339) + `"}
+  - {name: current, containers: [tools], capabilities: [SYS_PTRACE], reason: "is allowed", expires: "2099-01-01T00:00:00Z"}
+`
+	if err := os.WriteFile(policyFile, []byte(policy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Generated as it was two hours ago: both exemptions are in it.
+	applyEnforcement(t, dyn, policyFile, "--now", expired.Add(-time.Hour).Format(time.RFC3339))
+	ns := newNamespace(t, "expiry", nil)
+	dryRun := func(container string, capability corev1.Capability) error {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: container, Namespace: ns}, Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: container, Image: "registry.example/" + container + ":1", SecurityContext: &corev1.SecurityContext{
+				Capabilities: &corev1.Capabilities{Add: []corev1.Capability{capability}, Drop: []corev1.Capability{"ALL"}}}}}}}
+		_, err := clientset.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err
+	}
+	eventually(t, time.Minute, "the generated policy to take effect", func(ctx context.Context) (bool, string, error) {
+		err := dryRun("app", "SYS_PTRACE")
+		return err != nil, "container app adding SYS_PTRACE is still admitted", nil
+	})
+	if err := dryRun("tools", "NET_RAW"); err == nil || !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "(dangerous-capability)") {
+		t.Errorf("NET_RAW under an exemption that expired an hour ago: err = %v, want a denial", err)
+	}
+	if err := dryRun("tools", "SYS_PTRACE"); err != nil {
+		t.Errorf("SYS_PTRACE under an exemption until 2099: %v, want it admitted", err)
 	}
 }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "base/rfc3339.h"
@@ -123,9 +124,10 @@ TEST(Enforce, EphemeralContainersAndEveryWorkloadKindAreMatched) {
   for (const auto& r : g.policy["spec"]["matchConstraints"]["resourceRules"]) {
     for (const auto& name : r["resources"]) resources.push_back(name);
   }
-  EXPECT_EQ(resources, (std::vector<std::string>{"pods", "pods/ephemeralcontainers", "deployments",
-                                                 "statefulsets", "daemonsets", "replicasets",
-                                                 "jobs", "cronjobs"}));
+  EXPECT_EQ(resources,
+            (std::vector<std::string>{"pods", "pods/ephemeralcontainers", "replicationcontrollers",
+                                      "deployments", "statefulsets", "daemonsets", "replicasets",
+                                      "jobs", "cronjobs"}));
   ASSERT_NE(Condition(g.policy, "not-windows"), nullptr);
   ASSERT_NE(Condition(g.policy, "template-changed"), nullptr);
   EXPECT_EQ(Condition(g.policy, "namespaces"), nullptr);
@@ -177,6 +179,20 @@ TEST(Enforce, AnExpiredExemptionIsLeftOutAndTheNextExpiryIsReported) {
   const std::string e = after.policy["spec"]["validations"][1]["expression"];
   EXPECT_NE(e.find("variables.exemption0"), std::string::npos) << e;
   EXPECT_NE(e.find("variables.exemption1 && f.name in ['tools']"), std::string::npos) << e;
+  // Each still ends for an object created after its expiry, should nobody regenerate the
+  // policy in time (the controller down): the API server stamps creationTimestamp first.
+  std::map<std::string, std::string> vars;
+  for (const auto& v : after.policy["spec"]["variables"]) vars[v["name"]] = v["expression"];
+  EXPECT_TRUE(vars["created"].starts_with("request.operation == 'CREATE' && ")) << vars["created"];
+  EXPECT_NE(vars["exemption0"].find("variables.created < timestamp('2026-03-01T00:00:00Z')"),
+            std::string::npos)
+      << vars["exemption0"];
+  const auto timeless =
+      GenerateAdmission(Parse("{exemptions: [{name: x, reason: r, capabilities: [NET_RAW]}]}"),
+                        EnforcementAction::kDeny, At("2026-01-01T00:00:00Z"));
+  for (const auto& v : timeless.policy["spec"]["variables"]) {
+    EXPECT_NE(v["name"], "created") << "no exemption expires";
+  }
 }
 
 TEST(Enforce, TheSamePolicyGivesTheSameObjects) {
