@@ -156,4 +156,13 @@ func TestControllerPolicyReports(t *testing.T) {
 	if r := result(older, "app", "SYS_ADMIN"); r["source"] != "capwatch" || r["result"] != "fail" {
 		t.Errorf("the PolicyReport's SYS_ADMIN result %v, want source capwatch, fail", r)
 	}
+	// And it follows the workload: NET_RAW taken away again.
+	if _, err := clientset.AppsV1().Deployments(ns).Patch(ctx, "web", "application/strategic-merge-patch+json",
+		[]byte(`{"spec":{"template":{"spec":{"containers":[{"name":"app","securityContext":{"capabilities":{"add":["SYS_ADMIN"]}}}]}}}}`),
+		metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(wgPolicyGVR, "the NET_RAW finding of container app gone from the PolicyReport", func(o *unstructured.Unstructured) (bool, string) {
+		return result(o, "app", "NET_RAW") == nil && result(o, "app", "SYS_ADMIN") != nil, fmt.Sprintf("results %v", o.Object["results"])
+	})
 }
