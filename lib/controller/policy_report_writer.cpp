@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "controller/api_outcomes.h"
+#include "kube/json_codec.h"
 #include "report/report_builder.h"
 
 namespace capwatch::controller {
@@ -89,17 +90,18 @@ std::string PolicyReportWriter::Load(const std::stop_token& stop) {
         break;
       }
       for (const auto& item : list["items"]) {
-        if (!item.is_object() || !item["metadata"].is_object()) continue;
         // The projection names its CapabilityReport as owner: that is the workload's key.
-        const json refs = item["metadata"].value("ownerReferences", json::array());
-        const std::string ns = item["metadata"].value("namespace", "");
-        for (const auto& ref : refs.is_array() ? refs : json::array()) {
-          if (ref.is_object() && ref.value("kind", "") == "CapabilityReport") {
-            found[{ns, ref.value("name", "")}] = AnnotationOf(item, kContentHashAnnotation);
+        const json& refs = kube::JsonAt(item, {"metadata", "ownerReferences"});
+        const std::string ns = kube::JsonStringAt(item, {"metadata", "namespace"});
+        if (!refs.is_array()) continue;
+        for (const auto& ref : refs) {
+          if (kube::JsonStringAt(ref, {"kind"}) == "CapabilityReport") {
+            found[{ns, kube::JsonStringAt(ref, {"name"})}] =
+                AnnotationOf(item, kContentHashAnnotation);
           }
         }
       }
-      options.continue_token = list["metadata"].value("continue", "");
+      options.continue_token = kube::JsonStringAt(list, {"metadata", "continue"});
     } while (!options.continue_token.empty() && !stop.stop_requested());
     if (!error.empty()) return error;
     if (!served) {

@@ -7,6 +7,7 @@
 
 #include "base/utf8.h"
 #include "controller/api_outcomes.h"
+#include "kube/json_codec.h"
 #include "kube/time_format.h"
 #include "policy/evaluate.h"
 #include "report/report_builder.h"
@@ -367,9 +368,7 @@ ReconcileOutcome Reconciler::Write(const WorkloadKey& key, const WorkloadRef& re
   if (status.ok()) {
     metrics_.ReportWrite(result);
     const json written = json::parse(answer.value(), nullptr, /*allow_exceptions=*/false);
-    if (written.is_object() && written["metadata"].is_object()) {
-      report_uid = written["metadata"].value("uid", "");
-    }
+    report_uid = kube::JsonStringAt(written, {"metadata", "uid"});
     {
       std::lock_guard lock(mu_);
       written_[key] = {hash, now, ref.uid, grants, report_uid};

@@ -88,8 +88,8 @@ std::optional<FieldError> Check(const json& node, std::string_view rest, JsonTyp
                                 std::string& where) {
   if (rest.empty()) {
     if (Fits(node, type)) return std::nullopt;
-    return FieldError{where, "must be " + std::string(TypeName(type)) + ", not " +
-                                 std::string(TypeNameOf(node))};
+    return FieldError{
+        where, "must be " + std::string(TypeName(type)) + ", not " + std::string(TypeNameOf(node))};
   }
   const std::size_t mark = where.size();
   auto descend = [&](const json& child, std::string_view next) {
@@ -157,6 +157,23 @@ Status MistypedField(const json& object, std::initializer_list<JsonField> fields
     if (auto m = Check(object, f.path, f.type, where)) return Error(std::move(*m));
   }
   return {};
+}
+
+const json& JsonAt(const json& object, std::initializer_list<const char*> path) {
+  static const json kNull;
+  const json* at = &object;
+  for (const char* step : path) {
+    if (!at->is_object()) return kNull;
+    auto it = at->find(step);
+    if (it == at->end()) return kNull;
+    at = &*it;
+  }
+  return *at;
+}
+
+std::string JsonStringAt(const json& object, std::initializer_list<const char*> path) {
+  const json& v = JsonAt(object, path);
+  return v.is_string() ? v.get<std::string>() : std::string();
 }
 
 std::string ObjectNameOf(const json& object) {

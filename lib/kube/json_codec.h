@@ -41,6 +41,12 @@ Status MistypedField(const nlohmann::json& object, std::initializer_list<JsonFie
 // "namespace/name" of an object whose metadata says so, else empty.
 std::string ObjectNameOf(const nlohmann::json& object);
 
+// What the API server (or anything claiming to be it) answered, read without trusting its
+// shape: the value at `path` ("metadata", "uid") through objects only, or null when a step is
+// missing or not an object; the string there, or "" for anything else.
+const nlohmann::json& JsonAt(const nlohmann::json& object, std::initializer_list<const char*> path);
+std::string JsonStringAt(const nlohmann::json& object, std::initializer_list<const char*> path);
+
 // Decodes one object already parsed.
 using JsonObjectDecoder = std::function<Status(const nlohmann::json& object)>;
 
@@ -68,9 +74,8 @@ template <typename T, typename From>
 capwatch::Result<T> DecodeJsonObject(std::string_view object, From from,
                                      std::initializer_list<JsonField> fields = {}) {
   T out;
-  Status decoded = DecodeJsonValue(object, fields, [&](const nlohmann::json& doc) {
-    return from(doc, out);
-  });
+  Status decoded =
+      DecodeJsonValue(object, fields, [&](const nlohmann::json& doc) { return from(doc, out); });
   if (!decoded.ok()) return decoded.error();
   return out;
 }

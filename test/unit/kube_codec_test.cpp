@@ -588,7 +588,8 @@ TEST(ReportCodec, TheGrantMemoryOfAHundredContainersIsKeptCompact) {
   report["metadata"]["annotations"][std::string(kGrantsAnnotation)] = "app=zz;web=200000";
   auto again = codec.Decode(report.dump());
   ASSERT_TRUE(again.ok()) << again.error().ToString();
-  EXPECT_EQ(DecodeGrants(again->dangerous_grants), (std::set<DangerousGrant>{{"web", "SYS_ADMIN"}}));
+  EXPECT_EQ(DecodeGrants(again->dangerous_grants),
+            (std::set<DangerousGrant>{{"web", "SYS_ADMIN"}}));
   EXPECT_EQ(again->dangerous_grants, "web=200000");
 }
 
@@ -596,6 +597,28 @@ TEST(PolicyCodec, AWellFormedPolicyIsValid) {
   Decoded d = Decode(Kind::kPolicy, Object(Kind::kPolicy, "strict").dump());
   ASSERT_TRUE(d.ok) << d.error;
   EXPECT_TRUE(d.policy_valid) << ::testing::PrintToString(d.policy_errors);
+}
+
+}  // namespace
+}  // namespace capwatch::kube
+
+namespace capwatch::kube {
+namespace {
+
+// Answers read without trusting their shape: a create answered with {} (a proxy, a double),
+// null, a list or a string where an object belongs, gives "" rather than undefined behaviour.
+TEST(JsonAt, AMissingOrMistypedStepGivesNullAndAnEmptyString) {
+  const nlohmann::json object = nlohmann::json::parse(
+      R"({"metadata": {"uid": "u-1", "labels": ["not", "a", "map"], "generation": 3}})");
+  EXPECT_EQ(JsonStringAt(object, {"metadata", "uid"}), "u-1");
+  EXPECT_EQ(JsonStringAt(object, {"metadata", "generation"}), "") << "not a string";
+  EXPECT_TRUE(JsonAt(object, {"metadata", "labels", "app"}).is_null()) << "a list on the way";
+  EXPECT_TRUE(JsonAt(object, {"status", "phase"}).is_null());
+  for (const char* text : {"{}", "null", "[]", "\"text\"", "7"}) {
+    EXPECT_EQ(JsonStringAt(nlohmann::json::parse(text), {"metadata", "uid"}), "") << text;
+  }
+  const nlohmann::json discarded = nlohmann::json::parse("not json", nullptr, false);
+  EXPECT_EQ(JsonStringAt(discarded, {"metadata", "uid"}), "");
 }
 
 }  // namespace
