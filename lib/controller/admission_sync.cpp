@@ -8,6 +8,7 @@
 #include "base/rfc3339.h"
 #include "base/text_hash.h"
 #include "enforce/admission_policy.h"
+#include "kube/json_codec.h"
 #include "report/report_builder.h"
 
 namespace capwatch::controller {
@@ -113,12 +114,17 @@ int AdmissionSync::Tick(const std::stop_token& stop, const std::function<bool()>
 }
 
 bool AdmissionSync::ListOurs(const kube::ResourceRef& resource, std::map<std::string, json>& out,
-                             std::string& error, const std::stop_token& stop) {
+                             std::string& error, bool& absent, const std::stop_token& stop) {
   kube::ListOptions options;
   options.label_selector = "app.kubernetes.io/managed-by=capwatch";
   auto listed = client_.List(resource, options, stop);
   if (!listed.ok()) {
     error = "listing " + resource.resource + ": " + listed.error().ToString();
+    if (listed.error().IsNotFound()) {
+      absent = true;
+      error = "this API server does not serve admissionregistration.k8s.io/v1 " + Kind(resource) +
+              " (Kubernetes 1.30 and later do): " + error;
+    }
     return false;
   }
   json list = json::parse(listed.value(), nullptr, /*allow_exceptions=*/false);
@@ -130,8 +136,8 @@ bool AdmissionSync::ListOurs(const kube::ResourceRef& resource, std::map<std::st
     if (!item.is_object()) continue;
     // The selector again: a list from a server (or proxy) that ignored it removes nothing of
     // anyone else's.
-    const json labels = item["metadata"].value("labels", json::object());
-    if (!labels.is_object() || labels.value("app.kubernetes.io/managed-by", "") != "capwatch") {
+    if (kube::JsonStringAt(item, {"metadata", "labels", "app.kubernetes.io/managed-by"}) !=
+        "capwatch") {
       continue;
     }
     const std::string name = MetaString(item, "name");
@@ -144,7 +150,7 @@ std::string AdmissionSync::Ensure(const kube::ResourceRef& resource, const json&
                                   const json* existing, const std::stop_token& stop,
                                   const std::function<bool()>& may_write, int& writes, bool& wrote,
                                   std::int64_t& known_generation) {
-  const std::string name = desired["metadata"]["name"];
+  const std::string name = kube::JsonStringAt(desired, {"metadata", "name"});
   const std::string hash = Annotation(desired, kContentHashAnnotation);
   if (existing != nullptr && Annotation(*existing, kContentHashAnnotation) == hash) {
     // As generated, unless edited since: its generation moved from the one capwatch saw, or
@@ -195,8 +201,10 @@ void AdmissionSync::Sync(const std::stop_token& stop, const std::function<bool()
   const auto wall = clock_.WallNow();
   std::map<std::string, json> vaps, bindings;
   std::string list_error;
-  const bool listed = ListOurs(ValidatingAdmissionPolicies(), vaps, list_error, stop) &&
-                      ListOurs(ValidatingAdmissionPolicyBindings(), bindings, list_error, stop);
+  bool absent = false;  // an API server older than 1.30: nothing to retry soon
+  const bool listed =
+      ListOurs(ValidatingAdmissionPolicies(), vaps, list_error, absent, stop) &&
+      ListOurs(ValidatingAdmissionPolicyBindings(), bindings, list_error, absent, stop);
 
   auto existing = [](const std::map<std::string, json>& m, const std::string& n) {
     auto it = m.find(n);
@@ -222,7 +230,7 @@ void AdmissionSync::Sync(const std::stop_token& stop, const std::function<bool()
         state.hash = Annotation(*vap, kContentHashAnnotation);
         state.generation = std::atoll(Annotation(*vap, kGenerationAnnotation).c_str());
         if (const json* b = existing(bindings, name)) {
-          const json actions = (*b)["spec"].value("validationActions", json::array());
+          const json& actions = kube::JsonAt(*b, {"spec", "validationActions"});
           if (actions.is_array() && !actions.empty() && actions[0].is_string()) {
             state.action = actions[0];
           }
@@ -279,7 +287,8 @@ void AdmissionSync::Sync(const std::stop_token& stop, const std::function<bool()
                                 ? (*vap)["/status/typeChecking/expressionWarnings"_json_pointer]
                                 : empty;
         for (const auto& w : found.is_array() ? found : empty) {
-          state.warnings.push_back(w.value("fieldRef", "") + ": " + w.value("warning", ""));
+          state.warnings.push_back(kube::JsonStringAt(w, {"fieldRef"}) + ": " +
+                                   kube::JsonStringAt(w, {"warning"}));
         }
       }
       recheck = recheck || !state.type_checked;
@@ -318,7 +327,10 @@ void AdmissionSync::Sync(const std::stop_token& stop, const std::function<bool()
   states_ = std::move(states);
   next_change_ = next_change;
   const auto now = clock_.Now();
-  next_sync_ = now + (failed ? options_.retry : recheck ? options_.recheck : options_.resync);
+  next_sync_ = now + (absent    ? options_.resync
+                      : failed  ? options_.retry
+                      : recheck ? options_.recheck
+                                : options_.resync);
   synced_once_ = true;  // a failure shows in the statuses too
 }
 

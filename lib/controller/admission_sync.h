@@ -80,9 +80,10 @@ class AdmissionSync {
   bool Due(kube::Clock::TimePoint now, std::chrono::system_clock::time_point wall,
            const std::string& fingerprint) const;
   void Sync(const std::stop_token& stop, const std::function<bool()>& may_write, int& writes);
-  // The objects of ours in the API server, by name; false with `error` set when the list fails.
+  // The objects of ours in the API server, by name; false with `error` set when the list fails
+  // (and `absent` when the API server does not serve the resource at all).
   bool ListOurs(const kube::ResourceRef& resource, std::map<std::string, nlohmann::json>& out,
-                std::string& error, const std::stop_token& stop);
+                std::string& error, bool& absent, const std::stop_token& stop);
   // Creates or replaces `desired` unless `existing` already carries its hash and nobody edited
   // it since `known_generation`, which it updates. Returns the error, empty on success.
   std::string Ensure(const kube::ResourceRef& resource, const nlohmann::json& desired,

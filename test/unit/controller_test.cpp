@@ -17,6 +17,7 @@
 #include "enforce/admission_policy.h"
 #include "fake_clock.h"
 #include "fake_kube_client.h"
+#include "kube/json_codec.h"
 #include "policy/policy_parser.h"
 #include "report/dangerous_grants.h"
 #include "report/report_builder.h"
@@ -734,8 +735,9 @@ class EnforcementTest : public ControllerTest {
 
   json Enforced() {
     const json policy = *api.Object(CapabilityPolicies(), "default");
-    for (const auto& c : policy["status"].value("conditions", json::array())) {
-      if (c["type"] == "Enforced") return c;
+    const json& conditions = kube::JsonAt(policy, {"status", "conditions"});
+    for (const auto& c : conditions.is_array() ? conditions : json::array()) {
+      if (kube::JsonStringAt(c, {"type"}) == "Enforced") return c;
     }
     return nullptr;
   }
@@ -906,6 +908,23 @@ TEST_F(EnforcementTest, AFailedWriteIsRetriedAndShownMeanwhile) {
   Settle();
   EXPECT_TRUE(api.Object(kVaps, "capwatch-default"));
   EXPECT_EQ(Enforced()["reason"], "Written");
+}
+
+TEST_F(EnforcementTest, AnAPIServerWithoutAdmissionPoliciesIsNamedAndNotPolledEverySeconds) {
+  api.FailNext(Verb::kGet, "validatingadmissionpolicies",
+               ApiStatus(404, StatusReason::kNotFound, "the server could not find the resource"),
+               1000);
+  Enforce("Deny");
+  Settle();
+  EXPECT_EQ(Enforced()["reason"], "WriteFailed");
+  EXPECT_THAT(Enforced()["message"].get<std::string>(), HasSubstr("Kubernetes 1.30"));
+  const int before = api.Count(Verb::kGet, "validatingadmissionpolicies", false);
+  for (int i = 0; i < 25; ++i) {  // 50 s of leader ticks
+    clock.Advance(std::chrono::seconds(2));
+    ctl->LeaderTick(stop.get_token());
+  }
+  EXPECT_LE(api.Count(Verb::kGet, "validatingadmissionpolicies", false) - before, 1)
+      << "once a resync, not every retry";
 }
 
 TEST_F(EnforcementTest, TurnedOffItReadsAndWritesNothingAndSaysSo) {
