@@ -77,10 +77,15 @@ std::string PolicyReportName(std::string_view report_name) {
 json ProjectPolicyReport(const json& capability_report, const std::vector<std::string>& policies,
                          PolicyReportFormat format, std::string_view report_uid,
                          std::chrono::system_clock::time_point now) {
-  const json& meta = capability_report["metadata"];
+  static const json kNone = json::object();
+  auto child = [&](const char* key) -> const json& {
+    auto it = capability_report.find(key);
+    return it != capability_report.end() && it->is_object() ? *it : kNone;
+  };
+  const json& meta = child("metadata");
   const std::string report_name = Str(meta, "name");
   const std::string ns = Str(meta, "namespace");
-  const json& workload = capability_report["workload"];
+  const json& workload = child("workload");
 
   json scope = {{"apiVersion", Str(workload, "apiVersion")},
                 {"kind", Str(workload, "kind")},
@@ -98,6 +103,16 @@ json ProjectPolicyReport(const json& capability_report, const std::vector<std::s
     summary[r["result"].get<std::string>()] =
         summary[r["result"].get<std::string>()].get<int>() + 1;
     results.push_back(std::move(r));
+  }
+  // A size-capped report left findings out; its summary still counts them all.
+  const json& counts = capability_report.value("summary", json::object());
+  if (counts.is_object() && counts.contains("truncated")) {
+    if (auto v = counts.find("violations"); v != counts.end() && v->is_number_integer()) {
+      summary["fail"] = *v;
+    }
+    if (auto v = counts.find("exempted"); v != counts.end() && v->is_number_integer()) {
+      summary["skip"] = *v;
+    }
   }
   for (const auto& policy : policies) {
     if (failing.count(policy)) continue;

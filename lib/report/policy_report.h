@@ -24,7 +24,8 @@ std::string PolicyReportName(std::string_view report_name);
 // A CapabilityReport (as BuildReport makes it) in a shared format: source capwatch, the
 // workload as scope, one result per finding (fail, or skip for an exempted one) with policy,
 // rule, severity, message and the container and capability in properties, and one pass result
-// for each of `policies` (the policies matching the workload) without a failing finding.
+// for each of `policies` (the policies matching the workload) without a failing finding. The
+// summary counts the results, or, for a size-capped report, every finding its summary counts.
 // Owned by the CapabilityReport (uid `report_uid`), so it goes wherever the report goes. The
 // capwatch.io/content-hash annotation covers everything but the results' timestamps, which say
 // `now`: the same report gives the same hash.

@@ -295,6 +295,21 @@ TEST_F(PolicyReportProjection, TheHashIgnoresTheTimeAndFollowsTheContent) {
       << "a recreated report is a new owner";
 }
 
+TEST(PolicyReportSummary, ASizeCappedReportCountsEveryFindingNotOnlyThoseKept) {
+  std::string yaml =
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: junk, namespace: x}\nspec:\n  containers:\n"
+      "  - name: c\n    image: i\n    securityContext:\n      capabilities:\n        drop: [ALL]\n"
+      "        add:\n";
+  for (int i = 0; i < 3000; ++i) yaml += "        - JUNK_" + std::to_string(i) + "\n";
+  const Built b = Build(yaml, DefaultPolicy(), ReportOptions{128 * 1024});
+  ASSERT_TRUE(b.report["summary"].contains("truncated"));
+  const json r = ProjectPolicyReport(b.report, {"default"}, PolicyReportFormat::kOpenReports, "uid",
+                                     Clock::from_time_t(1'800'000'000));
+  EXPECT_LT(r["results"].size(), 3000u);
+  EXPECT_EQ(r["summary"]["fail"], b.report["summary"]["violations"]);
+  EXPECT_GE(r["summary"]["fail"].get<int>(), 3000);
+}
+
 TEST(PolicyReportName, ALongNameIsShortenedToAValidName) {
   EXPECT_EQ(PolicyReportName("deployment-web"), "capwatch-deployment-web");
   const std::string long_name = "deployment-" + std::string(242, 'a');
