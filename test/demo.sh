@@ -3,8 +3,9 @@
 # kube-controller-manager), installs the CRDs and the default policy, creates the example
 # workloads of docs/examples (the capabilities guide's web server, network tools, database,
 # init container, plus one adding SYS_ADMIN and one privileged), runs `capwatch controller`,
-# shows `kubectl get capabilityreports -A`, one report in full and the violation metrics, then
-# audits the same with `capwatch audit`, and tears everything down.
+# shows `kubectl get capabilityreports -A` and one report in full, turns the policy's
+# enforcement on (Warn) and shows the API server warning about a SYS_ADMIN Pod, shows the
+# violation metrics, then audits the same with `capwatch audit`, and tears everything down.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -95,6 +96,32 @@ echo "\$ kubectl get capabilityreport -n storage deployment-fuse-mounter -o yaml
 echo
 echo "\$ kubectl get events -A --field-selector reason=DangerousCapabilityGranted"
 "${kubectl}" get events -A --field-selector reason=DangerousCapabilityGranted
+echo
+# Enforcement: the same policy, warned about by the API server itself (docs/enforcement.md).
+echo "\$ kubectl patch capabilitypolicy default --type merge -p '{\"spec\":{\"enforcement\":{\"action\":\"Warn\"}}}'"
+"${kubectl}" patch capabilitypolicy default --type merge -p '{"spec":{"enforcement":{"action":"Warn"}}}'
+for _ in $(seq 1 60); do
+  reason=$("${kubectl}" get capabilitypolicy default \
+    -o jsonpath='{.status.conditions[?(@.type=="Enforced")].reason}')
+  [[ "${reason}" == InForce ]] && break
+  sleep 1
+done
+echo "\$ kubectl get capabilitypolicy default -o jsonpath='{.status.enforcement}'"
+"${kubectl}" get capabilitypolicy default -o jsonpath='{.status.enforcement}'
+echo
+echo "\$ kubectl get validatingadmissionpolicies,validatingadmissionpolicybindings"
+"${kubectl}" get validatingadmissionpolicies,validatingadmissionpolicybindings
+debug_pod='{"apiVersion":"v1","kind":"Pod","metadata":{"name":"debug","namespace":"default"},
+  "spec":{"containers":[{"name":"debug","image":"busybox:1.36","securityContext":{
+  "capabilities":{"drop":["ALL"],"add":["SYS_ADMIN"]}}}]}}'
+echo "\$ kubectl apply --dry-run=server -f debug-pod.json   (a Pod adding SYS_ADMIN)"
+# The API server's policy informer picks the binding up within a few seconds.
+for _ in $(seq 1 30); do
+  out=$(echo "${debug_pod}" | "${kubectl}" apply --dry-run=server -f - 2>&1 || true)
+  [[ "${out}" == *Warning* ]] && break
+  sleep 1
+done
+echo "${out}"
 echo
 # /metrics is HTTPS, and each scrape's token is checked by the API server: a Prometheus
 # ServiceAccount bound to a metrics-reader role, as the chart's capwatch-metrics-reader.
