@@ -59,6 +59,9 @@ std::string PolicyReportWriter::Load(const std::stop_token& stop) {
   {
     std::lock_guard lock(mu_);
     if (loaded_) return "";
+    // Failed a moment ago: every workload's retry must not cost the API server a list (nor
+    // spend the client's QPS that the CapabilityReports need).
+    if (!load_error_.empty() && clock_.Now() < retry_load_at_) return load_error_;
     if (format_) {
       candidates = {*format_};
     } else {
@@ -103,7 +106,12 @@ std::string PolicyReportWriter::Load(const std::stop_token& stop) {
       }
       options.continue_token = kube::JsonStringAt(list, {"metadata", "continue"});
     } while (!options.continue_token.empty() && !stop.stop_requested());
-    if (!error.empty()) return error;
+    if (!error.empty()) {
+      std::lock_guard lock(mu_);
+      load_error_ = error;
+      retry_load_at_ = clock_.Now() + std::chrono::seconds(5);
+      return error;
+    }
     if (!served) {
       missing += (missing.empty() ? "" : " nor ") + std::string(PolicyReportApiVersion(format)) +
                  " " + std::string(PolicyReportKind(format));
@@ -117,7 +125,14 @@ std::string PolicyReportWriter::Load(const std::stop_token& stop) {
                  PolicyReportKind(format), found.size());
     return "";
   }
-  return "the API server serves neither " + missing + ": install the CRD of one (--policy-reports)";
+  std::lock_guard lock(mu_);
+  load_error_ = (candidates.size() == 1 ? "the API server does not serve " + missing +
+                                              ": install its CRD (--policy-reports)"
+                                        : "the API server serves neither " + missing +
+                                              ": install the CRD of one (--policy-reports)") +
+                "; looked for again in 60 s";
+  retry_load_at_ = clock_.Now() + std::chrono::seconds(60);
+  return load_error_;
 }
 
 std::string PolicyReportWriter::Sync(const WorkloadKey& key, const json& capability_report,

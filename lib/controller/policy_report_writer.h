@@ -57,6 +57,8 @@ class PolicyReportWriter {
   mutable std::mutex mu_;  // guards the members below
   std::optional<PolicyReportFormat> format_;
   bool loaded_ = false;
+  std::string load_error_;  // why the last Load failed, answered until retry_load_at_
+  kube::Clock::TimePoint retry_load_at_{};
   std::map<WorkloadKey, std::string> written_;  // workload → hash of its projection
 };
 

@@ -1012,16 +1012,21 @@ TEST_F(PolicyReportsTest, WithoutTheOpenReportsCrdTheOlderPolicyReportIsWritten)
 }
 
 TEST_F(PolicyReportsTest, WithNeitherCrdTheReportIsStillWrittenAndTheProjectionRetried) {
-  api.FailNext(Verb::kGet, "reports", ApiStatus(404, StatusReason::kNotFound, "not found"), 2);
-  api.FailNext(Verb::kGet, "policyreports", ApiStatus(404, StatusReason::kNotFound, "nf"), 2);
+  api.FailNext(Verb::kGet, "reports", ApiStatus(404, StatusReason::kNotFound, "not found"), 1);
+  api.FailNext(Verb::kGet, "policyreports", ApiStatus(404, StatusReason::kNotFound, "nf"), 1);
   StartProjecting();
-  DeploymentPod("web", "web-1", {"SYS_ADMIN"});
+  for (int i = 0; i < 20; ++i) {
+    DeploymentPod("app" + std::to_string(i), "app" + std::to_string(i) + "-1", {"SYS_ADMIN"});
+  }
   Settle();
-  EXPECT_TRUE(Report("deployment-web")) << "the CapabilityReport does not wait for it";
+  EXPECT_TRUE(Report("deployment-app0")) << "the CapabilityReport does not wait for it";
   EXPECT_THAT(metrics->Render(), HasSubstr("capwatch_reconciles_total{outcome=\"retry\"}"));
-  clock.Advance(std::chrono::seconds(30));  // past the backoff; the CRD installed meanwhile
+  EXPECT_EQ(api.Count(Verb::kGet, "reports", false), 1)
+      << "20 workloads retrying cost one look for the CRD, not one each";
+  clock.Advance(std::chrono::seconds(61));  // the CRD installed meanwhile
   Settle();
-  EXPECT_TRUE(api.Object(kReports, "capwatch-deployment-web"));
+  EXPECT_TRUE(api.Object(kReports, "capwatch-deployment-app0"));
+  EXPECT_TRUE(api.Object(kReports, "capwatch-deployment-app19"));
 }
 
 TEST_F(PolicyReportsTest, AReportDeletedWithItsProjectionBringsBothBack) {
